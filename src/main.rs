@@ -1,0 +1,170 @@
+//! The `progjar` command: parse the command line, start logging, call the library.
+//!
+//! Everything that does work lives in the library (`src/lib.rs` explains the layout);
+//! this file only turns arguments into the library's `Config` structs.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use argh::FromArgs;
+use progjar::access::Cidr;
+use progjar::{cli, client, info, parse, server};
+
+/// progjar: the network-programming lab's echo server, client and socket info.
+///
+/// Logs go to stderr; set RUST_LOG=debug to see every piece of data, or
+/// RUST_LOG=trace to watch every readiness event of the server's loop.
+#[derive(FromArgs)]
+#[argh(help_triggers("-h", "--help"))]
+struct Progjar {
+    #[argh(subcommand)]
+    command: Command,
+}
+
+#[derive(FromArgs)]
+#[argh(subcommand)]
+enum Command {
+    Server(ServerArgs),
+    Client(ClientArgs),
+    Info(InfoArgs),
+}
+
+/// Run the echo server: one thread, one mio event loop, thousands of clients.
+///
+/// The first line on stdout is `listening on ADDR:PORT`. SIGINT/SIGTERM stop
+/// accepting, flush what is pending and exit 0; a second signal exits at once.
+#[derive(FromArgs)]
+#[argh(subcommand, name = "server", help_triggers("-h", "--help"))]
+struct ServerArgs {
+    /// address to bind: 0.0.0.0 for every IPv4 address, :: for IPv6 (default 0.0.0.0)
+    #[argh(option, default = "IpAddr::from([0, 0, 0, 0])")]
+    bind: IpAddr,
+    /// port to listen on; 0 picks a free one (default 10000)
+    #[argh(option, default = "10000")]
+    port: u16,
+    /// bytes asked of each read(); 32 reproduces the course server's pieces
+    /// (default 64KiB)
+    #[argh(option, default = "64 * 1024", from_str_fn(parse_read_size))]
+    read_size: usize,
+    /// most connections served at once; more are closed at accept (default 10000,
+    /// lowered to fit the open-file limit)
+    #[argh(option, default = "10000")]
+    max_connections: usize,
+    /// listen backlog: connections the kernel queues before we accept them (default 1024)
+    #[argh(option, default = "1024")]
+    backlog: u32,
+    /// unsent bytes one connection may hold before the server stops reading it
+    /// (default 4MiB; accepts suffixes K, KiB, M, MiB)
+    #[argh(option, default = "4 * 1024 * 1024", from_str_fn(parse_pending))]
+    max_pending: usize,
+    /// close connections silent for this long, e.g. 30 or 1.5s or 500ms (default off)
+    #[argh(option, from_str_fn(parse_duration))]
+    idle_timeout: Option<Duration>,
+    /// how long a shutdown may spend flushing pending echoes (default 5s)
+    #[argh(option, default = "Duration::from_secs(5)", from_str_fn(parse_duration))]
+    grace: Duration,
+    /// accept clients only from this network, e.g. 127.0.0.0/8 or ::1/128;
+    /// repeat for more (default: everyone)
+    #[argh(option, from_str_fn(parse_cidr))]
+    allow: Vec<Cidr>,
+    /// most connections open at once from one IP address (default no limit)
+    #[argh(option)]
+    max_per_ip: Option<usize>,
+}
+
+/// Send a message or a file to the echo server and check the echo comes back whole.
+///
+/// Exit codes: 0 echo complete and identical, 1 other error, 2 bad arguments,
+/// 3 connection refused, 4 host cannot be resolved, 5 timed out,
+/// 6 echo short or different, 7 file cannot be read.
+#[derive(FromArgs)]
+#[argh(subcommand, name = "client", help_triggers("-h", "--help"))]
+struct ClientArgs {
+    /// server host name or IPv4/IPv6 address (default localhost)
+    #[argh(positional, default = "String::from(\"localhost\")")]
+    host: String,
+    /// server port (default 10000)
+    #[argh(option, default = "10000")]
+    port: u16,
+    /// text to send (default "INI ADALAH DATA YANG DIKIRIM ABCDEFGHIJKLMNOPQ")
+    #[argh(option)]
+    message: Option<String>,
+    /// send this file instead of a message; - reads standard input
+    #[argh(option)]
+    file: Option<PathBuf>,
+    /// bytes asked of each read() of the echo, like the course's recv(16) (default 16)
+    #[argh(option, default = "16", from_str_fn(parse_chunk))]
+    chunk: usize,
+    /// seconds to wait for the connection and for each read, e.g. 10 or 2.5 (default 10)
+    #[argh(option, default = "Duration::from_secs(10)", from_str_fn(parse_duration))]
+    timeout: Duration,
+}
+
+/// Show this machine's names and addresses, a DNS lookup and socket timeouts.
+#[derive(FromArgs)]
+#[argh(subcommand, name = "info", help_triggers("-h", "--help"))]
+struct InfoArgs {
+    /// remote host to look up (default www.espnfc.com)
+    #[argh(option, default = "String::from(\"www.espnfc.com\")")]
+    remote: String,
+    /// port for the lookup (default 80)
+    #[argh(option, default = "80")]
+    port: u16,
+}
+
+fn parse_read_size(s: &str) -> Result<usize, String> {
+    parse::size_in(s, 1..=server::MAX_READ_SIZE)
+}
+
+fn parse_pending(s: &str) -> Result<usize, String> {
+    parse::size_in(s, 1..=usize::MAX)
+}
+
+fn parse_chunk(s: &str) -> Result<usize, String> {
+    parse::size_in(s, 1..=1024 * 1024)
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    parse::duration(s)
+}
+
+fn parse_cidr(s: &str) -> Result<Cidr, String> {
+    s.parse()
+}
+
+fn main() -> ExitCode {
+    let args: Progjar = cli::parse_args();
+    progjar::logging::init();
+    match args.command {
+        Command::Server(a) => cli::finish(server::run(server::Config {
+            bind: a.bind,
+            port: a.port,
+            read_size: a.read_size,
+            max_connections: a.max_connections,
+            backlog: a.backlog,
+            max_pending: a.max_pending,
+            idle_timeout: a.idle_timeout,
+            grace: a.grace,
+            allow: a.allow,
+            max_per_ip: a.max_per_ip,
+        })),
+        Command::Client(a) => cli::finish(client::run(client::Config {
+            host: a.host,
+            port: a.port,
+            payload: match (a.message, a.file) {
+                (Some(_), Some(_)) => cli::usage_error("--message and --file cannot be used together"),
+                (_, Some(path)) => client::Payload::File(path),
+                (Some(text), None) => client::Payload::Message(text),
+                (None, None) => client::Payload::Message(client::DEFAULT_MESSAGE.to_string()),
+            },
+            chunk: a.chunk,
+            timeout: a.timeout,
+        })),
+        Command::Info(a) => cli::finish(info::run(info::Config {
+            remote: a.remote,
+            port: a.port,
+        })),
+    }
+}

@@ -1,0 +1,64 @@
+//! Parsers for the command line's sizes and durations.
+//!
+//! They are plain functions of `&str` so that argh can call them
+//! (`from_str_fn`) and the property tests in `tests/parse.rs` can hammer them.
+//! Every error is one short line that names the bad value.
+
+use std::ops::RangeInclusive;
+use std::time::Duration;
+
+/// Parse a byte count: `65536`, `64K`, `64KiB`, `4M`, `4MiB`, `1G`, `1GiB`
+/// (binary multiples, case-insensitive), within `range`.
+pub fn size_in(s: &str, range: RangeInclusive<usize>) -> Result<usize, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (digits, suffix) = t.split_at(split);
+    let unit: usize = match suffix.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        _ => return Err(format!("'{s}' is not a size (use e.g. 65536, 64KiB or 4MiB)")),
+    };
+    let n: usize = digits
+        .parse()
+        .map_err(|_| format!("'{s}' is not a size (use e.g. 65536, 64KiB or 4MiB)"))?;
+    let bytes = n.checked_mul(unit).ok_or_else(|| format!("'{s}' is too large"))?;
+    if range.contains(&bytes) {
+        Ok(bytes)
+    } else {
+        Err(format!("'{s}' must be from {} to {} bytes", range.start(), range.end()))
+    }
+}
+
+/// The longest duration accepted: a day is more than any timeout here needs,
+/// and it keeps `Instant + Duration` far from overflow.
+pub const MAX_DURATION: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// Parse a duration: `10` or `2.5` (seconds), `2.5s`, `500ms`, `1m`; positive,
+/// at most a day.
+pub fn duration(s: &str) -> Result<Duration, String> {
+    let t = s.trim();
+    let bad = || format!("'{s}' is not a duration (use e.g. 10, 2.5s or 500ms)");
+    let (number, scale) = if let Some(n) = t.strip_suffix("ms") {
+        (n, 0.001)
+    } else if let Some(n) = t.strip_suffix('s') {
+        (n, 1.0)
+    } else if let Some(n) = t.strip_suffix('m') {
+        (n, 60.0)
+    } else {
+        (t, 1.0)
+    };
+    // Only plain decimal numbers: f64's parser would also take "inf" and "1e9".
+    if number.is_empty() || !number.chars().all(|c| c.is_ascii_digit() || c == '.') {
+        return Err(bad());
+    }
+    let secs = number.parse::<f64>().map_err(|_| bad())? * scale;
+    if !(secs > 0.0) {
+        return Err(format!("'{s}' must be more than zero"));
+    }
+    if secs > MAX_DURATION.as_secs_f64() {
+        return Err(format!("'{s}' is longer than a day"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
