@@ -1,0 +1,180 @@
+//! What every integration test shares: start the real `progjar` binary, wait for
+//! its `listening on` line (never sleep), and run commands with a time bound.
+#![allow(dead_code)] // each test file uses a different part of this module
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::SocketAddr;
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// How long any single step of a test may take before the test fails.
+pub const STEP: Duration = Duration::from_secs(30);
+
+/// The `progjar` binary cargo built for these tests.
+pub fn progjar() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_progjar"))
+}
+
+/// A running `progjar server`, killed when dropped.
+pub struct Server {
+    pub child: Child,
+    /// Where it listens (the real port, read from its first stdout line).
+    pub addr: SocketAddr,
+    /// Every stderr (log) line so far.
+    pub log: Arc<Mutex<Vec<String>>>,
+}
+
+/// Start `progjar server --bind 127.0.0.1 --port 0 EXTRA...` and wait for it to listen.
+pub fn start_server(extra: &[&str]) -> Server {
+    let mut args = vec!["server", "--bind", "127.0.0.1", "--port", "0"];
+    args.extend_from_slice(extra);
+    start_server_with(progjar().args(&args))
+}
+
+/// Start a server from a prepared command (its stdout and stderr are piped here).
+pub fn start_server_with(cmd: &mut Command) -> Server {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn progjar server");
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let stderr = child.stderr.take().expect("stderr");
+    let sink = Arc::clone(&log);
+    thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            sink.lock().unwrap().push(line);
+        }
+    });
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        let mut lines = BufReader::new(stdout).lines();
+        if let Some(Ok(first)) = lines.next() {
+            let _ = tx.send(first);
+        }
+        // Keep draining so the server never blocks on a full stdout pipe.
+        for _ in lines {}
+    });
+    let first = match rx.recv_timeout(STEP) {
+        Ok(line) => line,
+        Err(_) => {
+            let _ = child.kill();
+            panic!("server did not print 'listening on' in time; log: {:?}", log.lock().unwrap());
+        }
+    };
+    let addr = first
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
+        .parse()
+        .expect("address in 'listening on' line");
+    Server { child, addr, log }
+}
+
+impl Server {
+    /// The port as a string, for command lines.
+    pub fn port(&self) -> String {
+        self.addr.port().to_string()
+    }
+
+    /// A copy of the log lines so far.
+    pub fn log_lines(&self) -> Vec<String> {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Wait until some log line contains `needle` (bounded by [`STEP`]).
+    pub fn wait_for_log(&self, needle: &str) -> String {
+        let deadline = Instant::now() + STEP;
+        loop {
+            if let Some(line) = self.log_lines().into_iter().find(|l| l.contains(needle)) {
+                return line;
+            }
+            assert!(Instant::now() < deadline, "no log line with {needle:?}: {:?}", self.log_lines());
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Send a signal to the server (e.g. `libc::SIGTERM` = 15).
+    pub fn signal(&self, sig: i32) {
+        let status = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("kill");
+        assert!(status.success());
+    }
+
+    /// Wait for the server to exit (bounded by [`STEP`]).
+    pub fn wait_exit(&mut self) -> ExitStatus {
+        wait_child(&mut self.child, STEP).expect("server did not exit in time")
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Wait for a child at most `limit`; `None` (after killing it) if it ran too long.
+pub fn wait_child(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Some(status);
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Run a command to completion with stdin from `input`, bounded by [`STEP`].
+pub fn run(cmd: &mut Command, input: Option<Vec<u8>>) -> Output {
+    cmd.stdin(if input.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn");
+    if let Some(data) = input {
+        let mut stdin = child.stdin.take().expect("stdin");
+        thread::spawn(move || {
+            use std::io::Write;
+            let _ = stdin.write_all(&data);
+        });
+    }
+    let mut out = child.stdout.take().expect("stdout");
+    let mut err = child.stderr.take().expect("stderr");
+    let out_t = thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = out.read_to_end(&mut v);
+        v
+    });
+    let err_t = thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = err.read_to_end(&mut v);
+        v
+    });
+    let status = wait_child(&mut child, STEP).expect("command did not finish in time");
+    Output { status, stdout: out_t.join().unwrap(), stderr: err_t.join().unwrap() }
+}
+
+/// Deterministic pseudo-random bytes (xorshift), so a failing test can be rerun.
+pub fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
