@@ -154,7 +154,9 @@ fn main() -> ExitCode {
             host: a.host,
             port: a.port,
             payload: match (a.message, a.file) {
-                (Some(_), Some(_)) => cli::usage_error("--message and --file cannot be used together"),
+                (Some(_), Some(_)) => {
+                    cli::usage_error("--message and --file cannot be used together")
+                }
                 (_, Some(path)) => client::Payload::File(path),
                 (Some(text), None) => client::Payload::Message(text),
                 (None, None) => client::Payload::Message(client::DEFAULT_MESSAGE.to_string()),
@@ -162,9 +164,6 @@ fn main() -> ExitCode {
             chunk: a.chunk,
             timeout: a.timeout,
         })),
-        Command::Info(a) => cli::finish(info::run(info::Config {
-            remote: a.remote,
-            port: a.port,
-        })),
+        Command::Info(a) => cli::finish(info::run(info::Config { remote: a.remote, port: a.port })),
     }
 }

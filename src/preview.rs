@@ -62,6 +62,9 @@ mod tests {
         assert_eq!(full(b"a\nb\x00\xff\\").to_string(), "b'a\\nb\\x00\\xff\\\\'");
         assert_eq!(full(b"it's").to_string(), "b\"it's\"");
         assert_eq!(full(b"'\"").to_string(), "b'\\'\"'");
-        assert_eq!(preview(&[b'a'; 100]).to_string(), format!("b'{}'... (100 bytes)", "a".repeat(64)));
+        assert_eq!(
+            preview(&[b'a'; 100]).to_string(),
+            format!("b'{}'... (100 bytes)", "a".repeat(64))
+        );
     }
 }
