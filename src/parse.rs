@@ -54,7 +54,7 @@ pub fn duration(s: &str) -> Result<Duration, String> {
         return Err(bad());
     }
     let secs = number.parse::<f64>().map_err(|_| bad())? * scale;
-    if !(secs > 0.0) {
+    if secs <= 0.0 || secs.is_nan() {
         return Err(format!("'{s}' must be more than zero"));
     }
     if secs > MAX_DURATION.as_secs_f64() {
