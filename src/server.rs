@@ -1,29 +1,600 @@
-//! The server loop (stub: being written).
-use std::net::IpAddr;
-use std::time::Duration;
+//! The echo server: one thread, one `mio::Poll`, every client at once.
+//!
+//! The course's server is iterative: `accept`, serve that one client until it
+//! leaves, `accept` the next. A second client completes its handshake in the
+//! kernel's backlog and then waits. This server instead asks the kernel (epoll,
+//! through mio) "which of my sockets can make progress?", and does only that
+//! progress, never blocking on one client:
+//!
+//! ```text
+//! loop {
+//!     poll(events, timeout)            // sleep until some socket is ready
+//!     for event in events {
+//!         LISTENER => accept every waiting client, register it in the slab
+//!         SIGNALS  => stop accepting, let the open connections finish
+//!         token    => connections[token].ready(event)   (connection.rs)
+//!     }
+//!     timers(now)                      // idle timeouts, accept retry, grace
+//! }
+//! ```
+//!
+//! The server owns `Poll`, the listener, the slab of connections and
+//! accepting; everything about one client's bytes is in `connection.rs`.
+//! A connection's slab key *is* its `mio::Token`, so an event finds its
+//! connection with one array index.
+//!
+//! Contracts (as redis's `ae.c` writes them down):
+//! - An error on one connection closes that connection, never the server.
+//! - Events may be spurious, and a token may be stale: its connection closed
+//!   earlier in the same batch and the key may even be reused. Every handler
+//!   copes, because each just tries its syscalls and takes `WouldBlock` as "no".
+//! - The listener and signal tokens sit at the top of the token space
+//!   (`usize::MAX`, `usize::MAX - 1`) where slab keys never reach.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{self, ErrorKind, Write};
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use log::{info, trace, warn};
+use mio::event::Event;
+use mio::net::{TcpListener, TcpStream};
+use mio::{Events, Interest, Poll, Token};
+use signal_hook_mio::v1_0::Signals;
+use slab::Slab;
 
 use crate::access::Cidr;
-use crate::cli::Failure;
+use crate::cli::{Failure, EXIT_FAILURE};
+use crate::connection::{Closed, Connection};
+use crate::idle::IdleList;
+use crate::limits;
+use crate::throttle::{more, Throttle};
 
-/// Largest `--read-size`.
+/// The listening socket's token.
+const LISTENER: Token = Token(usize::MAX);
+/// The token of the pipe signal-hook writes to when SIGINT/SIGTERM arrive.
+const SIGNALS: Token = Token(usize::MAX - 1);
+
+/// Largest `--read-size`: 16 MiB is far past where bigger reads stop paying
+/// (the kernel's socket buffers are a few MiB), and keeps the one shared
+/// buffer's allocation sane.
 pub const MAX_READ_SIZE: usize = 16 * 1024 * 1024;
 
-/// The server's settings.
+/// How many readiness events one `poll` returns at most. More simply wait for
+/// the next call; 1024 amortises the syscall over many busy connections while
+/// the array (about 12 KiB) stays in cache.
+const EVENTS_CAPACITY: usize = 1024;
+
+/// Descriptors kept back from `--max-connections`: stdin, stdout, stderr, the
+/// epoll instance, the listener, the signal pipe's two ends and the reserve
+/// descriptor are 8; the rest is slack for whatever the logger or the C
+/// library may open.
+const RESERVED_FDS: u64 = 16;
+
+/// When `accept` fails for a reason that may pass (out of kernel memory, no
+/// descriptor to shed with), try again after this long rather than spin.
+const ACCEPT_RETRY: Duration = Duration::from_millis(100);
+
+/// The server's settings, from `progjar server`'s command line.
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// Address to bind (`0.0.0.0`, `::`, or one of this machine's addresses).
     pub bind: IpAddr,
+    /// Port; 0 lets the kernel pick a free one.
     pub port: u16,
+    /// Bytes asked of each `read()`: the size of the loop's one shared buffer.
     pub read_size: usize,
+    /// Most connections open at once; lowered to fit the open-file limit.
     pub max_connections: usize,
+    /// Listen backlog (the kernel caps it at `net.core.somaxconn`).
     pub backlog: u32,
+    /// Unsent bytes one connection may hold before we stop reading it.
     pub max_pending: usize,
+    /// Close connections silent for this long.
     pub idle_timeout: Option<Duration>,
+    /// How long a shutdown waits for open connections to finish.
     pub grace: Duration,
+    /// Networks allowed to connect; empty means everyone.
     pub allow: Vec<Cidr>,
+    /// Most connections from one address.
     pub max_per_ip: Option<usize>,
 }
 
-/// Run.
-pub fn run(_config: Config) -> Result<(), Failure> {
-    Err(Failure::new(1, "not yet"))
+impl Default for Config {
+    /// The same defaults as `progjar server` with no options.
+    fn default() -> Config {
+        Config {
+            bind: IpAddr::from([0, 0, 0, 0]),
+            port: 10000,
+            read_size: 64 * 1024,
+            max_connections: 10000,
+            backlog: 1024,
+            max_pending: 4 * 1024 * 1024,
+            idle_timeout: None,
+            grace: Duration::from_secs(5),
+            allow: Vec::new(),
+            max_per_ip: None,
+        }
+    }
+}
+
+/// What the server did, for the one-line summary at exit.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Summary {
+    /// Connections accepted and served.
+    pub served: u64,
+    /// Bytes echoed back over all connections.
+    pub echoed: u64,
+    /// Closed at accept: `--max-connections` reached.
+    pub over_limit: u64,
+    /// Closed at accept: out of file descriptors.
+    pub no_descriptor: u64,
+    /// Closed at accept: address not in `--allow`.
+    pub not_allowed: u64,
+    /// Closed at accept: `--max-per-ip` reached.
+    pub over_per_ip: u64,
+    /// Closed for `--idle-timeout`.
+    pub idle_closed: u64,
+    /// Stopped by a second signal instead of finishing.
+    pub forced: bool,
+}
+
+/// Rate-limited warnings, one per kind of refusal.
+#[derive(Default)]
+struct Warnings {
+    limit: Throttle,
+    descriptors: Throttle,
+    not_allowed: Throttle,
+    per_ip: Throttle,
+    accept: Throttle,
+}
+
+/// The event loop and everything it owns.
+pub struct Server {
+    poll: Poll,
+    /// `None` once shutdown has begun: no more accepting.
+    listener: Option<TcpListener>,
+    signals: Option<Signals>,
+    /// Every open connection; its key is its token.
+    connections: Slab<Connection>,
+    /// The one read buffer all connections share: data is written back before
+    /// the next read, so no connection needs a buffer of its own while idle.
+    buf: Vec<u8>,
+    config: Config,
+    max_connections: usize,
+    idle: Option<IdleList>,
+    /// Open connections per client address, kept only with `--max-per-ip`.
+    per_ip: HashMap<IpAddr, usize>,
+    /// A descriptor held in reserve (on /dev/null) so that, out of descriptors,
+    /// we can still accept and close the connections waiting in the backlog.
+    reserve: Option<File>,
+    retry_accept_at: Option<Instant>,
+    /// Set when shutdown begins: the end of the grace time.
+    shutdown_at: Option<Instant>,
+    summary: Summary,
+    warnings: Warnings,
+}
+
+/// Run `progjar server`: bind, print `listening on ADDR:PORT`, serve until a signal.
+pub fn run(config: Config) -> Result<(), Failure> {
+    let wanted = SocketAddr::new(config.bind, config.port);
+    let mut server = Server::bind(config).map_err(|e| bind_failure(&e, wanted))?;
+    server.handle_signals().map_err(|e| failure("cannot install signal handlers", &e))?;
+    let addr = server.local_addr().map_err(|e| failure("cannot read the bound address", &e))?;
+    info!("starting up on {addr}");
+    // The one line scripts and tests read; flushed so a pipe sees it at once.
+    let mut stdout = io::stdout().lock();
+    let _ = writeln!(stdout, "listening on {addr}").and_then(|()| stdout.flush());
+    drop(stdout);
+    let summary = server.run().map_err(|e| failure("event loop failed", &e))?;
+    if summary.forced {
+        return Err(Failure::new(130, "stopped at once by a second signal"));
+    }
+    Ok(())
+}
+
+fn failure(what: &str, e: &io::Error) -> Failure {
+    Failure::new(EXIT_FAILURE, format!("{what}: {e}"))
+}
+
+/// A bind error in words a student can act on.
+fn bind_failure(e: &io::Error, addr: SocketAddr) -> Failure {
+    let port = addr.port();
+    let message = match e.kind() {
+        ErrorKind::AddrInUse => format!(
+            "cannot listen on {addr}: port {port} is already in use \
+             (another server running? choose another with --port)"
+        ),
+        ErrorKind::PermissionDenied => format!(
+            "cannot listen on {addr}: ports below 1024 need root or CAP_NET_BIND_SERVICE \
+             (use e.g. --port 10000)"
+        ),
+        ErrorKind::AddrNotAvailable => format!(
+            "cannot listen on {addr}: {} is not an address of this machine \
+             (see `progjar info`, or use --bind 0.0.0.0)",
+            addr.ip()
+        ),
+        _ => format!("cannot listen on {addr}: {e}"),
+    };
+    Failure::new(EXIT_FAILURE, message)
+}
+
+/// Create the listening socket with socket2, because mio's own `bind` fixes
+/// the backlog at 128 and sets no options before `bind`.
+fn bind_listener(addr: SocketAddr, backlog: u32) -> io::Result<TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    // Like the course's server: restart at once even while old connections
+    // linger in TIME_WAIT on this port.
+    socket.set_reuse_address(true)?;
+    if addr.is_ipv6() && addr.ip().is_unspecified() {
+        // `::` serves IPv4 clients too (as ::ffff:a.b.c.d), whatever the
+        // system's net.ipv6.bindv6only says.
+        socket.set_only_v6(false)?;
+    }
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(i32::try_from(backlog).unwrap_or(i32::MAX))?;
+    Ok(TcpListener::from_std(socket.into()))
+}
+
+impl Server {
+    /// Bind the listener and prepare the loop; nothing is accepted until [`Server::run`].
+    pub fn bind(config: Config) -> io::Result<Server> {
+        let mut listener = bind_listener(SocketAddr::new(config.bind, config.port), config.backlog)?;
+        let poll = Poll::new()?;
+        poll.registry().register(&mut listener, LISTENER, Interest::READABLE)?;
+        let max_connections = fit_to_descriptors(config.max_connections);
+        Ok(Server {
+            poll,
+            listener: Some(listener),
+            signals: None,
+            // Reserving the slab up front costs only address space: the pages
+            // are touched (and counted in RSS) only as connections arrive.
+            connections: Slab::with_capacity(max_connections),
+            buf: vec![0; config.read_size.clamp(1, MAX_READ_SIZE)],
+            idle: config.idle_timeout.map(IdleList::new),
+            max_connections,
+            per_ip: HashMap::new(),
+            reserve: File::open("/dev/null").ok(),
+            retry_accept_at: None,
+            shutdown_at: None,
+            summary: Summary::default(),
+            warnings: Warnings::default(),
+            config,
+        })
+    }
+
+    /// The address the listener is bound to (with the real port when 0 was asked).
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        match &self.listener {
+            Some(listener) => listener.local_addr(),
+            None => Err(ErrorKind::NotConnected.into()),
+        }
+    }
+
+    /// Turn SIGINT and SIGTERM into events of this loop: the first begins a
+    /// graceful shutdown, the second stops at once.
+    pub fn handle_signals(&mut self) -> io::Result<()> {
+        let mut signals = Signals::new([libc::SIGINT, libc::SIGTERM])?;
+        self.poll.registry().register(&mut signals, SIGNALS, Interest::READABLE)?;
+        self.signals = Some(signals);
+        Ok(())
+    }
+
+    /// Serve until a signal and the grace time end it; return what was done.
+    pub fn run(mut self) -> io::Result<Summary> {
+        let mut events = Events::with_capacity(EVENTS_CAPACITY);
+        info!("waiting for a connection (at most {} at once)", self.max_connections);
+        loop {
+            let timeout = self.next_deadline().map(|d| d.saturating_duration_since(Instant::now()));
+            if let Err(e) = self.poll.poll(&mut events, timeout) {
+                // A signal arrived while we slept in epoll_wait. Its handler
+                // has already written to the signal pipe: poll again to see it.
+                if e.kind() == ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(e);
+            }
+            // One clock read per wakeup, and only when some timer needs it.
+            let now = self.needs_clock().then(Instant::now);
+            for event in events.iter() {
+                trace!("event {event:?}");
+                match event.token() {
+                    LISTENER => self.accept(),
+                    SIGNALS => {
+                        if self.on_signal() {
+                            self.summary.forced = true;
+                            return Ok(self.finish());
+                        }
+                    }
+                    token => self.connection_ready(token, event, now),
+                }
+            }
+            if let Some(now) = now {
+                self.timers(now);
+            }
+            if self.shutdown_at.is_some() && self.connections.is_empty() {
+                return Ok(self.finish());
+            }
+        }
+    }
+
+    /// A connection's socket is ready: let it make progress, close it if done.
+    fn connection_ready(&mut self, token: Token, event: &Event, now: Option<Instant>) {
+        let Some(conn) = self.connections.get_mut(token.0) else {
+            // Stale: the connection closed earlier in this batch of events.
+            trace!("event for closed token {}", token.0);
+            return;
+        };
+        if let (Some(idle), Some(now)) = (&mut self.idle, now) {
+            idle.touch(token.0, now);
+        }
+        if let Some(why) = conn.ready(event, self.poll.registry(), token, &mut self.buf) {
+            self.close(token.0, why);
+        }
+    }
+
+    /// Accept every connection waiting in the backlog.
+    ///
+    /// Edge-triggered: the listener's event fires once for any number of
+    /// queued connections, so we accept until `WouldBlock`. The backlog's size
+    /// bounds how long one call can take.
+    fn accept(&mut self) {
+        while let Some(listener) = &self.listener {
+            match listener.accept() {
+                Ok((socket, peer)) => self.admit(socket, peer),
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                    // The backlog is empty: the next client brings a new event.
+                    self.retry_accept_at = None;
+                    return;
+                }
+                // A signal interrupted accept before it took a connection: retry.
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) if out_of_descriptors(&e) => return self.shed_backlog(),
+                // That one connection died in the backlog (reset before we
+                // took it): nothing to serve, keep accepting the others.
+                Err(e) if e.kind() == ErrorKind::ConnectionAborted => {}
+                Err(e) => {
+                    // Something that may pass (e.g. ENOBUFS): try again soon
+                    // instead of spinning, and meanwhile serve who we have.
+                    if let Some(n) = self.warnings.accept.hit() {
+                        warn!("accept failed: {e}; retrying in {ACCEPT_RETRY:?}{}", more(n));
+                    }
+                    self.retry_accept_at = Some(Instant::now() + ACCEPT_RETRY);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Out of descriptors with clients still waiting in the backlog.
+    ///
+    /// Left there, they would wait for an event that never comes (edge
+    /// triggering reports the backlog once). So give back the reserve
+    /// descriptor, accept one client and close it at once (it sees a clean
+    /// EOF: "no room, try later"), take the reserve again, until the backlog
+    /// is empty. Clients that come after a connection has closed are served.
+    fn shed_backlog(&mut self) {
+        let mut shed = 0u64;
+        loop {
+            self.reserve = None; // closes the reserve descriptor
+            let Some(listener) = &self.listener else { break };
+            match listener.accept() {
+                Ok((socket, _)) => {
+                    drop(socket);
+                    shed += 1;
+                }
+                // The backlog is empty: done.
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                // Interrupted by a signal: try that one again.
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(_) => {
+                    // Even the reserve did not help (the whole system is out of
+                    // descriptors): retry later rather than spin.
+                    self.retry_accept_at = Some(Instant::now() + ACCEPT_RETRY);
+                    break;
+                }
+            }
+            self.reserve = File::open("/dev/null").ok();
+            if self.reserve.is_none() {
+                self.retry_accept_at = Some(Instant::now() + ACCEPT_RETRY);
+                break;
+            }
+        }
+        if self.reserve.is_none() {
+            self.reserve = File::open("/dev/null").ok();
+        }
+        self.summary.no_descriptor += shed;
+        if let Some(n) = self.warnings.descriptors.hit() {
+            warn!(
+                "out of file descriptors with {} connections open: closed {shed} new connection(s){}",
+                self.connections.len(),
+                more(n)
+            );
+        }
+    }
+
+    /// Decide about a freshly accepted client: serve it, or close it at once.
+    fn admit(&mut self, socket: TcpStream, peer: SocketAddr) {
+        let ip = peer.ip().to_canonical();
+        if !self.config.allow.is_empty() && !self.config.allow.iter().any(|n| n.contains(ip)) {
+            self.summary.not_allowed += 1;
+            if let Some(n) = self.warnings.not_allowed.hit() {
+                warn!("refused {peer}: not in --allow{}", more(n));
+            }
+            return; // dropping the socket closes it
+        }
+        if self.connections.len() >= self.max_connections {
+            self.summary.over_limit += 1;
+            if let Some(n) = self.warnings.limit.hit() {
+                warn!("refused {peer}: {} connections open (--max-connections){}", self.max_connections, more(n));
+            }
+            return;
+        }
+        if let Some(cap) = self.config.max_per_ip {
+            let open = self.per_ip.entry(ip).or_insert(0);
+            if *open >= cap {
+                self.summary.over_per_ip += 1;
+                if let Some(n) = self.warnings.per_ip.hit() {
+                    warn!("refused {peer}: {cap} connections open from {ip} (--max-per-ip){}", more(n));
+                }
+                return;
+            }
+            *open += 1;
+        }
+        // Nagle's algorithm would hold back a small echo while an earlier one
+        // is unacknowledged; an echo server answers at once.
+        let _ = socket.set_nodelay(true);
+        let entry = self.connections.vacant_entry();
+        let key = entry.key();
+        let mut conn = Connection::new(socket, peer, self.config.max_pending);
+        if let Err(e) = conn.register(self.poll.registry(), Token(key)) {
+            warn!("cannot register {peer}: {e}");
+            self.forget_ip(ip);
+            return;
+        }
+        entry.insert(conn);
+        if let Some(idle) = &mut self.idle {
+            idle.touch(key, Instant::now());
+        }
+        self.summary.served += 1;
+        info!("connection from {peer} ({} open)", self.connections.len());
+    }
+
+    fn forget_ip(&mut self, ip: IpAddr) {
+        if self.config.max_per_ip.is_some() {
+            if let Some(open) = self.per_ip.get_mut(&ip) {
+                *open -= 1;
+                if *open == 0 {
+                    self.per_ip.remove(&ip);
+                }
+            }
+        }
+    }
+
+    /// Drop a connection and log why.
+    fn close(&mut self, key: usize, why: Closed) {
+        let Some(mut conn) = self.connections.try_remove(key) else { return };
+        conn.deregister(self.poll.registry());
+        if let Some(idle) = &mut self.idle {
+            idle.remove(key);
+        }
+        self.forget_ip(conn.peer.ip().to_canonical());
+        self.summary.echoed += conn.echoed;
+        info!(
+            "closing connection from {} ({}): {} bytes echoed in {:.3}s ({} open)",
+            conn.peer,
+            why.describe(),
+            conn.echoed,
+            conn.opened.elapsed().as_secs_f64(),
+            self.connections.len()
+        );
+    }
+
+    /// Read the signal pipe. Returns true when the server must stop at once.
+    fn on_signal(&mut self) -> bool {
+        let Some(signals) = &mut self.signals else { return false };
+        let received: Vec<i32> = signals.pending().collect();
+        if received.is_empty() {
+            return false; // a spurious wakeup
+        }
+        let name = if received[0] == libc::SIGINT { "SIGINT" } else { "SIGTERM" };
+        if self.shutdown_at.is_some() || received.len() > 1 {
+            warn!("{name} again: stopping now");
+            return true;
+        }
+        // Stop accepting: dropping the listener closes it, so new clients are
+        // refused by the kernel instead of waiting in a backlog nobody reads.
+        if let Some(mut listener) = self.listener.take() {
+            let _ = self.poll.registry().deregister(&mut listener);
+        }
+        self.shutdown_at = Some(Instant::now() + self.config.grace);
+        info!(
+            "{name}: shutting down: no new connections; waiting up to {:.1}s for {} open",
+            self.config.grace.as_secs_f64(),
+            self.connections.len()
+        );
+        false
+    }
+
+    /// Whether any timer is running, i.e. whether a wakeup must read the clock.
+    fn needs_clock(&self) -> bool {
+        self.idle.is_some() || self.retry_accept_at.is_some() || self.shutdown_at.is_some()
+    }
+
+    /// The earliest timer, which bounds how long `poll` may sleep.
+    fn next_deadline(&self) -> Option<Instant> {
+        let idle = self.idle.as_ref().and_then(IdleList::next_deadline);
+        [idle, self.retry_accept_at, self.shutdown_at].into_iter().flatten().min()
+    }
+
+    /// Run the timers that are due.
+    fn timers(&mut self, now: Instant) {
+        while let Some(key) = self.idle.as_ref().and_then(|idle| idle.expired(now)) {
+            self.summary.idle_closed += 1;
+            self.close(key, Closed::IdleTimeout);
+        }
+        if self.retry_accept_at.is_some_and(|at| at <= now) {
+            self.retry_accept_at = None;
+            self.accept();
+        }
+        if self.shutdown_at.is_some_and(|at| at <= now) {
+            let keys: Vec<usize> = self.connections.iter().map(|(key, _)| key).collect();
+            for key in keys {
+                if let Some(conn) = self.connections.get_mut(key) {
+                    conn.shutdown_write();
+                }
+                self.close(key, Closed::Shutdown);
+            }
+        }
+    }
+
+    /// Log the one-line summary and hand it back.
+    fn finish(mut self) -> Summary {
+        // Connections still open (a forced stop) count what they echoed too.
+        self.summary.echoed += self.connections.iter().map(|(_, c)| c.echoed).sum::<u64>();
+        let s = &self.summary;
+        let refused = [
+            (s.over_limit, "at --max-connections"),
+            (s.no_descriptor, "out of file descriptors"),
+            (s.not_allowed, "not in --allow"),
+            (s.over_per_ip, "at --max-per-ip"),
+        ]
+        .iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, why)| format!("{n} {why}"))
+        .collect::<Vec<_>>();
+        let refused =
+            if refused.is_empty() { String::new() } else { format!("; refused {}", refused.join(", ")) };
+        let idle =
+            if s.idle_closed > 0 { format!("; {} closed idle", s.idle_closed) } else { String::new() };
+        info!("served {} connections, echoed {} bytes{refused}{idle}", s.served, s.echoed);
+        self.summary
+    }
+}
+
+/// Did `accept` fail because this process (EMFILE) or the system (ENFILE) has
+/// no descriptor left?
+fn out_of_descriptors(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::EMFILE) | Some(libc::ENFILE))
+}
+
+/// Raise the open-file limit and keep `wanted` connections below it.
+fn fit_to_descriptors(wanted: usize) -> usize {
+    match limits::raise_nofile() {
+        Ok(lim) => {
+            info!("open-file limit: soft {} (was {}), hard {}", lim.soft, lim.soft_before, lim.hard);
+            let room = usize::try_from(lim.soft.saturating_sub(RESERVED_FDS)).unwrap_or(usize::MAX);
+            if wanted > room {
+                warn!("serving at most {room} connections: the open-file limit is {}", lim.soft);
+            }
+            wanted.min(room).max(1)
+        }
+        Err(e) => {
+            warn!("cannot read the open-file limit: {e}");
+            wanted
+        }
+    }
 }

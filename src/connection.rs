@@ -1,0 +1,318 @@
+//! One client connection: its socket, its unsent bytes and its interest.
+//!
+//! The server loop (`server.rs`) calls [`Connection::ready`] whenever the
+//! connection's token shows up in a readiness event. This file holds the whole
+//! echo protocol for one client:
+//!
+//! 1. **Read** into the loop's shared buffer until the kernel has nothing more.
+//! 2. **Write** each piece straight back. Bytes the socket will not take yet
+//!    (its send buffer is full because the client is slow to read) are copied
+//!    into this connection's `pending` buffer, and the connection asks the loop
+//!    for `WRITABLE` events only while that buffer holds something.
+//! 3. **Backpressure**: once `pending` reaches `max_pending`, stop reading. The
+//!    client's bytes then wait in the kernel's receive buffer, the kernel's TCP
+//!    window closes, and the client's own `send` blocks: memory stays bounded
+//!    and nothing is dropped. When `pending` drains, reading resumes.
+//! 4. **Half-close**: a read of 0 bytes means the client shut its write side.
+//!    Finish sending what is pending, shut our write side (the client sees EOF
+//!    after the last echoed byte), and close.
+//!
+//! Readiness is edge-triggered (mio's only mode): an event says "something
+//! changed", once. So every read and write loop runs until the kernel says
+//! `WouldBlock`, or until it is certain nothing more is there: otherwise the
+//! rest would wait for an event that never comes.
+
+use std::io::{self, ErrorKind, Read, Write};
+use std::net::{Shutdown, SocketAddr};
+use std::time::Instant;
+
+use log::{debug, log_enabled, trace, Level};
+use mio::event::Event;
+use mio::net::TcpStream;
+use mio::{Interest, Registry, Token};
+
+use crate::preview::preview;
+
+/// After a burst is sent, a pending buffer larger than this is freed rather
+/// than kept: 64 KiB is one full read, so a connection that overflows now and
+/// then does not allocate each time, while a slow reader's megabytes go back
+/// to the allocator as soon as it catches up.
+const KEEP_PENDING_CAPACITY: usize = 64 * 1024;
+
+/// Why a connection ended; logged and counted by the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Closed {
+    /// The client shut its side and got every byte back.
+    PeerClosed,
+    /// The client reset the connection or vanished (ECONNRESET, EPIPE).
+    Reset,
+    /// Some other socket error.
+    Error(ErrorKind),
+    /// Silent for longer than `--idle-timeout`.
+    IdleTimeout,
+    /// The server is shutting down and the grace time is over.
+    Shutdown,
+}
+
+impl Closed {
+    /// Words for the log line.
+    pub fn describe(self) -> String {
+        match self {
+            Closed::PeerClosed => "peer closed".into(),
+            Closed::Reset => "reset by peer".into(),
+            Closed::Error(kind) => format!("error: {kind}"),
+            Closed::IdleTimeout => "idle timeout".into(),
+            Closed::Shutdown => "server shutting down".into(),
+        }
+    }
+
+    fn from_error(e: &io::Error) -> Closed {
+        match e.kind() {
+            ErrorKind::ConnectionReset | ErrorKind::BrokenPipe | ErrorKind::ConnectionAborted => {
+                Closed::Reset
+            }
+            kind => Closed::Error(kind),
+        }
+    }
+}
+
+/// The state of one client.
+pub struct Connection {
+    socket: TcpStream,
+    /// Who it is, for logs (and the per-address count).
+    pub peer: SocketAddr,
+    /// Bytes read but not yet written back; `pending[sent..]` is still owed.
+    pending: Vec<u8>,
+    /// How much of `pending` has been written.
+    sent: usize,
+    /// Stop reading while this many bytes are owed (`--max-pending`).
+    max_pending: usize,
+    /// What we asked the registry for last; `None` before registration.
+    interest: Option<Interest>,
+    /// The client has shut its write side (a read returned 0).
+    read_closed: bool,
+    /// Bytes echoed back so far.
+    pub echoed: u64,
+    /// When it was accepted.
+    pub opened: Instant,
+}
+
+impl Connection {
+    /// Wrap an accepted socket; call [`Connection::register`] next.
+    pub fn new(socket: TcpStream, peer: SocketAddr, max_pending: usize) -> Connection {
+        Connection {
+            socket,
+            peer,
+            pending: Vec::new(),
+            sent: 0,
+            max_pending,
+            interest: None,
+            read_closed: false,
+            echoed: 0,
+            opened: Instant::now(),
+        }
+    }
+
+    /// Register with the loop's registry: at first we only want to read.
+    pub fn register(&mut self, registry: &Registry, token: Token) -> io::Result<()> {
+        registry.register(&mut self.socket, token, Interest::READABLE)?;
+        self.interest = Some(Interest::READABLE);
+        Ok(())
+    }
+
+    /// Remove from the registry before the socket is dropped.
+    pub fn deregister(&mut self, registry: &Registry) {
+        // Failing to deregister cannot hurt: closing the descriptor removes it
+        // from epoll anyway. Deregistering first just keeps the contract explicit.
+        let _ = registry.deregister(&mut self.socket);
+    }
+
+    /// How many bytes are owed to the client.
+    pub fn owed(&self) -> usize {
+        self.pending.len() - self.sent
+    }
+
+    /// Handle one readiness event. `buf` is the loop's shared read buffer.
+    /// Returns `Ok(None)` while the connection stays open, `Ok(Some(why))` when
+    /// it is finished and the caller should drop it.
+    pub fn ready(
+        &mut self,
+        event: &Event,
+        registry: &Registry,
+        token: Token,
+        buf: &mut [u8],
+    ) -> Option<Closed> {
+        match self.step(event, buf) {
+            Ok(()) => {}
+            Err(e) => return Some(Closed::from_error(&e)),
+        }
+        self.settle(registry, token)
+    }
+
+    /// Flush, then read and echo, as the event allows.
+    fn step(&mut self, event: &Event, buf: &mut [u8]) -> io::Result<()> {
+        if event.is_error() {
+            // The socket has a pending error (e.g. a reset): take it and end.
+            if let Some(e) = self.socket.take_error()? {
+                return Err(e);
+            }
+        }
+        let was_paused = self.paused();
+        if self.owed() > 0 && (event.is_writable() || event.is_write_closed()) {
+            self.flush()?;
+        }
+        // Read if the event says there is something to read, or if the flush
+        // just took us below the backpressure bound: data (or the EOF) that
+        // arrived while we were not reading raised no new event, so we must
+        // go and look ourselves.
+        let resumed = was_paused && !self.paused();
+        if event.is_readable() || event.is_read_closed() || resumed {
+            self.echo(buf, event.is_read_closed() || resumed)?;
+        }
+        Ok(())
+    }
+
+    /// True while the connection owes so much that it must not read more.
+    fn paused(&self) -> bool {
+        self.owed() >= self.max_pending
+    }
+
+    /// Read what the kernel holds and write each piece back.
+    ///
+    /// `drain` asks to read until `WouldBlock` even after a short read: needed
+    /// when the EOF may already be queued behind the data, or when we resume
+    /// reading after a pause and no event will announce what is queued.
+    fn echo(&mut self, buf: &mut [u8], drain: bool) -> io::Result<()> {
+        while !self.read_closed && !self.paused() {
+            match self.socket.read(buf) {
+                Ok(0) => {
+                    // The client shut down its write side (FIN): no more data
+                    // will come. What is still pending gets sent, then we close.
+                    trace!("read from {}: 0 bytes (end of stream)", self.peer);
+                    self.read_closed = true;
+                }
+                Ok(n) => {
+                    trace!("read from {}: {n} bytes", self.peer);
+                    if log_enabled!(Level::Debug) {
+                        debug!("received {n} bytes from {}: {}", self.peer, preview(&buf[..n]));
+                        debug!("sending back {n} bytes");
+                    }
+                    self.send(&buf[..n])?;
+                    // A read that did not fill the buffer emptied the kernel's
+                    // receive queue, so any later byte raises a new edge. Not
+                    // reading again here saves one syscall per echo (a read that
+                    // would only say WouldBlock).
+                    if n < buf.len() && !drain {
+                        break;
+                    }
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                    // The receive queue is empty: the next byte brings a new event.
+                    trace!("read from {}: WouldBlock", self.peer);
+                    break;
+                }
+                // A signal interrupted the call before it read anything: retry.
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// Write `data` back now; keep in `pending` what the socket will not take.
+    fn send(&mut self, data: &[u8]) -> io::Result<()> {
+        let mut written = 0;
+        // Bytes already owed must go first: never write past them.
+        if self.owed() == 0 {
+            written = write_some(&mut self.socket, data, self.peer)?;
+        }
+        if written < data.len() {
+            self.keep(&data[written..]);
+        }
+        self.echoed += written as u64;
+        Ok(())
+    }
+
+    /// Append bytes the socket would not take to `pending`.
+    fn keep(&mut self, rest: &[u8]) {
+        // Move the unsent tail to the front once more than half the buffer is
+        // already sent: each byte is moved at most once on average, and the
+        // buffer never grows past twice what is owed.
+        if self.sent > 0 && self.sent >= self.pending.len() / 2 {
+            self.pending.drain(..self.sent);
+            self.sent = 0;
+        }
+        self.pending.extend_from_slice(rest);
+    }
+
+    /// Write as much of `pending` as the socket takes.
+    fn flush(&mut self) -> io::Result<()> {
+        let n = write_some(&mut self.socket, &self.pending[self.sent..], self.peer)?;
+        self.sent += n;
+        self.echoed += n as u64;
+        if self.owed() == 0 {
+            self.pending.clear();
+            self.sent = 0;
+            if self.pending.capacity() > KEEP_PENDING_CAPACITY {
+                self.pending = Vec::new();
+            }
+        }
+        Ok(())
+    }
+
+    /// After a step: finish the connection, or ask for the events it now needs.
+    fn settle(&mut self, registry: &Registry, token: Token) -> Option<Closed> {
+        let want_read = !self.read_closed && !self.paused();
+        let want_write = self.owed() > 0;
+        let wanted = match (want_read, want_write) {
+            (true, true) => Interest::READABLE | Interest::WRITABLE,
+            (true, false) => Interest::READABLE,
+            (false, true) => Interest::WRITABLE,
+            (false, false) => {
+                // The client closed its side and has every byte back: send our
+                // FIN after the last byte. The socket closes when it is dropped.
+                let _ = self.socket.shutdown(Shutdown::Write);
+                return Some(Closed::PeerClosed);
+            }
+        };
+        if self.interest != Some(wanted) {
+            trace!("{}: interest now {wanted:?}", self.peer);
+            if let Err(e) = registry.reregister(&mut self.socket, token, wanted) {
+                return Some(Closed::from_error(&e));
+            }
+            self.interest = Some(wanted);
+        }
+        None
+    }
+
+    /// Close our write side now, e.g. when the server's grace time is over.
+    pub fn shutdown_write(&mut self) {
+        // The peer may already be gone; nothing more to do about it then.
+        let _ = self.socket.shutdown(Shutdown::Write);
+    }
+}
+
+/// Write as much of `data` as the socket takes now; return how much it took.
+fn write_some(socket: &mut TcpStream, data: &[u8], peer: SocketAddr) -> io::Result<usize> {
+    let mut written = 0;
+    while written < data.len() {
+        match socket.write(&data[written..]) {
+            // A socket never takes 0 bytes of a non-empty buffer unless it is broken.
+            Ok(0) => return Err(ErrorKind::WriteZero.into()),
+            Ok(n) => {
+                trace!("write to {peer}: {n} bytes");
+                written += n;
+            }
+            Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                // The send buffer is full (the client reads slowly): the rest
+                // waits in `pending` until a WRITABLE event says there is room.
+                trace!("write to {peer}: WouldBlock with {} bytes left", data.len() - written);
+                break;
+            }
+            // A signal interrupted the call before it wrote anything: retry.
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(written)
+}
