@@ -1,0 +1,247 @@
+//! `progjar server` against raw std sockets: the course's tasks 2 and 4, many
+//! clients, backpressure, half-close, resets, signals and bad command lines.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpStream};
+use std::os::fd::AsRawFd;
+use std::thread;
+
+use common::{random_bytes, start_server, start_server_with, STEP};
+
+const MESSAGE: &[u8] = b"INI ADALAH DATA YANG DIKIRIM ABCDEFGHIJKLMNOPQ";
+
+fn connect(server: &common::Server) -> TcpStream {
+    let s = TcpStream::connect(server.addr).expect("connect");
+    s.set_read_timeout(Some(STEP)).unwrap();
+    s.set_write_timeout(Some(STEP)).unwrap();
+    s
+}
+
+/// Read exactly `n` bytes.
+fn read_n(s: &mut TcpStream, n: usize) -> Vec<u8> {
+    let mut v = vec![0; n];
+    s.read_exact(&mut v).expect("read echo");
+    v
+}
+
+/// Send `data` from another thread, then half-close; read everything back
+/// until EOF on this one. Returns what came back.
+fn echo_all(mut s: TcpStream, data: Vec<u8>) -> Vec<u8> {
+    let mut w = s.try_clone().unwrap();
+    let writer = thread::spawn(move || {
+        w.write_all(&data).unwrap();
+        w.shutdown(Shutdown::Write).unwrap();
+    });
+    let mut back = Vec::new();
+    s.read_to_end(&mut back).expect("read to EOF");
+    writer.join().unwrap();
+    back
+}
+
+#[test]
+fn default_message_is_echoed_exactly() {
+    let server = start_server(&[]);
+    let back = echo_all(connect(&server), MESSAGE.to_vec());
+    assert_eq!(back, MESSAGE);
+    server.wait_for_log("connection from 127.0.0.1:");
+    let line = server.wait_for_log("closing connection from");
+    assert!(line.contains("(peer closed): 46 bytes echoed"), "{line}");
+}
+
+#[test]
+fn read_size_32_reads_the_course_pieces() {
+    let server = start_server_with(
+        common::progjar()
+            .args(["server", "--bind", "127.0.0.1", "--port", "0", "--read-size", "32"])
+            .env("RUST_LOG", "debug"),
+    );
+    let mut s = connect(&server);
+    s.write_all(MESSAGE).unwrap();
+    assert_eq!(read_n(&mut s, MESSAGE.len()), MESSAGE);
+    server.wait_for_log(": b'INI ADALAH DATA YANG DIKIRIM ABC'");
+    let second = server.wait_for_log(": b'DEFGHIJKLMNOPQ'");
+    assert!(second.starts_with("DEBUG:connection:received 14 bytes from 127.0.0.1:"), "{second}");
+    server.wait_for_log("sending back 32 bytes");
+}
+
+/// The course's task 4: a file client and a message client at once; each is
+/// served while the other is still connected (the course's server would make
+/// the second wait until the first left).
+#[test]
+fn two_clients_are_served_at_the_same_time() {
+    let server = start_server(&[]);
+    let file = random_bytes(100_000, 4);
+    let mut a = connect(&server);
+    let mut b = connect(&server);
+    a.write_all(&file[..50_000]).unwrap();
+    b.write_all(MESSAGE).unwrap();
+    assert_eq!(read_n(&mut b, MESSAGE.len()), MESSAGE, "b served while a is open");
+    assert_eq!(read_n(&mut a, 50_000), file[..50_000], "a served while b is open");
+    a.write_all(&file[50_000..]).unwrap();
+    assert_eq!(read_n(&mut a, 50_000), file[50_000..]);
+    b.shutdown(Shutdown::Write).unwrap();
+    let mut rest = Vec::new();
+    b.read_to_end(&mut rest).unwrap();
+    assert!(rest.is_empty());
+}
+
+#[test]
+fn a_thousand_concurrent_clients_each_get_their_own_bytes() {
+    let server = start_server(&[]);
+    let mut clients: Vec<TcpStream> = (0..1000).map(|_| connect(&server)).collect();
+    for (i, c) in clients.iter_mut().enumerate() {
+        c.write_all(format!("client {i:04} says {}\n", "x".repeat(i % 97)).as_bytes()).unwrap();
+    }
+    for (i, c) in clients.iter_mut().enumerate() {
+        let want = format!("client {i:04} says {}\n", "x".repeat(i % 97));
+        assert_eq!(read_n(c, want.len()), want.as_bytes(), "client {i}");
+    }
+    server.wait_for_log("(1000 open)");
+}
+
+/// A client that sends 64 MiB and does not read: the server stops reading it
+/// at --max-pending, others keep getting echoes, and when it finally reads it
+/// gets every byte back in order.
+#[test]
+fn a_client_that_does_not_read_does_not_stall_others() {
+    let server = start_server(&["--max-pending", "1MiB"]);
+    let data = random_bytes(64 << 20, 64);
+    let mut slow = connect(&server);
+    let mut w = slow.try_clone().unwrap();
+    let sent = data.clone();
+    let writer = thread::spawn(move || {
+        w.write_all(&sent).unwrap();
+        w.shutdown(Shutdown::Write).unwrap();
+    });
+    // Others are served while the slow client's writer is blocked.
+    for round in 0..100 {
+        let mut fast = connect(&server);
+        let msg = format!("round {round}");
+        fast.write_all(msg.as_bytes()).unwrap();
+        assert_eq!(read_n(&mut fast, msg.len()), msg.as_bytes());
+    }
+    assert!(
+        !writer.is_finished(),
+        "64 MiB cannot all fit in buffers: backpressure must block the writer"
+    );
+    let mut back = Vec::new();
+    slow.read_to_end(&mut back).unwrap();
+    writer.join().unwrap();
+    assert!(back == data, "echo of 64 MiB differs (got {} bytes)", back.len());
+}
+
+#[test]
+fn half_close_gets_every_byte_then_eof() {
+    let server = start_server(&[]);
+    let data = random_bytes(10 << 20, 10);
+    let back = echo_all(connect(&server), data.clone());
+    assert!(back == data, "got {} of {} bytes", back.len(), data.len());
+}
+
+/// SO_LINGER 0 makes close() send RST instead of FIN.
+fn reset(s: TcpStream) {
+    let linger = libc::linger { l_onoff: 1, l_linger: 0 };
+    // SAFETY: plain setsockopt on a socket we own, with a correctly sized struct.
+    let rc = unsafe {
+        libc::setsockopt(
+            s.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            (&linger as *const libc::linger).cast(),
+            std::mem::size_of::<libc::linger>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(rc, 0);
+    drop(s);
+}
+
+#[test]
+fn a_peer_reset_mid_transfer_ends_only_that_connection() {
+    let server = start_server(&[]);
+    let mut steady = connect(&server);
+    steady.write_all(b"before").unwrap();
+    assert_eq!(read_n(&mut steady, 6), b"before");
+    let mut victim = connect(&server);
+    victim.write_all(&random_bytes(8 << 20, 8)[..]).ok();
+    reset(victim);
+    server.wait_for_log("(reset by peer)");
+    steady.write_all(b"after").unwrap();
+    assert_eq!(read_n(&mut steady, 5), b"after");
+    let back = echo_all(connect(&server), MESSAGE.to_vec());
+    assert_eq!(back, MESSAGE);
+}
+
+#[test]
+fn sigterm_exits_cleanly_with_a_summary() {
+    let mut server = start_server(&[]);
+    let back = echo_all(connect(&server), MESSAGE.to_vec());
+    assert_eq!(back, MESSAGE);
+    server.wait_for_log("closing connection");
+    server.signal(libc::SIGTERM);
+    let status = server.wait_exit();
+    assert!(status.success(), "{status:?}");
+    server.wait_for_log("served 1 connections, echoed 46 bytes");
+}
+
+#[test]
+fn sigterm_lets_open_connections_finish_within_grace() {
+    let mut server = start_server(&["--grace", "20"]);
+    let mut s = connect(&server);
+    s.write_all(b"first half ").unwrap();
+    assert_eq!(read_n(&mut s, 11), b"first half ");
+    server.signal(libc::SIGTERM);
+    server.wait_for_log("shutting down");
+    // New clients are refused once shutdown has begun.
+    assert!(TcpStream::connect(server.addr).is_err(), "listener must be closed");
+    // The open one is still served until it leaves.
+    s.write_all(b"second half").unwrap();
+    assert_eq!(read_n(&mut s, 11), b"second half");
+    s.shutdown(Shutdown::Write).unwrap();
+    let mut rest = Vec::new();
+    s.read_to_end(&mut rest).unwrap();
+    assert!(server.wait_exit().success());
+}
+
+#[test]
+fn a_second_signal_stops_at_once() {
+    let mut server = start_server(&["--grace", "600"]);
+    let _open = connect(&server);
+    server.wait_for_log("(1 open)");
+    server.signal(libc::SIGTERM);
+    server.wait_for_log("shutting down");
+    server.signal(libc::SIGINT);
+    let status = server.wait_exit();
+    assert_eq!(status.code(), Some(130));
+}
+
+#[test]
+fn bad_arguments_exit_2_with_one_line() {
+    for args in [
+        &["server", "--port", "70000"][..],
+        &["server", "--port", "abc"],
+        &["server", "--no-such-option"],
+        &["server", "--read-size", "0"],
+        &["server", "--bind", "not-an-address"],
+    ] {
+        let out = common::run(common::progjar().args(args), None);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert!(err.starts_with("progjar: "), "{err}");
+    }
+}
+
+#[test]
+fn a_port_in_use_says_so_and_exits_1() {
+    let server = start_server(&[]);
+    let out = common::run(
+        common::progjar().args(["server", "--bind", "127.0.0.1", "--port", &server.port()]),
+        None,
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    let last = err.lines().last().unwrap_or_default();
+    assert!(last.contains("already in use") && last.contains("--port"), "{err}");
+}
