@@ -245,3 +245,35 @@ fn a_port_in_use_says_so_and_exits_1() {
     let last = err.lines().last().unwrap_or_default();
     assert!(last.contains("already in use") && last.contains("--port"), "{err}");
 }
+
+#[test]
+fn ipv6_and_dual_stack_bind_addresses_work() {
+    // `::1`: IPv6 loopback only.
+    let v6 = start_server_with(common::progjar().args(["server", "--bind", "::1", "--port", "0"]));
+    assert!(v6.addr.is_ipv6());
+    assert_eq!(echo_all(connect(&v6), MESSAGE.to_vec()), MESSAGE);
+    // `::` also serves IPv4 clients (seen as ::ffff:127.0.0.1).
+    let any = start_server_with(common::progjar().args(["server", "--bind", "::", "--port", "0"]));
+    let v4 = TcpStream::connect(("127.0.0.1", any.addr.port())).expect("IPv4 client to ::");
+    assert_eq!(echo_all(v4, MESSAGE.to_vec()), MESSAGE);
+    any.wait_for_log("connection from [::ffff:127.0.0.1]:");
+}
+
+/// With RUST_LOG=trace a student can watch the loop: every readiness event,
+/// every read and write with its byte count, every WouldBlock.
+#[test]
+fn trace_logging_shows_the_loop_at_work() {
+    let server = start_server_with(
+        common::progjar()
+            .args(["server", "--bind", "127.0.0.1", "--port", "0"])
+            .env("RUST_LOG", "trace"),
+    );
+    assert_eq!(echo_all(connect(&server), MESSAGE.to_vec()), MESSAGE);
+    server.wait_for_log("closing connection");
+    let log = server.log_lines().join("\n");
+    for needle in
+        ["TRACE:server:event Event", "readable: true", ": 46 bytes", "0 bytes (end of stream)"]
+    {
+        assert!(log.contains(needle), "no {needle:?} in\n{log}");
+    }
+}
