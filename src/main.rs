@@ -34,7 +34,8 @@ enum Command {
 /// Run the echo server: one thread, one mio event loop, thousands of clients.
 ///
 /// The first line on stdout is `listening on ADDR:PORT`. SIGINT/SIGTERM stop
-/// accepting, flush what is pending and exit 0; a second signal exits at once.
+/// accepting and let open connections finish (up to --grace), then exit 0; a
+/// second signal stops at once with status 130.
 #[derive(FromArgs)]
 #[argh(subcommand, name = "server", help_triggers("-h", "--help"))]
 struct ServerArgs {
@@ -62,7 +63,8 @@ struct ServerArgs {
     /// close connections silent for this long, e.g. 30 or 1.5s or 500ms (default off)
     #[argh(option, from_str_fn(parse_duration))]
     idle_timeout: Option<Duration>,
-    /// how long a shutdown may spend flushing pending echoes (default 5s)
+    /// how long a shutdown waits for open connections to finish and their
+    /// echoes to flush before closing them (default 5s)
     #[argh(option, default = "Duration::from_secs(5)", from_str_fn(parse_duration))]
     grace: Duration,
     /// accept clients only from this network, e.g. 127.0.0.0/8 or ::1/128;
