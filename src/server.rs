@@ -242,7 +242,8 @@ fn bind_listener(addr: SocketAddr, backlog: u32) -> io::Result<TcpListener> {
 impl Server {
     /// Bind the listener and prepare the loop; nothing is accepted until [`Server::run`].
     pub fn bind(config: Config) -> io::Result<Server> {
-        let mut listener = bind_listener(SocketAddr::new(config.bind, config.port), config.backlog)?;
+        let mut listener =
+            bind_listener(SocketAddr::new(config.bind, config.port), config.backlog)?;
         let poll = Poll::new()?;
         poll.registry().register(&mut listener, LISTENER, Interest::READABLE)?;
         let max_connections = fit_to_descriptors(config.max_connections);
@@ -429,7 +430,11 @@ impl Server {
         if self.connections.len() >= self.max_connections {
             self.summary.over_limit += 1;
             if let Some(n) = self.warnings.limit.hit() {
-                warn!("refused {peer}: {} connections open (--max-connections){}", self.max_connections, more(n));
+                warn!(
+                    "refused {peer}: {} connections open (--max-connections){}",
+                    self.max_connections,
+                    more(n)
+                );
             }
             return;
         }
@@ -438,7 +443,10 @@ impl Server {
             if *open >= cap {
                 self.summary.over_per_ip += 1;
                 if let Some(n) = self.warnings.per_ip.hit() {
-                    warn!("refused {peer}: {cap} connections open from {ip} (--max-per-ip){}", more(n));
+                    warn!(
+                        "refused {peer}: {cap} connections open from {ip} (--max-per-ip){}",
+                        more(n)
+                    );
                 }
                 return;
             }
@@ -566,10 +574,16 @@ impl Server {
         .filter(|(n, _)| *n > 0)
         .map(|(n, why)| format!("{n} {why}"))
         .collect::<Vec<_>>();
-        let refused =
-            if refused.is_empty() { String::new() } else { format!("; refused {}", refused.join(", ")) };
-        let idle =
-            if s.idle_closed > 0 { format!("; {} closed idle", s.idle_closed) } else { String::new() };
+        let refused = if refused.is_empty() {
+            String::new()
+        } else {
+            format!("; refused {}", refused.join(", "))
+        };
+        let idle = if s.idle_closed > 0 {
+            format!("; {} closed idle", s.idle_closed)
+        } else {
+            String::new()
+        };
         info!("served {} connections, echoed {} bytes{refused}{idle}", s.served, s.echoed);
         self.summary
     }
@@ -585,7 +599,10 @@ fn out_of_descriptors(e: &io::Error) -> bool {
 fn fit_to_descriptors(wanted: usize) -> usize {
     match limits::raise_nofile() {
         Ok(lim) => {
-            info!("open-file limit: soft {} (was {}), hard {}", lim.soft, lim.soft_before, lim.hard);
+            info!(
+                "open-file limit: soft {} (was {}), hard {}",
+                lim.soft, lim.soft_before, lim.hard
+            );
             let room = usize::try_from(lim.soft.saturating_sub(RESERVED_FDS)).unwrap_or(usize::MAX);
             if wanted > room {
                 warn!("serving at most {room} connections: the open-file limit is {}", lim.soft);

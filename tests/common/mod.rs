@@ -93,7 +93,11 @@ impl Server {
             if let Some(line) = self.log_lines().into_iter().find(|l| l.contains(needle)) {
                 return line;
             }
-            assert!(Instant::now() < deadline, "no log line with {needle:?}: {:?}", self.log_lines());
+            assert!(
+                Instant::now() < deadline,
+                "no log line with {needle:?}: {:?}",
+                self.log_lines()
+            );
             thread::sleep(Duration::from_millis(10));
         }
     }

@@ -1,0 +1,380 @@
+//! `progjar client` against real sockets on 127.0.0.1 / ::1: the lead's mio
+//! server, the course's iterative Python server, and small misbehaving servers
+//! written here (corrupting, closing early, sending too much, mute).
+//!
+//! Every wait is bounded: commands run through `common::run` (killed after
+//! `common::STEP`), and the in-test servers serve one connection and stop.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::sync::mpsc;
+use std::thread;
+
+use common::{progjar, random_bytes, run, start_server, start_server_with};
+
+const MESSAGE: &str = "INI ADALAH DATA YANG DIKIRIM ABCDEFGHIJKLMNOPQ";
+
+/// Run `progjar client ARGS...` with `stdin` as standard input.
+fn client(args: &[&str], stdin: Option<Vec<u8>>) -> Output {
+    run(progjar().arg("client").args(args), stdin)
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn code(out: &Output) -> i32 {
+    out.status.code().expect("exited, not killed")
+}
+
+/// The logged echo pieces (`INFO:client:b'...'`), in order.
+fn pieces(out: &Output) -> Vec<String> {
+    stderr(out)
+        .lines()
+        .filter_map(|l| l.strip_prefix("INFO:client:"))
+        .filter(|l| l.starts_with("b'") || l.starts_with("b\""))
+        .map(String::from)
+        .collect()
+}
+
+/// A fresh file under cargo's per-test temporary directory.
+fn temp_file(name: &str, content: &[u8]) -> PathBuf {
+    let path = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("client-{}-{name}", std::process::id()));
+    std::fs::write(&path, content).expect("write temp file");
+    path
+}
+
+/// A one-connection server on 127.0.0.1: it reads everything the client sends
+/// (up to the client's FIN), then lets `answer` decide what to send back, then closes.
+fn one_shot_server(answer: fn(Vec<u8>) -> Vec<u8>) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().unwrap();
+    thread::spawn(move || {
+        let (mut conn, _) = listener.accept().expect("accept");
+        let mut got = Vec::new();
+        conn.read_to_end(&mut got).expect("read");
+        let _ = conn.write_all(&answer(got));
+    });
+    addr
+}
+
+/// A port on 127.0.0.1 where nothing listens (bound, then released).
+fn closed_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+// ---------------------------------------------------------------------------
+// Against the lead's server
+
+#[test]
+fn default_message_is_echoed_in_16_byte_pieces() {
+    let server = start_server(&[]);
+    let out = client(&["127.0.0.1", "--port", &server.port()], None);
+    assert_eq!(code(&out), 0, "stderr: {}", stderr(&out));
+    let log = stderr(&out);
+    assert!(
+        log.contains(&format!("INFO:client:connecting to 127.0.0.1:{}\n", server.port())),
+        "{log}"
+    );
+    assert!(log.contains(&format!("INFO:client:sending {MESSAGE}\n")), "{log}");
+    assert_eq!(pieces(&out), ["b'INI ADALAH DATA '", "b'YANG DIKIRIM ABC'", "b'DEFGHIJKLMNOPQ'"]);
+    assert!(log.ends_with("INFO:client:closing\n"), "{log}");
+    let summary = stdout(&out);
+    assert_eq!(summary.lines().count(), 1, "{summary}");
+    assert!(summary.starts_with("sent 46 bytes, received 46 bytes, identical, "), "{summary}");
+}
+
+#[test]
+fn localhost_is_the_default_host_and_resolves() {
+    let server = start_server(&[]);
+    let out = client(&["--port", &server.port(), "--message", "hi"], None);
+    assert_eq!(code(&out), 0, "stderr: {}", stderr(&out));
+    assert_eq!(pieces(&out), ["b'hi'"]);
+}
+
+#[test]
+fn chunk_sets_the_piece_size() {
+    let server = start_server(&[]);
+    let out = client(&["127.0.0.1", "--port", &server.port(), "--chunk", "32"], None);
+    assert_eq!(code(&out), 0, "stderr: {}", stderr(&out));
+    assert_eq!(pieces(&out), ["b'INI ADALAH DATA YANG DIKIRIM ABC'", "b'DEFGHIJKLMNOPQ'"]);
+}
+
+#[test]
+fn eight_mib_file_comes_back_identical_through_small_server_buffers() {
+    // --max-pending 64K: the server stops reading us once 64 KiB of echo wait,
+    // so a client that sent everything before reading would deadlock here.
+    let server = start_server(&["--max-pending", "64K"]);
+    let data = random_bytes(8 << 20, 1);
+    let path = temp_file("8mib", &data);
+    let out =
+        client(&["127.0.0.1", "--port", &server.port(), "--file", path.to_str().unwrap()], None);
+    std::fs::remove_file(&path).ok();
+    assert_eq!(code(&out), 0, "stderr: {}", stderr(&out));
+    let log = stderr(&out);
+    assert!(log.contains("INFO:client:sending file content (8388608 bytes)\n"), "{log}");
+    assert!(pieces(&out).is_empty(), "a large echo logs progress, not pieces");
+    assert!(
+        stdout(&out).starts_with("sent 8388608 bytes, received 8388608 bytes, identical, "),
+        "{}",
+        stdout(&out)
+    );
+}
+
+#[test]
+fn standard_input_is_sent_with_dash() {
+    let server = start_server(&[]);
+    let out =
+        client(&["127.0.0.1", "--port", &server.port(), "--file", "-"], Some(b"halo\n".to_vec()));
+    assert_eq!(code(&out), 0, "stderr: {}", stderr(&out));
+    assert!(stderr(&out).contains("INFO:client:sending standard input\n"));
+    assert_eq!(pieces(&out), ["b'halo\\n'"]);
+    assert!(stdout(&out).starts_with("sent 5 bytes, received 5 bytes, identical, "));
+}
+
+#[test]
+fn large_standard_input_switches_to_progress() {
+    let server = start_server(&[]);
+    let data = random_bytes(3 << 20, 2);
+    let out = client(&["127.0.0.1", "--port", &server.port(), "--file", "-"], Some(data));
+    assert_eq!(code(&out), 0, "stderr: {}", stderr(&out));
+    // Pieces are logged up to 4 KiB, then progress: at least 4096 / 16 = 256 pieces
+    // (more if some reads returned less than 16 bytes), never all 196608.
+    let logged = pieces(&out).len();
+    assert!((256..=4096).contains(&logged), "{logged} pieces logged");
+    assert!(stderr(&out)
+        .contains("INFO:client:more than 4096 bytes: logging progress every 1 s instead\n"));
+    assert!(stdout(&out).starts_with("sent 3145728 bytes, received 3145728 bytes, identical, "));
+}
+
+#[test]
+fn ipv6_literal() {
+    if TcpListener::bind("[::1]:0").is_err() {
+        eprintln!("no IPv6 loopback here; skipping");
+        return;
+    }
+    let server = start_server_with(progjar().args(["server", "--bind", "::1", "--port", "0"]));
+    for host in ["::1", "[::1]"] {
+        let out = client(&[host, "--port", &server.port()], None);
+        assert_eq!(code(&out), 0, "stderr: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains(&format!("INFO:client:connecting to [::1]:{}\n", server.port()))
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Against the course's iterative Python server
+
+/// The course's server: SO_REUSEADDR, listen(1), recv(32) + sendall until recv
+/// returns b'', close, accept the next. It prints its address first, like ours.
+const COURSE_SERVER: &str = r#"
+import logging, socket, sys
+logging.basicConfig(level=logging.INFO)
+sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+sock.bind(('127.0.0.1', 0))
+sock.listen(1)
+print('listening on %s:%d' % sock.getsockname(), flush=True)
+while True:
+    logging.info('waiting for a connection')
+    connection, client_address = sock.accept()
+    logging.info(f'connection from {client_address}')
+    while True:
+        data = connection.recv(32)
+        logging.info(f'received {data}')
+        if not data:
+            break
+        logging.info('sending back data')
+        connection.sendall(data)
+    connection.close()
+"#;
+
+#[test]
+fn course_python_server_message_and_file() {
+    let server = start_server_with(Command::new("python3").args(["-c", COURSE_SERVER]));
+    let out = client(&["127.0.0.1", "--port", &server.port()], None);
+    assert_eq!(code(&out), 0, "stderr: {}", stderr(&out));
+    assert_eq!(pieces(&out), ["b'INI ADALAH DATA '", "b'YANG DIKIRIM ABC'", "b'DEFGHIJKLMNOPQ'"]);
+    server.wait_for_log("received b'INI ADALAH DATA YANG DIKIRIM ABC'");
+    // The half-close is what lets the course's server see b'' and close.
+    server.wait_for_log("received b''");
+
+    let data = random_bytes(1 << 20, 3);
+    let path = temp_file("course", &data);
+    let out =
+        client(&["127.0.0.1", "--port", &server.port(), "--file", path.to_str().unwrap()], None);
+    std::fs::remove_file(&path).ok();
+    assert_eq!(code(&out), 0, "stderr: {}", stderr(&out));
+    assert!(stdout(&out).starts_with("sent 1048576 bytes, received 1048576 bytes, identical, "));
+}
+
+// ---------------------------------------------------------------------------
+// Failures and their exit codes
+
+#[test]
+fn refused_connection_exits_3_with_the_hint() {
+    let port = closed_port().to_string();
+    let out = client(&["127.0.0.1", "--port", &port], None);
+    assert_eq!(code(&out), 3, "stderr: {}", stderr(&out));
+    let err = stderr(&out);
+    let last = err.lines().last().unwrap();
+    assert_eq!(
+        last,
+        format!(
+            "progjar: error: connection refused by 127.0.0.1:{port}: is the server running on that port? \
+             From another machine, use the server's address (e.g. 172.16.16.101), not localhost"
+        )
+    );
+    assert!(out.stdout.is_empty(), "no summary without a connection");
+}
+
+#[test]
+fn unresolvable_host_exits_4() {
+    let out = client(&["no-such-host.invalid", "--port", "9"], None);
+    assert_eq!(code(&out), 4, "stderr: {}", stderr(&out));
+    assert!(
+        stderr(&out).starts_with("progjar: error: cannot resolve no-such-host.invalid: "),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn silent_server_times_out_with_5() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port().to_string();
+    let (done_tx, done_rx) = mpsc::channel::<()>();
+    let holder = thread::spawn(move || {
+        let (mut conn, _) = listener.accept().unwrap();
+        let mut got = Vec::new();
+        conn.read_to_end(&mut got).unwrap();
+        // Keep the connection open, echoing nothing, until the client has given up.
+        let _ = done_rx.recv_timeout(common::STEP);
+        got
+    });
+    let out = client(&["127.0.0.1", "--port", &port, "--timeout", "0.5"], None);
+    done_tx.send(()).unwrap();
+    assert_eq!(holder.join().unwrap(), MESSAGE.as_bytes());
+    assert_eq!(code(&out), 5, "stderr: {}", stderr(&out));
+    assert!(stderr(&out)
+        .ends_with("progjar: error: timed out: no echo for 0.5 s (received 0 of 46 bytes sent)\n"));
+    assert!(stdout(&out).starts_with("sent 46 bytes, received 0 bytes, timed out at offset 0, "));
+}
+
+#[test]
+fn corrupted_byte_exits_6_naming_the_offset() {
+    let addr = one_shot_server(|mut got| {
+        got[29] ^= 0x20; // 'A' becomes 'a'
+        got
+    });
+    let out = client(&["127.0.0.1", "--port", &addr.port().to_string()], None);
+    assert_eq!(code(&out), 6, "stderr: {}", stderr(&out));
+    assert!(
+        stderr(&out)
+            .ends_with("progjar: error: echo differs at offset 29: sent b'A', received b'a'\n"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        stdout(&out).starts_with("sent 46 bytes, received 46 bytes, different from offset 29, ")
+    );
+}
+
+#[test]
+fn early_close_exits_6_naming_the_offset() {
+    let addr = one_shot_server(|got| got[..20].to_vec());
+    let out = client(&["127.0.0.1", "--port", &addr.port().to_string()], None);
+    assert_eq!(code(&out), 6, "stderr: {}", stderr(&out));
+    assert!(
+        stderr(&out).ends_with(
+            "progjar: error: echo short: the server closed the connection after 20 of 46 bytes sent; \
+             the first missing byte is at offset 20\n"
+        ),
+        "{}",
+        stderr(&out)
+    );
+    assert!(stdout(&out)
+        .starts_with("sent 46 bytes, received 20 bytes, short: echo ends at offset 20, "));
+}
+
+#[test]
+fn longer_echo_exits_6() {
+    let addr = one_shot_server(|mut got| {
+        got.extend_from_slice(b"EXTRA");
+        got
+    });
+    let out = client(&["127.0.0.1", "--port", &addr.port().to_string()], None);
+    assert_eq!(code(&out), 6, "stderr: {}", stderr(&out));
+    assert!(stderr(&out)
+        .ends_with("progjar: error: echo longer than what was sent: extra bytes from offset 46\n"));
+}
+
+#[test]
+fn unreadable_file_exits_7_before_connecting() {
+    // No server at all: the file is checked first.
+    let port = closed_port().to_string();
+    let missing = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("client-no-such-file");
+    let out = client(&["127.0.0.1", "--port", &port, "--file", missing.to_str().unwrap()], None);
+    assert_eq!(code(&out), 7, "stderr: {}", stderr(&out));
+    assert!(
+        stderr(&out).starts_with(&format!("progjar: error: cannot read {}: ", missing.display()))
+    );
+
+    let out = client(&["127.0.0.1", "--port", &port, "--file", env!("CARGO_TARGET_TMPDIR")], None);
+    assert_eq!(code(&out), 7, "stderr: {}", stderr(&out));
+    assert!(stderr(&out).ends_with("it is a directory\n"));
+}
+
+#[test]
+fn bad_arguments_exit_2() {
+    for args in [
+        &["--message", "a", "--file", "b"][..],
+        &["--chunk", "0"],
+        &["--timeout", "0"],
+        &["--port", "x"],
+    ] {
+        let out = client(args, None);
+        assert_eq!(code(&out), 2, "{args:?}: {}", stderr(&out));
+        assert_eq!(stderr(&out).lines().count(), 1, "{args:?}: {}", stderr(&out));
+    }
+}
+
+#[test]
+fn echo_from_a_blocking_thread_server() {
+    // A plain blocking echo (read, write_all, repeat): while its write_all waits
+    // for us to read, it reads nothing — the harshest bounded-buffer peer.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port().to_string();
+    thread::spawn(move || {
+        let (mut conn, _) = listener.accept().unwrap();
+        let mut buf = [0u8; 4096];
+        loop {
+            match conn.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    if conn.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+        let _ = conn.shutdown(std::net::Shutdown::Both);
+        drop::<TcpStream>(conn);
+    });
+    let out = client(
+        &["127.0.0.1", "--port", &port, "--file", "-", "--chunk", "64K"],
+        Some(random_bytes(8 << 20, 4)),
+    );
+    assert_eq!(code(&out), 0, "stderr: {}", stderr(&out));
+    assert!(stdout(&out).starts_with("sent 8388608 bytes, received 8388608 bytes, identical, "));
+}
