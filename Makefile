@@ -55,6 +55,11 @@ lab-shell:
 lab-capture: build deps
 	tools/lab/lab capture
 
+## Fuzz the command-line parsers for a minute (cargo-fuzz; RUSTC_BOOTSTRAP lets stable build it).
+fuzz:
+	command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz
+	RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run parse_args -- -max_total_time=60 -dict=fuzz/parse_args.dict
+
 clean:
 	$(CARGO) clean
 	rm -rf lab

@@ -17,8 +17,15 @@ pub struct Cidr {
 
 impl Cidr {
     /// The network of `addr` with `prefix` leading bits; `None` if the prefix is
-    /// longer than the address.
+    /// longer than the address. An IPv4-mapped network (`::ffff:a.b.c.d/96` or
+    /// longer) is kept as the IPv4 network it is, as its clients are matched.
     pub fn new(addr: IpAddr, prefix: u8) -> Option<Cidr> {
+        let (addr, prefix) = match addr {
+            IpAddr::V6(v6) if prefix >= 96 && v6.to_ipv4_mapped().is_some() => {
+                (addr.to_canonical(), prefix - 96)
+            }
+            _ => (addr, prefix),
+        };
         let max = if addr.is_ipv4() { 32 } else { 128 };
         (prefix <= max).then_some(Cidr { addr, prefix })
     }
@@ -62,7 +69,6 @@ impl FromStr for Cidr {
             }
             None => (s.trim().parse::<IpAddr>().map_err(|_| bad())?, None),
         };
-        let addr = addr.to_canonical();
         let prefix = prefix.unwrap_or(if addr.is_ipv4() { 32 } else { 128 });
         Cidr::new(addr, prefix).ok_or_else(bad)
     }

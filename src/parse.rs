@@ -60,5 +60,10 @@ pub fn duration(s: &str) -> Result<Duration, String> {
     if secs > MAX_DURATION.as_secs_f64() {
         return Err(format!("'{s}' is longer than a day"));
     }
-    Ok(Duration::from_secs_f64(secs))
+    // Under half a nanosecond rounds to a zero timeout, which std's sockets refuse.
+    let d = Duration::from_secs_f64(secs);
+    if d.is_zero() {
+        return Err(format!("'{s}' is less than a nanosecond"));
+    }
+    Ok(d)
 }

@@ -1,0 +1,37 @@
+//! Fuzz the command line's parsers with arbitrary UTF-8: `size_in`, `duration`
+//! and `Cidr::from_str` must never panic, and what they accept must make sense
+//! (a size in its range, a duration above zero and at most a day, a network that
+//! prints as text which parses back to the same network).
+
+#![no_main]
+
+use std::net::IpAddr;
+
+use libfuzzer_sys::fuzz_target;
+use progjar::access::Cidr;
+use progjar::parse::{duration, size_in, MAX_DURATION};
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(s) = std::str::from_utf8(data) else { return };
+
+    for range in [0..=usize::MAX, 1..=1 << 20] {
+        if let Ok(bytes) = size_in(s, range.clone()) {
+            assert!(range.contains(&bytes), "{s:?} gave {bytes}, outside {range:?}");
+        }
+    }
+
+    if let Ok(d) = duration(s) {
+        assert!(!d.is_zero() && d <= MAX_DURATION, "{s:?} gave {d:?}");
+    }
+
+    if let Ok(c) = s.parse::<Cidr>() {
+        let text = c.to_string();
+        assert_eq!(text.parse::<Cidr>(), Ok(c), "{s:?} printed as {text:?}");
+        // A network holds the address it was written with, unless that is an
+        // IPv4-mapped one under a short IPv6 prefix: such a client counts as IPv4.
+        if let Some(own) = s.trim().split('/').next().and_then(|a| a.parse::<IpAddr>().ok()) {
+            let mapped = matches!(own, IpAddr::V6(a) if a.to_ipv4_mapped().is_some());
+            assert!(c.contains(own) || (mapped && text.contains(':')), "{s:?}: {c} lacks {own}");
+        }
+    }
+});
