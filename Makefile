@@ -2,7 +2,6 @@
 # Everything the tests need is installed here (CI is a fresh Debian machine, as root).
 
 CARGO ?= cargo
-APT_PACKAGES := tcpdump tshark iproute2 procps
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: all build run test deps clean bench lab lab-up lab-down lab-shell lab-capture fuzz
@@ -26,9 +25,9 @@ test: deps
 deps:
 	@missing=""; \
 	command -v tcpdump >/dev/null || missing="$$missing tcpdump"; \
-	command -v tshark  >/dev/null || missing="$$missing tshark"; \
 	command -v ip      >/dev/null || missing="$$missing iproute2"; \
 	command -v ps      >/dev/null || missing="$$missing procps"; \
+	command -v python3 >/dev/null || missing="$$missing python3"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  $(SUDO) apt-get update -qq && \

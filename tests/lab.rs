@@ -1,0 +1,410 @@
+//! The lab in a box (`tools/lab/lab`): the course's three machines in network
+//! namespaces, with task 4 replayed under tcpdump.
+//!
+//! These tests need root, `ip netns` and tcpdump (CI runs as root and `make test`
+//! installs tcpdump). Anywhere else they print why and pass without doing anything.
+//! Each test builds its own lab (`LAB_TAG`: namespaces `pj<tag>-mesinN`, bridge
+//! `pjlab-<tag>`), so two runs cannot collide, and a guard takes it down whatever
+//! happens. No test sends a packet from the host's own namespace: every lab packet
+//! comes from a process the script starts with `ip netns exec`.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::fs::{self, File};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use common::wait_child;
+
+/// The longest a whole `lab task4` may take (it usually takes a few seconds).
+const RUN_LIMIT: Duration = Duration::from_secs(240);
+
+fn script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/lab/lab")
+}
+
+/// Why the lab cannot be built here, if it cannot.
+fn cannot_run() -> Option<String> {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        return Some("not root".into());
+    }
+    for (tool, arg) in
+        [("ip", "-V"), ("tcpdump", "--version"), ("unshare", "--version"), ("ss", "-V")]
+    {
+        let found =
+            Command::new(tool).arg(arg).stdout(Stdio::null()).stderr(Stdio::null()).status();
+        if !found.is_ok_and(|s| s.success()) {
+            return Some(format!("no working `{tool}` (make deps installs it)"));
+        }
+    }
+    // Root in a container may still be refused namespaces: try one.
+    static PROBES: AtomicUsize = AtomicUsize::new(0);
+    let probe = format!("pjprobe{}-{}", std::process::id(), PROBES.fetch_add(1, Ordering::Relaxed));
+    let made = Command::new("ip").args(["netns", "add", &probe]).stderr(Stdio::null()).status();
+    let _ = Command::new("ip").args(["netns", "del", &probe]).stderr(Stdio::null()).status();
+    if !made.is_ok_and(|s| s.success()) {
+        return Some("`ip netns add` is not allowed here".into());
+    }
+    None
+}
+
+macro_rules! skip_unless_lab {
+    () => {
+        if let Some(why) = cannot_run() {
+            eprintln!("skipping the lab test: {why}");
+            return;
+        }
+    };
+}
+
+/// One lab of this test: its tag, its output directory, and a guard that takes it
+/// down (and removes the directory) when the test ends, passing or failing.
+struct Lab {
+    tag: String,
+    dir: PathBuf,
+}
+
+impl Lab {
+    fn new(suffix: char) -> Lab {
+        // 6 characters at most: the bridge's veths are pjlab-<tag>-mN (15 max).
+        let tag = format!("{}{suffix}", std::process::id() % 100_000);
+        let dir = std::env::temp_dir().join(format!("progjar-lab-{tag}"));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).expect("temp dir");
+        Lab { tag, dir }
+    }
+
+    fn ns(&self, n: u32) -> String {
+        format!("pj{}-mesin{n}", self.tag)
+    }
+
+    fn bridge(&self) -> String {
+        format!("pjlab-{}", self.tag)
+    }
+
+    /// `tools/lab/lab ARGS` for this lab, output into files of the lab's directory.
+    fn command(&self, args: &[&str], log: &str) -> Command {
+        let mut cmd = Command::new("bash");
+        cmd.arg(script())
+            .args(args)
+            .env("PROGJAR", env!("CARGO_BIN_EXE_progjar"))
+            .env("LAB_TAG", &self.tag)
+            .env("LAB_DIR", &self.dir)
+            .env_remove("LAB_TEST_FAIL_AT")
+            .stdin(Stdio::null())
+            .stdout(File::create(self.dir.join(format!("{log}.out"))).expect("log file"))
+            .stderr(File::create(self.dir.join(format!("{log}.err"))).expect("log file"));
+        cmd
+    }
+
+    /// Run the script to the end (bounded: SIGTERM, so that its trap tears down,
+    /// then SIGKILL). Returns its exit code and its stdout + stderr.
+    fn run(&self, args: &[&str], env: &[(&str, &str)], limit: Duration) -> (Option<i32>, String) {
+        let log = args.join("-");
+        let mut cmd = self.command(args, &log);
+        cmd.envs(env.iter().copied());
+        let mut child = cmd.spawn().expect("spawn tools/lab/lab");
+        let status = match wait_child_term(&mut child, limit) {
+            Some(status) => status.code(),
+            None => {
+                let out = self.output(&log);
+                panic!(
+                    "`lab {}` took longer than {limit:?}; output so far:\n{out}",
+                    args.join(" ")
+                );
+            }
+        };
+        (status, self.output(&log))
+    }
+
+    fn output(&self, log: &str) -> String {
+        let out = fs::read_to_string(self.dir.join(format!("{log}.out"))).unwrap_or_default();
+        let err = fs::read_to_string(self.dir.join(format!("{log}.err"))).unwrap_or_default();
+        format!("{out}{err}")
+    }
+
+    /// What is left of this lab on the machine (empty when it is gone).
+    fn leftovers(&self) -> Vec<String> {
+        let mut left = Vec::new();
+        let netns = Command::new("ip").args(["netns", "list"]).output().expect("ip netns list");
+        for line in String::from_utf8_lossy(&netns.stdout).lines() {
+            if line.starts_with(&format!("pj{}-", self.tag)) {
+                left.push(format!("namespace {line}"));
+            }
+        }
+        let links = Command::new("ip").args(["-o", "link", "show"]).output().expect("ip link");
+        for line in String::from_utf8_lossy(&links.stdout).lines() {
+            if line.contains(&self.bridge()) {
+                left.push(format!("link {line}"));
+            }
+        }
+        for n in 1..=3 {
+            let etc = Path::new("/etc/netns").join(self.ns(n));
+            if etc.exists() {
+                left.push(etc.display().to_string());
+            }
+        }
+        let state = Path::new("/run/progjar-lab").join(&self.tag);
+        if state.exists() {
+            left.push(state.display().to_string());
+        }
+        left
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        let mut down = self.command(&["down"], "guard-down");
+        if let Ok(mut child) = down.spawn() {
+            let _ = wait_child(&mut child, Duration::from_secs(60));
+        }
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Like `common::wait_child`, but asks with SIGTERM first (the script's trap then
+/// takes its lab down) and only then kills.
+fn wait_child_term(
+    child: &mut std::process::Child,
+    limit: Duration,
+) -> Option<std::process::ExitStatus> {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Some(status);
+        }
+        if std::time::Instant::now() >= deadline {
+            // SAFETY: kill(2) on our own child's pid.
+            unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+            let _ = wait_child(child, Duration::from_secs(75));
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// One TCP segment of `tcpdump -r FILE -nn -tt -S`.
+#[derive(Debug, Clone)]
+struct Segment {
+    time: f64,
+    src: String,
+    dst: String,
+    flags: String,
+    seq: Option<(u64, u64)>,
+}
+
+impl Segment {
+    fn parse(line: &str) -> Option<Segment> {
+        let mut words = line.split_whitespace();
+        let time = words.next()?.parse().ok()?;
+        if !matches!(words.next()?, "IP" | "IP6") {
+            return None;
+        }
+        let src = words.next()?.to_string();
+        if words.next()? != ">" {
+            return None;
+        }
+        let dst = words.next()?.trim_end_matches(':').to_string();
+        let rest: Vec<&str> = words.collect();
+        if rest.first() != Some(&"Flags") {
+            return None;
+        }
+        let flags = rest.get(1)?.trim_matches(|c| c == '[' || c == ']' || c == ',').to_string();
+        let seq = rest.iter().position(|w| *w == "seq").and_then(|i| {
+            let range = rest.get(i + 1)?.trim_end_matches(',');
+            let (a, b) = range.split_once(':').unwrap_or((range, range));
+            Some((a.parse().ok()?, b.parse().ok()?))
+        });
+        Some(Segment { time, src, dst, flags, seq })
+    }
+
+    fn syn(&self) -> bool {
+        self.flags.contains('S')
+    }
+
+    fn ack(&self) -> bool {
+        self.flags.contains('.')
+    }
+
+    fn closes(&self) -> bool {
+        self.flags.contains('F') || self.flags.contains('R')
+    }
+}
+
+fn read_capture(path: &Path) -> Vec<Segment> {
+    let mut cmd = Command::new("tcpdump");
+    cmd.arg("-r").arg(path).args(["-nn", "-tt", "-S"]);
+    let out = common::run(&mut cmd, None);
+    assert!(
+        out.status.success(),
+        "tcpdump -r {}: {}",
+        path.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).lines().filter_map(Segment::parse).collect()
+}
+
+/// One client's connection to the server, as the capture saw it.
+#[derive(Debug, Default)]
+struct Connection {
+    segments: Vec<Segment>,
+}
+
+impl Connection {
+    /// When the client's ACK of the server's SYN-ACK went by: the handshake is complete.
+    fn established(&self, client: &str) -> Option<f64> {
+        let synack = self.segments.iter().position(|s| s.src != client && s.syn() && s.ack())?;
+        self.segments[synack..]
+            .iter()
+            .find(|s| s.src == client && s.ack() && !s.syn())
+            .map(|s| s.time)
+    }
+
+    fn first_close(&self) -> Option<f64> {
+        self.segments.iter().find(|s| s.closes()).map(|s| s.time)
+    }
+
+    /// Payload bytes one side sent: the span of its sequence numbers after its SYN.
+    fn bytes_from(&self, side: &str) -> u64 {
+        let mine = || self.segments.iter().filter(|s| s.src == side);
+        let Some(isn) = mine().find(|s| s.syn()).and_then(|s| s.seq).map(|(a, _)| a) else {
+            return 0;
+        };
+        // The SYN takes sequence number isn; data runs from isn + 1 to the highest
+        // end of a `seq A:B` range (a FIN shows `seq B`, where the data ended).
+        let high = mine().filter_map(|s| s.seq).map(|(_, b)| b).max().unwrap_or(isn);
+        high.saturating_sub(isn + 1)
+    }
+
+    fn resets(&self) -> usize {
+        self.segments.iter().filter(|s| s.flags.contains('R')).count()
+    }
+}
+
+const SERVER: &str = "172.16.16.101.32444";
+
+#[test]
+fn task4_two_clients_overlap_in_the_capture_and_the_lab_is_gone_after() {
+    skip_unless_lab!();
+    let lab = Lab::new('a');
+    let (code, out) = lab.run(&["task4"], &[], RUN_LIMIT);
+    assert_eq!(code, Some(0), "lab task4 failed:\n{out}");
+    assert!(out.contains("ok: mesin2 client: echo verified"), "mesin2's echo not verified:\n{out}");
+    assert!(out.contains("ok: mesin3 client: echo verified"), "mesin3's echo not verified:\n{out}");
+    assert!(out.contains("=> overlap:") || !has_python(), "the ladder shows no overlap:\n{out}");
+
+    // The script took its lab down by itself, before the guard's `down`.
+    let left = lab.leftovers();
+    assert!(left.is_empty(), "left behind after lab task4: {left:?}\n{out}");
+
+    // From the capture of the bridge: each client's connection to mesin1:32444.
+    let capture = lab.dir.join("task4.pcap");
+    let segments = read_capture(&capture);
+    let mut conns: BTreeMap<String, Connection> = BTreeMap::new();
+    for s in segments {
+        if s.dst == SERVER {
+            conns.entry(s.src.clone()).or_default().segments.push(s);
+        } else if s.src == SERVER {
+            conns.entry(s.dst.clone()).or_default().segments.push(s);
+        }
+    }
+    let clients: Vec<&String> = conns.keys().collect();
+    assert_eq!(clients.len(), 2, "expected two connections to {SERVER}, saw {clients:?}\n{out}");
+    assert!(
+        clients.iter().any(|c| c.starts_with("172.16.16.102.")),
+        "no connection from mesin2: {clients:?}"
+    );
+    assert!(
+        clients.iter().any(|c| c.starts_with("172.16.16.103.")),
+        "no connection from mesin3: {clients:?}"
+    );
+
+    let mut established = Vec::new();
+    let mut closes = Vec::new();
+    for (client, conn) in &conns {
+        let est = conn.established(client);
+        let est = est
+            .unwrap_or_else(|| panic!("{client}: no complete handshake in the capture: {conn:?}"));
+        let close =
+            conn.first_close().unwrap_or_else(|| panic!("{client}: never closed in the capture"));
+        assert_eq!(conn.resets(), 0, "{client}: a reset in the capture");
+        let sent = conn.bytes_from(client);
+        let echoed = conn.bytes_from(SERVER);
+        assert!(sent > 0, "{client}: sent no data");
+        assert_eq!(sent, echoed, "{client}: the capture shows {sent} B sent but {echoed} B echoed");
+        established.push(est);
+        closes.push(close);
+    }
+    let last_handshake = established.iter().copied().fold(f64::MIN, f64::max);
+    let first_close = closes.iter().copied().fold(f64::MAX, f64::min);
+    assert!(
+        last_handshake < first_close,
+        "the connections did not overlap: last handshake at {last_handshake}, first close at {first_close}\n{out}"
+    );
+}
+
+#[test]
+fn up_twice_then_down_twice_leaves_nothing() {
+    skip_unless_lab!();
+    let lab = Lab::new('b');
+    for round in 1..=2 {
+        let (code, out) = lab.run(&["up"], &[], Duration::from_secs(60));
+        assert_eq!(code, Some(0), "lab up (round {round}):\n{out}");
+    }
+    for n in 1..=3 {
+        let ns = lab.ns(n);
+        let ip = |args: &[&str]| {
+            let out = Command::new("ip").arg("-n").arg(&ns).args(args).output().expect("ip");
+            String::from_utf8_lossy(&out.stdout).trim().to_string()
+        };
+        let routes = ip(&["-4", "route", "show"]);
+        assert_eq!(
+            routes,
+            format!("172.16.16.0/24 dev eth1 proto kernel scope link src 172.16.16.10{n}")
+        );
+        assert_eq!(ip(&["-6", "route", "show", "default"]), "", "{ns}: an IPv6 default route");
+        let addrs = ip(&["-o", "addr", "show", "dev", "eth1"]);
+        assert!(addrs.contains(&format!("fd16:16:16::10{n}/64")), "{ns}: {addrs}");
+        let hosts =
+            fs::read_to_string(Path::new("/etc/netns").join(&ns).join("hosts")).expect("hosts");
+        assert!(hosts.contains("172.16.16.101\tmesin1"), "{ns}'s hosts: {hosts}");
+    }
+    // The host's own namespace has no address on the lab's networks, and the bridge none at all.
+    let host = Command::new("ip").args(["-o", "addr", "show"]).output().expect("ip addr");
+    let host = String::from_utf8_lossy(&host.stdout);
+    assert!(
+        !host.contains("172.16.16.") && !host.contains("fd16:16:16:"),
+        "host addresses: {host}"
+    );
+    assert!(!host.contains(&lab.bridge()), "the bridge has an address: {host}");
+
+    for round in 1..=2 {
+        let (code, out) = lab.run(&["down"], &[], Duration::from_secs(60));
+        assert_eq!(code, Some(0), "lab down (round {round}):\n{out}");
+    }
+    let left = lab.leftovers();
+    assert!(left.is_empty(), "left behind after lab down: {left:?}");
+}
+
+#[test]
+fn up_that_fails_half_way_takes_down_what_it_made() {
+    skip_unless_lab!();
+    let lab = Lab::new('c');
+    let (code, out) = lab.run(&["up"], &[("LAB_TEST_FAIL_AT", "mesin2")], Duration::from_secs(60));
+    assert_ne!(code, Some(0), "lab up should have failed:\n{out}");
+    assert!(out.contains("on purpose"), "{out}");
+    let left = lab.leftovers();
+    assert!(left.is_empty(), "left behind after a failed up: {left:?}\n{out}");
+}
+
+fn has_python() -> bool {
+    Command::new("python3")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}

@@ -1,0 +1,437 @@
+#!/usr/bin/env python3
+"""Ladder diagrams of the TCP connections in lab captures, drawn in text.
+
+    ladder.py [--steps FILE] [--require-overlap STEP] [LABEL=]CAPTURE.pcap ...
+
+Each capture is read with `tcpdump -r FILE -nn -tt -S` (absolute sequence numbers;
+the diagram makes them relative to each side's SYN). For every TCP connection it
+draws the client (the side that sent the SYN: mesin2 or mesin3) on the left and the
+server (mesin1) on the right, one arrow per segment: SYN, SYN-ACK, ACK, data with its
+length, FIN, RST, with the time in ms since the connection's first packet.
+
+--steps names a file of `EPOCH LABEL` lines written by tools/lab/lab as each task
+starts; every connection is put under the task during which it started, and every
+task with two or more connections on the bridge gets a timeline showing how they
+overlap. --require-overlap STEP exits 1 unless every connection of the task whose
+label starts with STEP had completed its handshake before any of them sent a FIN or RST.
+"""
+
+import argparse
+import re
+import subprocess
+import sys
+
+NAMES = {}
+for _n in (1, 2, 3):
+    NAMES[f"172.16.16.10{_n}"] = f"mesin{_n}"
+    NAMES[f"fd16:16:16::10{_n}"] = f"mesin{_n}"
+NAMES["127.0.0.1"] = "localhost"
+NAMES["::1"] = "localhost"
+
+TCP = re.compile(r"^(\d+\.\d+) IP6? (\S+)\.(\d+) > (\S+)\.(\d+): Flags \[([^\]]*)\](.*)$")
+SEQ = re.compile(r", seq (\d+)(?::(\d+))?")
+ACK = re.compile(r", ack (\d+)")
+LEN = re.compile(r", length (\d+)")
+
+WIDTH = 54  # characters between the two vertical bars
+HEAD = 14  # segments drawn at the start of a long connection
+TAIL = 10  # ... and at its end
+
+
+class Packet:
+    def __init__(self, t, src, sport, dst, dport, flags, rest):
+        self.t = t
+        self.src, self.sport, self.dst, self.dport = src, sport, dst, dport
+        self.flags = flags
+        m = SEQ.search(rest)
+        self.seq = int(m.group(1)) if m else None
+        m = ACK.search(rest)
+        self.ack = int(m.group(1)) if m else None
+        m = LEN.search(rest)
+        self.length = int(m.group(1)) if m else 0
+
+    def has(self, flag):
+        return flag in self.flags
+
+    def name(self):
+        parts = [w for f, w in (("S", "SYN"), ("F", "FIN"), ("R", "RST"), ("P", "PSH")) if f in self.flags]
+        if "." in self.flags:
+            parts.append("ACK")
+        return "-".join(parts) or "(no flags)"
+
+
+class Conn:
+    def __init__(self, source, first):
+        self.source = source
+        self.packets = []
+        # The client is whoever sent a SYN without ACK; failing that, the higher port.
+        if first.has("S") and not first.has("."):
+            self.client, self.server = (first.src, first.sport), (first.dst, first.dport)
+        elif first.has("S"):
+            self.client, self.server = (first.dst, first.dport), (first.src, first.sport)
+        elif first.sport > first.dport:
+            self.client, self.server = (first.src, first.sport), (first.dst, first.dport)
+        else:
+            self.client, self.server = (first.dst, first.dport), (first.src, first.sport)
+        self.isn = {}
+        self.step = ""
+        self.high = {}  # highest relative sequence number sent so far, per side
+        self.retrans = set()  # ids of segments that repeat bytes already sent
+
+    def note_data(self, p):
+        side = (p.src, p.sport)
+        if p.length and p.seq is not None and side in self.isn:
+            start = self.rel(side, p.seq)
+            if start + p.length <= self.high.get(side, 0):
+                self.retrans.add(id(p))
+            self.high[side] = max(self.high.get(side, 0), start + p.length)
+
+    def bytes_sent(self, side):
+        """Payload bytes one side sent (each byte once, retransmissions not counted)."""
+        if side in self.high:
+            return self.high[side] - 1
+        return sum(p.length for p in self.packets if (p.src, p.sport) == side)
+
+    def add(self, p):
+        if p.has("S") and p.seq is not None:
+            self.isn.setdefault((p.src, p.sport), p.seq)
+        self.packets.append(p)
+        self.note_data(p)
+
+    def over(self):
+        return any(p.has("F") or p.has("R") for p in self.packets)
+
+    def from_client(self, p):
+        return (p.src, p.sport) == self.client
+
+    @property
+    def start(self):
+        return self.packets[0].t
+
+    @property
+    def end(self):
+        return self.packets[-1].t
+
+    def established(self):
+        """Time of the client's ACK that completes the three-way handshake, or None."""
+        synack = False
+        for p in self.packets:
+            if p.has("S") and p.has(".") and not self.from_client(p):
+                synack = True
+            elif synack and self.from_client(p) and p.has(".") and not p.has("S"):
+                return p.t
+        return None
+
+    def first_close(self):
+        """When either side sent its FIN (or a RST): the connection starts to close."""
+        for p in self.packets:
+            if p.has("F") or p.has("R"):
+                return p.t
+        return None
+
+    def closed(self):
+        """When both sides had sent their FIN (or a RST went by): the connection is closed."""
+        fins = set()
+        for p in self.packets:
+            if p.has("R"):
+                return p.t
+            if p.has("F"):
+                fins.add((p.src, p.sport))
+                if len(fins) == 2:
+                    return p.t
+        return None
+
+    def name(self, addr):
+        return endpoint(addr, self.source)
+
+    def rel(self, side, value):
+        isn = self.isn.get(side)
+        return value if isn is None else (value - isn) % (1 << 32)
+
+
+def endpoint(addr, source=""):
+    """The machine an address belongs to; loopback addresses belong to the capture's machine."""
+    name = NAMES.get(addr, addr)
+    if name == "localhost" and source.endswith(" lo"):
+        return source[: -len(" lo")] + " (lo)"
+    return name
+
+
+def read_text(lines, source, conns, others):
+    """Group the TCP lines of one capture into connections, in order of their first packet."""
+    live = {}
+    for line in lines:
+        line = line.rstrip("\n")
+        m = TCP.match(line)
+        if not m:
+            if line.strip():
+                others.append((source, line))
+            continue
+        t, src, sport, dst, dport, flags, rest = m.groups()
+        p = Packet(float(t), src, int(sport), dst, int(dport), flags, rest)
+        key = frozenset([(src, p.sport), (dst, p.dport)])
+        conn = live.get(key)
+        if conn is None or (p.has("S") and not p.has(".") and conn.over()):
+            conn = Conn(source, p)
+            live[key] = conn
+            conns.append(conn)
+        conn.add(p)
+
+
+def read_capture(path):
+    try:
+        out = subprocess.run(
+            ["tcpdump", "-r", path, "-nn", "-tt", "-S"], capture_output=True, text=True, check=False, timeout=120
+        )
+    except FileNotFoundError:
+        sys.exit("ladder.py: tcpdump is needed to read captures")
+    if out.returncode != 0:
+        print(f"ladder.py: cannot read {path}: {out.stderr.strip()}", file=sys.stderr)
+        return []
+    return out.stdout.splitlines()
+
+
+def arrow(label, left_to_right):
+    label = f" {label} "
+    fill = max(WIDTH - len(label) - 3, 1)
+    if left_to_right:
+        return "|--" + label + "-" * fill + ">|"
+    return "|<" + "-" * fill + label + "--|"
+
+
+def segment_label(conn, p):
+    label = p.name()
+    if p.length:
+        label += f" {p.length} B"
+    if id(p) in conn.retrans:
+        label += " (again)"
+    return label
+
+
+def segment_note(conn, p):
+    me = (p.src, p.sport)
+    peer = (p.dst, p.dport)
+    bits = []
+    if p.seq is not None:
+        seq = conn.rel(me, p.seq)
+        bits.append(f"seq {seq}:{seq + p.length}" if p.length else f"seq {seq}")
+    if p.ack is not None and p.has("."):
+        bits.append(f"ack {conn.rel(peer, p.ack)}")
+    return " ".join(bits)
+
+
+def describe(conn):
+    c, s = conn.client, conn.server
+    return f"{conn.name(c[0])} {c[0]}:{c[1]}  ->  {conn.name(s[0])} {s[0]}:{s[1]}"
+
+
+def summary(conn):
+    cname, sname = conn.name(conn.client[0]), conn.name(conn.server[0])
+
+    def ms(t):
+        return f"{1000 * (t - conn.start):.3f} ms"
+
+    bits = []
+    est = conn.established()
+    rst = next((p for p in conn.packets if p.has("R")), None)
+    if est is None and rst is not None:
+        bits.append(
+            f"refused: {conn.name(rst.src)} answered the SYN with {rst.name()} "
+            f"(nothing listens on port {rst.sport}): connect() fails with ECONNREFUSED"
+        )
+        return "; ".join(bits)
+    if est is not None:
+        bits.append(f"handshake done at {ms(est)}")
+    bits.append(f"{cname} sent {conn.bytes_sent(conn.client)} B, {sname} sent {conn.bytes_sent(conn.server)} B")
+    fin = next((p for p in conn.packets if p.has("F")), None)
+    if fin is not None:
+        bits.append(f"{conn.name(fin.src)} sent the first FIN at {ms(fin.t)}")
+    closed = conn.closed()
+    if closed is not None:
+        bits.append(f"closed at {ms(closed)}")
+    if conn.retrans:
+        bits.append(f"{len(conn.retrans)} retransmitted segment(s), marked (again)")
+    return "; ".join(bits)
+
+
+def draw(conn, index, total):
+    cname, sname = conn.name(conn.client[0]), conn.name(conn.server[0])
+    print()
+    title = f"connection {index} of {total} [{conn.source}]"
+    if conn.step:
+        title += f" - {conn.step}"
+    print(title)
+    print("  " + describe(conn))
+    left = f"{cname} :{conn.client[1]}"
+    right = f"{sname} :{conn.server[1]}"
+    print(f"  {'ms':>10}   {left:<{WIDTH // 2 + 2}}{right:>{WIDTH - WIDTH // 2 + 1}}")
+    pkts = conn.packets
+    shown = list(enumerate(pkts))
+    skipped = None
+    if len(pkts) > HEAD + TAIL + 4:
+        skipped = pkts[HEAD:-TAIL]
+        shown = list(enumerate(pkts[:HEAD])) + [(None, None)] + list(enumerate(pkts[-TAIL:], len(pkts) - TAIL))
+    for _, p in shown:
+        if p is None:
+            print_skipped(conn, skipped)
+            continue
+        ms = 1000 * (p.t - conn.start)
+        line = arrow(segment_label(conn, p), conn.from_client(p))
+        print(f"  {ms:>10.3f}   {line}  {segment_note(conn, p)}")
+    print("  " + summary(conn))
+
+
+def print_skipped(conn, skipped):
+    cname, sname = conn.name(conn.client[0]), conn.name(conn.server[0])
+    data = {True: [0, 0], False: [0, 0]}
+    for p in skipped:
+        if p.length:
+            d = data[conn.from_client(p)]
+            d[0] += 1
+            d[1] += p.length
+    span = 1000 * (skipped[-1].t - skipped[0].t)
+    pad = " " * 15
+    print(f"{pad}|{'':{WIDTH}}|")
+    print(f"{pad}:  ... {len(skipped)} more segments in {span:.1f} ms:")
+    print(f"{pad}:      {cname} -> {sname}: {data[True][1]} B in {data[True][0]} data segments")
+    print(f"{pad}:      {sname} -> {cname}: {data[False][1]} B in {data[False][0]} data segments")
+    print(
+        f"{pad}:      (and {len(skipped) - data[True][0] - data[False][0]} ACK-only segments; retransmissions counted)"
+    )
+    print(f"{pad}|{'':{WIDTH}}|")
+
+
+def timeline(step, conns):
+    """A bar per connection on one time axis, and whether they overlap."""
+    t0 = min(c.start for c in conns)
+    t1 = max(c.end for c in conns)
+    span = max(t1 - t0, 1e-6)
+    cols = 60
+
+    def ms(t):
+        return f"{1000 * (t - t0):.3f} ms"
+
+    def col(t):
+        return min(int((t - t0) / span * cols), cols - 1)
+
+    print()
+    print(f"timeline - {step or 'all connections'} (0 = first SYN; each column = {1000 * span / cols:.2f} ms)")
+    print(f"  {'':22}0 ms{'':{cols - 14}}{1000 * span:>10.1f} ms")
+    for c in conns:
+        row = [" "] * cols
+        for i in range(col(c.start), col(c.end) + 1):
+            row[i] = "="
+        for p in c.packets:
+            if p.length and row[col(p.t)] == "=":
+                row[col(p.t)] = "#"
+        for p in c.packets:
+            if p.has("F") or p.has("R"):
+                row[col(p.t)] = "R" if p.has("R") else "F"
+        row[col(c.start)] = "S"
+        name = f"{c.name(c.client[0])}:{c.client[1]}"
+        print(f"  {name:<22}|{''.join(row)}|")
+    print("  S = SYN, = open, # data, F = a FIN (one per side), R = RST")
+    ests = [c.established() for c in conns]
+    if any(e is None for e in ests):
+        print("  not every connection completed its handshake")
+        return False
+    for c, e in zip(conns, ests):
+        close, closed = c.first_close(), c.closed()
+        print(
+            f"  {c.name(c.client[0])}:{c.client[1]}: handshake done at {ms(e)}, "
+            + (f"first FIN at {ms(close)}, " if close is not None else "")
+            + (f"closed at {ms(closed)}" if closed is not None else "never closed")
+        )
+    last_est = max(ests)
+    first_fin = min((c.first_close() for c in conns if c.first_close() is not None), default=t1)
+    first_closed = min((c.closed() for c in conns if c.closed() is not None), default=t1)
+    if last_est < first_fin:
+        print(
+            f"  => overlap: every handshake was done (at {ms(last_est)}) before any FIN (at {ms(first_fin)}); "
+            f"open together until {ms(first_closed)}: one server served them at once"
+        )
+        return True
+    print("  => no overlap: a connection began to close before the other was established")
+    return False
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[1])
+    ap.add_argument("captures", nargs="*", help="[LABEL=]FILE.pcap")
+    ap.add_argument("--steps", help="file of 'EPOCH LABEL' lines")
+    ap.add_argument("--require-overlap", metavar="STEP", help="exit 1 unless this task's connections overlap")
+    args = ap.parse_args()
+
+    conns, others = [], []
+    for spec in args.captures:
+        label, _, path = spec.rpartition("=")
+        read_text(read_capture(path), label or path, conns, others)
+    conns.sort(key=lambda c: c.start)
+
+    steps = []
+    if args.steps:
+        with open(args.steps) as f:
+            for line in f:
+                t, _, label = line.strip().partition(" ")
+                if t:
+                    steps.append((float(t), label))
+        steps.sort()
+    for c in conns:
+        for t, label in steps:
+            if t <= c.start:
+                c.step = label
+
+    if not conns:
+        print("no TCP connection in the capture")
+    for i, c in enumerate(conns, 1):
+        draw(c, i, len(conns))
+
+    if others:
+        print()
+        print("other packets (not TCP):")
+        kinds = {}
+        for source, line in others:
+            kind = classify(line)
+            kinds.setdefault((source, kind), []).append(line)
+        for (source, kind), lines in kinds.items():
+            print(f"  [{source}] {len(lines)} {kind}")
+            if kind.startswith(("DNS", "ICMP port", "ARP")):
+                for line in lines[:4]:
+                    print(f"      {line[:110]}")
+
+    ok = True
+    groups = {}
+    for c in conns:
+        if c.source == "bridge" or len({x.source for x in conns}) == 1:
+            groups.setdefault(c.step, []).append(c)
+    for step, group in groups.items():
+        if len(group) >= 2 and (step or len(groups) == 1):
+            overlap = timeline(step, group)
+            if args.require_overlap and step.startswith(args.require_overlap) and not overlap:
+                ok = False
+    if args.require_overlap and not any(s.startswith(args.require_overlap) and len(g) >= 2 for s, g in groups.items()):
+        print(f"\nno two connections found for {args.require_overlap!r}")
+        ok = False
+    return 0 if ok else 1
+
+
+def classify(line):
+    if " ARP," in line:
+        return "ARP (IPv4 address -> MAC address)"
+    if "ICMP6" in line:
+        if "neighbor" in line:
+            return "ICMPv6 neighbour discovery (IPv6's ARP)"
+        if "multicast listener" in line:
+            return "ICMPv6 multicast listener reports (the kernel, as each eth1 comes up)"
+        return "ICMPv6 other"
+    if " ICMP " in line:
+        return "ICMP port unreachable (nothing listens there)" if "unreachable" in line else "ICMP"
+    if " igmp " in line:
+        return "IGMP reports (the kernel, as each eth1 comes up)"
+    if re.search(r"\.53[: ]", line):
+        return "DNS (udp.port == 53)"
+    return "other"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
