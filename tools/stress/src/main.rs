@@ -1,1 +1,216 @@
-fn main() {}
+//! `progjar-stress`: drive thousands of echo connections from one thread and
+//! check every byte that comes back.
+//!
+//! The existing load tools each miss something a lab needs: a thread per
+//! connection (which measures the scheduler), treating a short read as an error
+//! (TCP keeps no message boundaries, so a message may come back in pieces),
+//! panicking on a failed connect, no latency figures, and above all none of them
+//! checks that the echo is the bytes that were sent. This one does all of that
+//! in one `mio` loop, the same design as the server it tests.
+//!
+//! The files, one concept each:
+//! * `main.rs`: the command line (argh), checked into a [`run::Config`];
+//! * `run.rs`: the event loop, timers, stopping;
+//! * `open.rs`: starting connections at the asked rate, and the limits that stop it;
+//! * `conn.rs`: one connection's connect, write, read and check;
+//! * `pattern.rs`: the bytes each message carries, computed, never stored;
+//! * `report.rs`: counters, histograms, the live line, the summary and the JSON.
+//!
+//! Exit status: 0 when every byte came back right and every connection worked,
+//! 1 when any did not (the summary says which connection and where), 2 for a bad
+//! command line.
+
+mod conn;
+mod open;
+mod pattern;
+mod report;
+mod run;
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use argh::FromArgs;
+use progjar::cli::{self, Failure};
+use progjar::parse;
+
+use crate::report::Report;
+use crate::run::{Config, Stop};
+
+/// Largest message (`-s`): the pattern is computed in 64 KiB chunks whatever the
+/// size, so this only bounds what one connection keeps in flight
+/// (`pipeline × size`) to something the socket buffers and the server can hold.
+const MAX_MESSAGE_SIZE: usize = 64 * 1024 * 1024;
+
+/// Most active connections (`-c`) or idle ones (`--idle`): a million is about
+/// Linux's default ceiling on open files per process (fs.nr_open), so more could
+/// never be opened anyway.
+const MAX_CONNECTIONS: u32 = 1_000_000;
+
+/// Most messages in flight per connection (`--pipeline`). Beyond a thousand the
+/// socket buffers, not the pipeline, limit what is in flight, and each slot
+/// costs 16 bytes per connection for its send time.
+const MAX_PIPELINE: u32 = 1024;
+
+/// Most messages per connection (`-n`): keeps every stream offset
+/// (`messages × size`) far inside 64 bits.
+const MAX_MESSAGES: u64 = 1_000_000_000;
+
+/// The default run length when neither `-d` nor `-n` is given.
+const DEFAULT_DURATION: Duration = Duration::from_secs(10);
+
+/// progjar-stress: many echo connections from one thread; every echoed byte is
+/// checked and every message's latency measured.
+///
+/// A live line goes to stderr every second; the summary goes to stdout.
+/// Exit status: 0 all bytes echoed right, 1 a byte lost or wrong or a
+/// connection failed (the summary names the connection and offset), 2 bad
+/// arguments.
+#[derive(FromArgs)]
+#[argh(help_triggers("-h", "--help"))]
+// The doc comments are argh's help text, where `[::1]:10000` is an address, not a link.
+#[allow(rustdoc::broken_intra_doc_links)]
+struct Args {
+    /// echo server as HOST:PORT, e.g. 127.0.0.1:10000 or [::1]:10000
+    /// (default 127.0.0.1:10000)
+    #[argh(positional, default = "String::from(\"127.0.0.1:10000\")", from_str_fn(parse_target))]
+    target: String,
+    /// connections that send messages (default 50)
+    #[argh(option, short = 'c', default = "50", from_str_fn(parse_connections))]
+    connections: u32,
+    /// connections started per second, an even ramp that does not overflow the
+    /// server's listen backlog (default unlimited: as fast as possible)
+    #[argh(option, from_str_fn(parse_rate))]
+    connect_rate: Option<u32>,
+    /// bytes per message, e.g. 512, 4KiB, 1MiB (default 512)
+    #[argh(option, short = 's', default = "512", from_str_fn(parse_size))]
+    size: usize,
+    /// how long to run, e.g. 10, 2.5s, 500ms, 1m (default 10 s unless -n is given)
+    #[argh(option, short = 'd', from_str_fn(parse_duration))]
+    duration: Option<Duration>,
+    /// messages per connection: stop when all are echoed, instead of after -d
+    /// (default: none, run for -d)
+    #[argh(option, short = 'n', from_str_fn(parse_messages))]
+    messages: Option<u64>,
+    /// messages in flight per connection; 1 waits for each echo before sending
+    /// the next (default 1)
+    #[argh(option, default = "1", from_str_fn(parse_pipeline))]
+    pipeline: u32,
+    /// extra connections that connect and stay silent, opened first
+    /// (default 0)
+    #[argh(option, default = "0", from_str_fn(parse_idle))]
+    idle: u32,
+    /// print the summary as one JSON object on stdout instead of text
+    /// (default off)
+    #[argh(switch)]
+    json: bool,
+}
+
+fn parse_target(s: &str) -> Result<String, String> {
+    match s.rsplit_once(':') {
+        Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => Ok(s.to_string()),
+        _ => Err(format!("'{s}' is not HOST:PORT (e.g. 127.0.0.1:10000 or [::1]:10000)")),
+    }
+}
+
+/// A whole number from `lo` to `hi`.
+fn number_in<T: std::str::FromStr + PartialOrd + std::fmt::Display>(
+    s: &str,
+    lo: T,
+    hi: T,
+) -> Result<T, String> {
+    match s.trim().parse::<T>() {
+        Ok(n) if n >= lo && n <= hi => Ok(n),
+        Ok(_) => Err(format!("'{s}' must be from {lo} to {hi}")),
+        Err(_) => Err(format!("'{s}' is not a whole number")),
+    }
+}
+
+fn parse_connections(s: &str) -> Result<u32, String> {
+    number_in(s, 1, MAX_CONNECTIONS)
+}
+
+fn parse_idle(s: &str) -> Result<u32, String> {
+    number_in(s, 0, MAX_CONNECTIONS)
+}
+
+fn parse_rate(s: &str) -> Result<u32, String> {
+    number_in(s, 1, u32::MAX)
+}
+
+fn parse_pipeline(s: &str) -> Result<u32, String> {
+    number_in(s, 1, MAX_PIPELINE)
+}
+
+fn parse_messages(s: &str) -> Result<u64, String> {
+    number_in(s, 1, MAX_MESSAGES)
+}
+
+fn parse_size(s: &str) -> Result<usize, String> {
+    parse::size_in(s, 1..=MAX_MESSAGE_SIZE)
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    parse::duration(s)
+}
+
+/// The first address `target` resolves to.
+fn resolve(target: &str) -> Result<SocketAddr, Failure> {
+    let mut addrs = target
+        .to_socket_addrs()
+        .map_err(|e| Failure::new(1, format!("cannot resolve {target}: {e}")))?;
+    addrs.next().ok_or_else(|| Failure::new(1, format!("{target} resolves to no address")))
+}
+
+fn main() -> ExitCode {
+    let args: Args = cli::parse_args();
+    let stop = match (args.duration, args.messages) {
+        (Some(_), Some(_)) => {
+            cli::usage_error("-d and -n cannot be used together: run for a time or for a count")
+        }
+        (Some(d), None) => Stop::After(d),
+        (None, Some(n)) => Stop::Messages(n),
+        (None, None) => Stop::After(DEFAULT_DURATION),
+    };
+    progjar::logging::init();
+    cli::finish(stress(&args, stop))
+}
+
+/// Resolve, run, print the summary; a failed run is a [`Failure`] (exit 1).
+fn stress(args: &Args, stop: Stop) -> Result<(), Failure> {
+    let config = Config {
+        target: resolve(&args.target)?,
+        connections: args.connections,
+        idle: args.idle,
+        connect_rate: args.connect_rate,
+        message_size: args.size,
+        stop,
+        pipeline: args.pipeline,
+    };
+    let outcome = run::run(&config)?;
+    let report = Report {
+        config: &config,
+        seconds: outcome.seconds,
+        stats: &outcome.stats,
+        notes: &outcome.notes,
+    };
+    if args.json {
+        println!("{}", report.json());
+    } else {
+        println!("{}", report.text());
+    }
+    if report.ok() {
+        Ok(())
+    } else {
+        let s = &outcome.stats;
+        Err(Failure::new(
+            cli::EXIT_FAILURE,
+            format!(
+                "the run failed ({} errors, {} connections failed); first: {}",
+                s.errors.total(),
+                s.connections_failed,
+                s.errors.kept().first().map_or("-", String::as_str)
+            ),
+        ))
+    }
+}

@@ -1,0 +1,488 @@
+//! One client connection: finish the nonblocking connect, write the pattern,
+//! read the echo back and check every byte.
+//!
+//! A connection is a little state machine driven by readiness events:
+//!
+//! ```text
+//! Connecting --(writable, no error, has a peer)--> Open --(all echoed, FIN sent)--> Closing --(server's EOF)--> done
+//! ```
+//!
+//! Each connection owns only counters: how far its stream has been written
+//! (`sent`) and read back (`received`), plus the send time of each message in
+//! flight. The bytes themselves are computed from those offsets (see
+//! `pattern.rs`) into buffers shared by all connections ([`Shared`]), so
+//! 10000 connections cost a few hundred bytes each, not a buffer each.
+//!
+//! The socket is registered once for READABLE | WRITABLE and never re-registered:
+//! mio is edge-triggered, so an event means "something changed", and each handler
+//! reads until the socket is empty (`WouldBlock`, or a short read: see
+//! `read_all`) and writes until `WouldBlock` or nothing is left to write.
+//! Writability is remembered in `write_blocked` so that a connection with
+//! room in its send buffer writes its next message at once, without waiting for
+//! an event that will not come.
+
+use std::collections::VecDeque;
+use std::io::{self, ErrorKind, Read, Write};
+use std::net::{Shutdown, SocketAddr};
+use std::time::{Duration, Instant};
+
+use mio::event::Event;
+use mio::net::TcpStream;
+
+use crate::pattern::Pattern;
+use crate::report::Stats;
+
+/// How long a connect may take. A SYN dropped because the server's listen
+/// backlog is full is resent after 1, 3 and 7 seconds (Linux's exponential
+/// backoff), so 10 s lets a flood of connects ride out three drops before it
+/// counts as a failure.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long a connection may wait without receiving a single echo byte while an
+/// echo is owed (or, after our FIN, for the server's). On loopback an echo takes
+/// microseconds, and even 10000 busy connections take milliseconds; five seconds
+/// of silence means the bytes are lost, not late.
+pub const ECHO_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What this connection is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Sends messages and checks their echo.
+    Active,
+    /// Connects and stays silent: it only occupies a slot in the server.
+    Idle,
+}
+
+/// Where the connection is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// `connect()` was called; the handshake has not finished.
+    Connecting,
+    /// Connected: sending and checking.
+    Open,
+    /// Everything was echoed and our FIN is sent; waiting for the server's EOF.
+    Closing,
+}
+
+/// How a handler left the connection.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Next {
+    /// Keep it; more events will come.
+    Keep,
+    /// It finished cleanly: close it and count it as ok.
+    Done,
+}
+
+/// An error on one connection: one line that names the connection (and the
+/// stream offset where it matters). The connection is closed and counted as failed.
+#[derive(Debug)]
+pub struct Fault(pub String);
+
+/// What every connection's handlers share: the plan and the scratch buffers.
+pub struct Shared {
+    /// The byte pattern (and so the message size).
+    pub pattern: Pattern,
+    /// Messages each active connection may have in flight.
+    pub pipeline: u64,
+    /// Messages per connection (`-n`), or `None` to run until the deadline.
+    pub per_connection: Option<u64>,
+    /// The deadline has passed: start no new message.
+    pub stopping: bool,
+    /// Where the pattern is written before each `write()`.
+    pub out: Box<[u8]>,
+    /// Where each `read()` lands.
+    pub inp: Box<[u8]>,
+    /// Where the expected bytes are computed to compare with `inp`.
+    pub expect: Box<[u8]>,
+    /// Active connections started and not closed yet: the run is over when this
+    /// is 0 and nothing is left to open.
+    pub active_alive: u64,
+    /// The run's counters.
+    pub stats: Stats,
+}
+
+/// One client connection.
+pub struct Conn {
+    /// The connection's number (0.. for active connections, then the idle ones):
+    /// names it in messages and seeds its byte pattern.
+    pub id: u32,
+    /// Active or idle.
+    pub role: Role,
+    /// Where it is in its life.
+    pub phase: Phase,
+    /// The socket.
+    pub stream: TcpStream,
+    /// When `connect()` was called.
+    started: Instant,
+    /// When it last connected or received a byte: the echo timeout counts from here.
+    last_progress: Instant,
+    /// Bytes of its stream handed to the kernel so far.
+    sent: u64,
+    /// Bytes of its stream read back and verified so far.
+    received: u64,
+    /// The last `write()` hit `WouldBlock`: wait for a writable event.
+    write_blocked: bool,
+    /// Send time of each message in flight, oldest first. It holds at most
+    /// `pipeline` entries, so after the first messages it never allocates again.
+    stamps: VecDeque<Instant>,
+}
+
+impl Conn {
+    /// Start a nonblocking connect to `addr`. Returns at once: the handshake
+    /// finishes later and shows up as a writable event.
+    pub fn connect(
+        id: u32,
+        role: Role,
+        addr: SocketAddr,
+        now: Instant,
+        pipeline: u64,
+    ) -> io::Result<Conn> {
+        let stream = TcpStream::connect(addr)?;
+        // Room for a few stamps now; it grows to `pipeline` once and stays there.
+        let stamps = VecDeque::with_capacity(if role == Role::Active {
+            pipeline.min(16) as usize
+        } else {
+            0
+        });
+        Ok(Conn {
+            id,
+            role,
+            phase: Phase::Connecting,
+            stream,
+            started: now,
+            last_progress: now,
+            sent: 0,
+            received: 0,
+            write_blocked: false,
+            stamps,
+        })
+    }
+
+    /// Messages sent whose echo is not complete yet.
+    pub fn in_flight(&self) -> u64 {
+        self.stamps.len() as u64
+    }
+
+    /// A fault on this connection.
+    fn fault(&self, what: std::fmt::Arguments<'_>) -> Fault {
+        Fault(format!("connection {}: {what}", self.id))
+    }
+
+    /// Where in the stream we are, for error messages: `offset 1234 (message 2, byte 210)`.
+    fn at(&self, offset: u64, sh: &Shared) -> String {
+        let size = sh.pattern.size();
+        format!("offset {offset} (message {}, byte {} of it)", offset / size, offset % size)
+    }
+
+    /// Handle a readiness event.
+    pub fn on_event(
+        &mut self,
+        event: &Event,
+        sh: &mut Shared,
+        now: Instant,
+    ) -> Result<Next, Fault> {
+        if self.phase == Phase::Connecting {
+            return self.finish_connect(sh, now);
+        }
+        if event.is_writable() {
+            self.write_blocked = false;
+        }
+        // A reset or the server's FIN arrives as readable, read-closed or error;
+        // in every case read() tells us which, so read on any of them.
+        if event.is_readable() || event.is_read_closed() || event.is_error() {
+            let closing = event.is_read_closed() || event.is_error();
+            if let Next::Done = self.read_all(sh, now, closing)? {
+                return Ok(Next::Done);
+            }
+        }
+        // Reads first, then writes: reading completes messages and so makes room
+        // in the pipeline for new ones. We never read again after writing in the
+        // same event, so no echo can be seen before its send time was stamped.
+        self.send_and_maybe_finish(sh)
+    }
+
+    /// The first events of a connect: did it work?
+    fn finish_connect(&mut self, sh: &mut Shared, now: Instant) -> Result<Next, Fault> {
+        // A failed connect (refused, unreachable) stores its error on the socket;
+        // take_error() reads and clears it (getsockopt SO_ERROR).
+        match self.stream.take_error() {
+            Ok(None) => {}
+            Ok(Some(e)) | Err(e) => {
+                return Err(self.fault(format_args!("connect failed: {}", describe(&e))))
+            }
+        }
+        // Writable without an error usually means connected, but epoll may also wake
+        // us early; having a peer address is the proof the handshake finished.
+        match self.stream.peer_addr() {
+            Ok(_) => {}
+            // Not connected yet: a spurious wake-up. The real one will follow.
+            Err(e) if e.kind() == ErrorKind::NotConnected => return Ok(Next::Keep),
+            Err(e) => return Err(self.fault(format_args!("connect failed: {}", describe(&e)))),
+        }
+        self.phase = Phase::Open;
+        self.last_progress = now;
+        sh.stats.record_connect(now.saturating_duration_since(self.started));
+        sh.stats.connecting -= 1;
+        sh.stats.open += 1;
+        match self.role {
+            Role::Active => self.send_and_maybe_finish(sh),
+            Role::Idle => Ok(Next::Keep),
+        }
+    }
+
+    /// Read everything the kernel holds for us and check it. `closing` says the
+    /// event also reported the server's FIN or an error.
+    fn read_all(&mut self, sh: &mut Shared, now: Instant, closing: bool) -> Result<Next, Fault> {
+        loop {
+            match self.stream.read(&mut sh.inp) {
+                // Ok(0) is the server's FIN: it will send nothing more.
+                Ok(0) => return self.on_eof(sh),
+                Ok(n) => {
+                    self.check(n, sh, now)?;
+                    // A read that did not fill the buffer emptied the socket. The
+                    // portable rule is to read on until WouldBlock, but on Linux
+                    // epoll reports every later arrival as a new edge, so that last
+                    // read() would only be told "nothing": skipping it saves one
+                    // syscall in three per message (tokio skips it the same way).
+                    // A FIN already seen by this event makes no new edge, so with
+                    // `closing` we read on to meet it.
+                    if n < sh.inp.len() && !closing && cfg!(target_os = "linux") {
+                        return Ok(Next::Keep);
+                    }
+                }
+                // Nothing more to read now: edge-triggered readiness will tell us
+                // when more arrives. The loop is bounded: the server can only
+                // echo what we sent, at most `pipeline` messages.
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(Next::Keep),
+                // A signal interrupted the call before any byte moved: just retry.
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                // A reset (the server crashed or closed with unread data) or another error.
+                Err(e) => {
+                    return Err(self.fault(format_args!(
+                        "{} while reading the echo at {}",
+                        describe(&e),
+                        self.at(self.received, sh)
+                    )))
+                }
+            }
+        }
+    }
+
+    /// The server closed its side.
+    fn on_eof(&mut self, sh: &Shared) -> Result<Next, Fault> {
+        match (self.role, self.phase) {
+            // We sent our FIN after the last echo; this is the answer: a clean end.
+            (Role::Active, Phase::Closing) => Ok(Next::Done),
+            (Role::Active, _) if self.received < self.sent => Err(self.fault(format_args!(
+                "short echo: the server closed the connection at {} after echoing {} of the {} bytes sent",
+                self.at(self.received, sh),
+                self.received,
+                self.sent
+            ))),
+            (Role::Active, _) => Err(self.fault(format_args!(
+                "the server closed the connection at {} before the run was over",
+                self.at(self.received, sh)
+            ))),
+            (Role::Idle, _) => {
+                Err(self.fault(format_args!("idle connection closed by the server (is its idle timeout shorter than the run?)")))
+            }
+        }
+    }
+
+    /// Check `n` freshly read bytes (in `sh.inp`) against the pattern.
+    fn check(&mut self, n: usize, sh: &mut Shared, now: Instant) -> Result<(), Fault> {
+        self.last_progress = now;
+        if self.role == Role::Idle {
+            return Err(self
+                .fault(format_args!("idle connection received {n} bytes although it sent none")));
+        }
+        // The server may only echo what we sent; anything past `sent` is extra.
+        let owed = (self.sent - self.received).min(n as u64) as usize;
+        if let Some((i, expected)) =
+            sh.pattern.first_mismatch(self.id, self.received, &sh.inp[..owed], &mut sh.expect)
+        {
+            let offset = self.received + i as u64;
+            return Err(self.fault(format_args!(
+                "wrong byte in the echo at {}: got 0x{:02x}, expected 0x{expected:02x}",
+                self.at(offset, sh),
+                sh.inp[i]
+            )));
+        }
+        if owed < n {
+            return Err(self.fault(format_args!(
+                "the echo is longer than what was sent: {} extra bytes after {}",
+                n - owed,
+                self.at(self.sent, sh)
+            )));
+        }
+        let size = sh.pattern.size();
+        let done_before = self.received / size;
+        self.received += n as u64;
+        sh.stats.bytes_received += n as u64;
+        for _ in done_before..self.received / size {
+            // Every completed message was stamped when its first byte was written.
+            if let Some(sent_at) = self.stamps.pop_front() {
+                sh.stats.record_message(now.saturating_duration_since(sent_at));
+            }
+        }
+        Ok(())
+    }
+
+    /// How far the stream may be written now.
+    fn send_goal(&self, sh: &Shared) -> u64 {
+        let size = sh.pattern.size();
+        // A message whose first byte is out must be finished: the server echoes
+        // bytes, not messages, and half a message would never complete.
+        let started = self.sent.div_ceil(size);
+        let allowed = if sh.stopping {
+            started
+        } else {
+            let mut allowed = self.received / size + sh.pipeline;
+            if let Some(n) = sh.per_connection {
+                allowed = allowed.min(n);
+            }
+            allowed.max(started)
+        };
+        allowed * size
+    }
+
+    /// Write what the pipeline allows, then close our side if nothing is left.
+    fn send_and_maybe_finish(&mut self, sh: &mut Shared) -> Result<Next, Fault> {
+        if self.role == Role::Idle || self.phase != Phase::Open {
+            return Ok(Next::Keep);
+        }
+        self.send(sh)?;
+        self.maybe_finish(sh)
+    }
+
+    /// Write the pattern up to the send goal, or until the kernel's buffer is full.
+    fn send(&mut self, sh: &mut Shared) -> Result<(), Fault> {
+        if self.write_blocked {
+            return Ok(());
+        }
+        let goal = self.send_goal(sh);
+        let size = sh.pattern.size();
+        // One clock read per burst of writes, taken only if a message starts in it
+        // (see run.rs on why send times are read here and echo times per poll).
+        let mut stamp: Option<Instant> = None;
+        while self.sent < goal {
+            let len = (goal - self.sent).min(sh.out.len() as u64) as usize;
+            // Computing a chunk that the kernel then takes only part of wastes a
+            // little work, but nothing needs to be kept between events.
+            sh.pattern.fill(self.id, self.sent, &mut sh.out[..len]);
+            match self.stream.write(&sh.out[..len]) {
+                // write() of a non-empty buffer returning 0 cannot make progress.
+                Ok(0) => {
+                    return Err(self.fault(format_args!(
+                        "write() accepted nothing at {}",
+                        self.at(self.sent, sh)
+                    )))
+                }
+                Ok(n) => {
+                    let at = *stamp.get_or_insert_with(Instant::now);
+                    // Messages whose first byte was in this write are now in flight.
+                    let end = self.sent + n as u64;
+                    for _ in self.sent.div_ceil(size)..end.div_ceil(size) {
+                        self.stamps.push_back(at);
+                    }
+                    self.sent = end;
+                    sh.stats.bytes_sent += n as u64;
+                }
+                // The socket's send buffer is full: the server is not reading as fast
+                // as we write. A writable event will come when there is room again.
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                    self.write_blocked = true;
+                    return Ok(());
+                }
+                // A signal interrupted the call before any byte moved: just retry.
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                // A reset or broken pipe: the server is gone.
+                Err(e) => {
+                    return Err(self.fault(format_args!(
+                        "{} while sending at {}",
+                        describe(&e),
+                        self.at(self.sent, sh)
+                    )))
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// If every message is sent and echoed and no more may start, send our FIN.
+    fn maybe_finish(&mut self, sh: &Shared) -> Result<Next, Fault> {
+        let size = sh.pattern.size();
+        let no_more = sh.stopping || sh.per_connection.is_some_and(|n| self.sent >= n * size);
+        if self.phase != Phase::Open
+            || !no_more
+            || self.received < self.sent
+            || self.sent < self.send_goal(sh)
+        {
+            return Ok(Next::Keep);
+        }
+        // shutdown(Write) sends FIN but keeps reading: the server sees EOF, closes,
+        // and its FIN (Ok(0) here) confirms it sent nothing more. Closing without
+        // it would still be clean (nothing unread, so no reset), but would not
+        // notice a server that leaks its side of the connection.
+        match self.stream.shutdown(Shutdown::Write) {
+            Ok(()) => {
+                self.phase = Phase::Closing;
+                Ok(Next::Keep)
+            }
+            Err(e) => Err(self.fault(format_args!(
+                "{} while closing after {}",
+                describe(&e),
+                self.at(self.sent, sh)
+            ))),
+        }
+    }
+
+    /// The deadline has passed (`sh.stopping` is set): close now if nothing is in flight.
+    pub fn on_stop(&mut self, sh: &Shared) -> Result<Next, Fault> {
+        if self.role == Role::Active {
+            self.maybe_finish(sh)
+        } else {
+            Ok(Next::Keep)
+        }
+    }
+
+    /// Check the timeouts; called about once a second.
+    pub fn check_timeouts(&self, now: Instant, sh: &Shared) -> Option<Fault> {
+        let waited = now.saturating_duration_since(self.last_progress);
+        match self.phase {
+            Phase::Connecting if now.saturating_duration_since(self.started) > CONNECT_TIMEOUT => {
+                Some(self.fault(format_args!(
+                    "connect timed out after {} s (the SYN got no answer)",
+                    CONNECT_TIMEOUT.as_secs()
+                )))
+            }
+            Phase::Open if self.received < self.sent && waited > ECHO_TIMEOUT => {
+                Some(self.fault(format_args!(
+                    "no echo byte for {} s: {} bytes lost from {}",
+                    ECHO_TIMEOUT.as_secs(),
+                    self.sent - self.received,
+                    self.at(self.received, sh)
+                )))
+            }
+            Phase::Closing if waited > ECHO_TIMEOUT => Some(self.fault(format_args!(
+                "the server did not close its side within {} s of ours (does it close on EOF?)",
+                ECHO_TIMEOUT.as_secs()
+            ))),
+            _ => None,
+        }
+    }
+}
+
+/// An I/O error in words, with the errno name students will meet in `man` pages.
+pub fn describe(e: &io::Error) -> String {
+    let name = match e.raw_os_error() {
+        Some(libc::ECONNREFUSED) => "ECONNREFUSED: nothing listens there",
+        Some(libc::ECONNRESET) => "ECONNRESET: the server reset the connection",
+        Some(libc::EPIPE) => "EPIPE: the server closed the connection",
+        Some(libc::ETIMEDOUT) => "ETIMEDOUT",
+        Some(libc::EHOSTUNREACH) => "EHOSTUNREACH",
+        Some(libc::ENETUNREACH) => "ENETUNREACH",
+        _ => return e.to_string(),
+    };
+    format!("{name} [{e}]")
+}

@@ -1,0 +1,372 @@
+//! Run the real `progjar-stress` binary against echo servers on loopback: the
+//! real progjar server, and small faulty ones written here that corrupt a byte,
+//! close early or never answer. Every child process and every server thread is
+//! bounded in time; all traffic goes to 127.0.0.1.
+
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::process::{Command, Output, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// Longest any one `progjar-stress` run may take before the test fails.
+const RUN_LIMIT: Duration = Duration::from_secs(60);
+
+/// How long a faulty server's connection thread may live: longer than any test
+/// run, so it never cuts a run short, yet bounded.
+const SERVER_IO_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Run `progjar-stress ARGS` to completion (killed after [`RUN_LIMIT`]).
+fn stress(args: &[&str]) -> (Output, Duration) {
+    stress_with(Command::new(env!("CARGO_BIN_EXE_progjar-stress")).args(args))
+}
+
+/// Run a prepared command to completion (killed after [`RUN_LIMIT`]).
+fn stress_with(cmd: &mut Command) -> (Output, Duration) {
+    let args: Vec<_> = cmd.get_args().map(|a| a.to_string_lossy().into_owned()).collect();
+    let started = Instant::now();
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn progjar-stress");
+    let mut out = child.stdout.take().expect("stdout");
+    let mut err = child.stderr.take().expect("stderr");
+    let out_t = thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = out.read_to_end(&mut v);
+        v
+    });
+    let err_t = thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = err.read_to_end(&mut v);
+        v
+    });
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            break status;
+        }
+        if started.elapsed() > RUN_LIMIT {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("progjar-stress {args:?} ran longer than {RUN_LIMIT:?}");
+        }
+        thread::sleep(Duration::from_millis(10));
+    };
+    let output = Output { status, stdout: out_t.join().unwrap(), stderr: err_t.join().unwrap() };
+    (output, started.elapsed())
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Both output streams, for assertions and failure messages.
+fn all_output(o: &Output) -> String {
+    format!("--- stdout\n{}--- stderr\n{}", text(&o.stdout), text(&o.stderr))
+}
+
+/// The real progjar echo server, in this process, on a free loopback port. Its
+/// thread serves until the test process exits.
+fn progjar_server() -> SocketAddr {
+    let config = progjar::server::Config {
+        bind: Ipv4Addr::LOCALHOST.into(),
+        port: 0,
+        ..progjar::server::Config::default()
+    };
+    let server = progjar::server::Server::bind(config).expect("bind the progjar server");
+    let addr = server.local_addr().expect("server address");
+    thread::spawn(move || server.run());
+    addr
+}
+
+/// A faulty echo server: `handle(stream, index)` serves the `index`-th accepted
+/// connection in its own thread. It accepts at most `max` connections.
+fn faulty_server(max: usize, handle: fn(TcpStream, usize)) -> SocketAddr {
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    thread::spawn(move || {
+        for index in 0..max {
+            let Ok((stream, _)) = listener.accept() else { return };
+            let _ = stream.set_read_timeout(Some(SERVER_IO_TIMEOUT));
+            let _ = stream.set_write_timeout(Some(SERVER_IO_TIMEOUT));
+            thread::spawn(move || handle(stream, index));
+        }
+    });
+    addr
+}
+
+/// Echo everything, but flip one bit of the byte at stream offset 700.
+fn corrupt_byte_700(mut s: TcpStream, _: usize) {
+    let mut buf = [0u8; 4096];
+    let mut offset = 0usize;
+    while let Ok(n) = s.read(&mut buf) {
+        if n == 0 {
+            return;
+        }
+        if (offset..offset + n).contains(&700) {
+            buf[700 - offset] ^= 0x01;
+        }
+        offset += n;
+        if s.write_all(&buf[..n]).is_err() {
+            return;
+        }
+    }
+}
+
+/// Echo the first 1000 bytes, then close.
+fn close_after_1000(mut s: TcpStream, _: usize) {
+    let mut buf = [0u8; 4096];
+    let mut echoed = 0usize;
+    while let Ok(n) = s.read(&mut buf) {
+        let n = n.min(1000 - echoed);
+        if n == 0 || s.write_all(&buf[..n]).is_err() {
+            return;
+        }
+        echoed += n;
+        if echoed == 1000 {
+            return; // dropping the stream closes the connection
+        }
+    }
+}
+
+/// Echo correctly, but in pieces of 7 bytes: the client must put messages
+/// together from many reads, across message boundaries.
+fn echo_in_7_byte_pieces(mut s: TcpStream, _: usize) {
+    let mut buf = [0u8; 7];
+    while let Ok(n) = s.read(&mut buf) {
+        if n == 0 || s.write_all(&buf[..n]).is_err() {
+            return;
+        }
+    }
+}
+
+/// Read everything, echo nothing.
+fn never_echo(mut s: TcpStream, _: usize) {
+    let mut buf = [0u8; 4096];
+    while let Ok(n) = s.read(&mut buf) {
+        if n == 0 {
+            return;
+        }
+    }
+}
+
+#[test]
+fn verifies_200_connections_of_100_messages_against_the_progjar_server() {
+    let addr = progjar_server().to_string();
+    let (o, _) = stress(&[&addr, "-c", "200", "-n", "100"]);
+    let out = all_output(&o);
+    assert!(o.status.success(), "{out}");
+    assert!(text(&o.stdout).contains("connections: 200 ok, 0 failed"), "{out}");
+    assert!(text(&o.stdout).contains("messages:    20000 verified"), "{out}");
+    assert!(text(&o.stdout).contains("result:      OK"), "{out}");
+}
+
+#[test]
+fn puts_pipelined_messages_together_from_small_pieces() {
+    let addr = faulty_server(4, echo_in_7_byte_pieces).to_string();
+    // 1000-byte messages, 8 in flight: every read ends mid-message.
+    let (o, _) = stress(&[&addr, "-c", "4", "-n", "50", "-s", "1000", "--pipeline", "8", "--json"]);
+    let out = all_output(&o);
+    assert!(o.status.success(), "{out}");
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("one JSON object");
+    assert_eq!(v["messages"], 200, "{out}");
+    assert_eq!(v["bytes_received"], 200_000, "{out}");
+}
+
+#[test]
+fn a_wrong_byte_fails_the_run_and_names_connection_and_offset() {
+    let addr = faulty_server(1, corrupt_byte_700).to_string();
+    let (o, _) = stress(&[&addr, "-c", "1", "-n", "5", "-s", "512"]);
+    let out = all_output(&o);
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    assert!(
+        out.contains(
+            "connection 0: wrong byte in the echo at offset 700 (message 1, byte 188 of it)"
+        ),
+        "{out}"
+    );
+    assert!(text(&o.stdout).contains("result:      FAILED"), "{out}");
+}
+
+#[test]
+fn an_early_close_fails_the_run_and_names_connection_and_offset() {
+    let addr = faulty_server(1, close_after_1000).to_string();
+    let (o, _) = stress(&[&addr, "-c", "1", "-n", "5", "-s", "512"]);
+    let out = all_output(&o);
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    assert!(out.contains("connection 0: short echo"), "{out}");
+    assert!(out.contains("offset 1000 (message 1, byte 488 of it)"), "{out}");
+}
+
+#[test]
+fn a_lost_echo_fails_even_when_the_deadline_comes_first() {
+    // The echo never comes; at the deadline the message is "in flight", but after
+    // ECHO_TIMEOUT (5 s) without a byte it counts as lost.
+    let addr = faulty_server(2, never_echo).to_string();
+    let (o, elapsed) = stress(&[&addr, "-c", "2", "-d", "0.5"]);
+    let out = all_output(&o);
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    assert!(
+        out.contains("connection 0: no echo byte for 5 s: 512 bytes lost from offset 0"),
+        "{out}"
+    );
+    assert!(elapsed < Duration::from_secs(15), "took {elapsed:?}");
+}
+
+#[test]
+fn json_summary_is_one_object_with_the_documented_keys() {
+    let addr = progjar_server().to_string();
+    let (o, _) = stress(&[&addr, "-c", "10", "-n", "20", "-s", "100", "--idle", "5", "--json"]);
+    let out = all_output(&o);
+    assert!(o.status.success(), "{out}");
+    let stdout = text(&o.stdout);
+    assert_eq!(stdout.trim().lines().count(), 1, "one line: {out}");
+    let v: serde_json::Value = serde_json::from_str(&stdout).expect("valid JSON");
+    for key in [
+        "target",
+        "connections",
+        "idle",
+        "message_size",
+        "pipeline",
+        "seconds",
+        "connections_ok",
+        "connections_failed",
+        "messages",
+        "bytes_sent",
+        "bytes_received",
+        "messages_per_sec",
+        "gbit_per_sec_sent",
+        "gbit_per_sec_received",
+        "latency_us",
+        "connect_latency_us",
+        "errors",
+        "ok",
+    ] {
+        assert!(v.get(key).is_some(), "missing {key}: {out}");
+    }
+    for key in ["p50", "p90", "p99", "p999", "max"] {
+        assert!(v["latency_us"][key].is_u64(), "latency_us.{key}: {out}");
+    }
+    for key in ["p50", "p99", "max"] {
+        assert!(v["connect_latency_us"][key].is_u64(), "connect_latency_us.{key}: {out}");
+    }
+    assert_eq!(v["target"], addr.as_str());
+    assert_eq!(v["connections"], 10);
+    assert_eq!(v["idle"], 5);
+    assert_eq!(v["message_size"], 100);
+    assert_eq!(v["connections_ok"], 15, "idle connections count too: {out}");
+    assert_eq!(v["connections_failed"], 0);
+    assert_eq!(v["messages"], 200);
+    assert_eq!(v["bytes_sent"], 20_000);
+    assert_eq!(v["bytes_received"], 20_000);
+    assert_eq!(v["errors"], serde_json::json!([]));
+    assert_eq!(v["ok"], true);
+    assert!(v["latency_us"]["p50"].as_u64() <= v["latency_us"]["max"].as_u64());
+}
+
+#[test]
+fn a_timed_run_stops_by_itself_without_errors() {
+    let addr = progjar_server().to_string();
+    let (o, elapsed) = stress(&[
+        &addr,
+        "-c",
+        "20",
+        "-d",
+        "1",
+        "--pipeline",
+        "4",
+        "--idle",
+        "10",
+        "--connect-rate",
+        "1000",
+        "--json",
+    ]);
+    let out = all_output(&o);
+    assert!(o.status.success(), "{out}");
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("valid JSON");
+    assert_eq!(v["connections_ok"], 30, "{out}");
+    assert!(v["messages"].as_u64() > Some(0), "{out}");
+    assert_eq!(v["ok"], true, "{out}");
+    assert!(elapsed < Duration::from_secs(10), "took {elapsed:?}");
+    // The live line came at least once (a 1 s run prints it at the deadline).
+    assert!(text(&o.stderr).contains("msg/s"), "{out}");
+}
+
+#[test]
+fn a_refused_connect_fails_the_run() {
+    // Take a free port and close it again: nothing listens there.
+    let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let target = format!("127.0.0.1:{port}");
+    let (o, _) = stress(&[&target, "-c", "3", "-n", "1"]);
+    let out = all_output(&o);
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    assert!(out.contains("connection 0: connect failed: ECONNREFUSED"), "{out}");
+    assert!(text(&o.stdout).contains("connections: 0 ok, 3 failed"), "{out}");
+}
+
+#[test]
+fn the_open_file_limit_is_named_when_it_stops_the_run() {
+    let addr = progjar_server().to_string();
+    // `ulimit -n` in the shell lowers the hard limit too, so the tool cannot raise it.
+    let (o, _) = stress_with(
+        Command::new("sh")
+            .arg("-c")
+            .arg("ulimit -n 64 && exec \"$0\" \"$@\"")
+            .arg(env!("CARGO_BIN_EXE_progjar-stress"))
+            .args([&addr, "-c", "100", "-n", "2"]),
+    );
+    let out = all_output(&o);
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    assert!(out.contains("out of file descriptors (EMFILE): the open-file limit is 64"), "{out}");
+    assert!(out.contains("connections were not opened"), "{out}");
+    // Those that did open were served and checked.
+    assert!(!out.contains("connections: 0 ok"), "{out}");
+}
+
+#[test]
+fn help_shows_every_default_and_exits_0() {
+    for flag in ["-h", "--help"] {
+        let (o, _) = stress(&[flag]);
+        let help = text(&o.stdout);
+        assert_eq!(o.status.code(), Some(0), "{flag}: {}", all_output(&o));
+        for default in [
+            "(default 127.0.0.1:10000)",
+            "(default 50)",
+            "(default unlimited",
+            "(default 512)",
+            "(default 10 s",
+            "(default: none",
+            "(default 1)",
+            "(default 0)",
+            "(default off)",
+        ] {
+            assert!(help.contains(default), "{flag} lacks {default:?}:\n{help}");
+        }
+    }
+}
+
+#[test]
+fn bad_arguments_exit_2_with_one_line() {
+    for args in [
+        &["-c", "many"][..],
+        &["-c", "0"],
+        &["-s", "0"],
+        &["-s", "12 parsecs"],
+        &["-d", "soon"],
+        &["-d", "1", "-n", "5"],
+        &["--pipeline", "0"],
+        &["no-port-here"],
+        &["--frobnicate"],
+    ] {
+        let (o, _) = stress(args);
+        let err = text(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", all_output(&o));
+        assert_eq!(err.trim().lines().count(), 1, "{args:?}: {err}");
+        assert!(o.stdout.is_empty(), "{args:?}");
+    }
+}
