@@ -22,6 +22,7 @@
 //! `WouldBlock`, or until it is certain nothing more is there: otherwise the
 //! rest would wait for an event that never comes.
 
+use std::collections::VecDeque;
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr};
 use std::time::Instant;
@@ -81,10 +82,11 @@ pub struct Connection {
     socket: TcpStream,
     /// Who it is, for logs (and the per-address count).
     pub peer: SocketAddr,
-    /// Bytes read but not yet written back; `pending[sent..]` is still owed.
-    pending: Vec<u8>,
-    /// How much of `pending` has been written.
-    sent: usize,
+    /// Bytes read but not yet written back, oldest first. A ring buffer:
+    /// writing from the front and appending at the back never moves a byte,
+    /// and it holds exactly what is owed, so a client that does not read
+    /// costs at most `max_pending` plus one read.
+    pending: VecDeque<u8>,
     /// Stop reading while this many bytes are owed (`--max-pending`).
     max_pending: usize,
     /// What we asked the registry for last; `None` before registration.
@@ -103,8 +105,7 @@ impl Connection {
         Connection {
             socket,
             peer,
-            pending: Vec::new(),
-            sent: 0,
+            pending: VecDeque::new(),
             max_pending,
             interest: None,
             read_closed: false,
@@ -129,7 +130,7 @@ impl Connection {
 
     /// How many bytes are owed to the client.
     pub fn owed(&self) -> usize {
-        self.pending.len() - self.sent
+        self.pending.len()
     }
 
     /// Handle one readiness event. `buf` is the loop's shared read buffer.
@@ -235,26 +236,33 @@ impl Connection {
 
     /// Append bytes the socket would not take to `pending`.
     fn keep(&mut self, rest: &[u8]) {
-        // Move the unsent tail to the front once more than half the buffer is
-        // already sent: each byte is moved at most once on average, and the
-        // buffer never grows past twice what is owed.
-        if self.sent > 0 && self.sent >= self.pending.len() / 2 {
-            self.pending.drain(..self.sent);
-            self.sent = 0;
+        let needed = self.pending.len() + rest.len();
+        if needed > self.pending.capacity() {
+            // Grow by doubling, as a Vec would, but never past what can be
+            // owed: reading stops at `max_pending`, and one read adds `rest`.
+            let most = self.max_pending.saturating_add(rest.len());
+            let capacity = self.pending.capacity().saturating_mul(2).min(most).max(needed);
+            self.pending.reserve_exact(capacity - self.pending.len());
         }
-        self.pending.extend_from_slice(rest);
+        self.pending.extend(rest);
     }
 
     /// Write as much of `pending` as the socket takes.
     fn flush(&mut self) -> io::Result<()> {
-        let n = write_some(&mut self.socket, &self.pending[self.sent..], self.peer)?;
-        self.sent += n;
-        self.echoed += n as u64;
-        if self.owed() == 0 {
-            self.pending.clear();
-            self.sent = 0;
+        while !self.pending.is_empty() {
+            let (front, _) = self.pending.as_slices();
+            let len = front.len();
+            let n = write_some(&mut self.socket, front, self.peer)?;
+            self.pending.drain(..n);
+            self.echoed += n as u64;
+            if n < len {
+                break; // the socket is full
+            }
+        }
+        if self.pending.is_empty() {
+            self.pending.clear(); // back to the start of the ring
             if self.pending.capacity() > KEEP_PENDING_CAPACITY {
-                self.pending = Vec::new();
+                self.pending = VecDeque::new();
             }
         }
         Ok(())

@@ -51,7 +51,7 @@ struct ServerArgs {
     read_size: usize,
     /// most connections served at once; more are closed at accept (default 10000,
     /// lowered to fit the open-file limit)
-    #[argh(option, default = "10000")]
+    #[argh(option, default = "10000", from_str_fn(parse_count))]
     max_connections: usize,
     /// listen backlog: connections the kernel queues before we accept them (default 1024)
     #[argh(option, default = "1024")]
@@ -72,7 +72,7 @@ struct ServerArgs {
     #[argh(option, from_str_fn(parse_cidr))]
     allow: Vec<Cidr>,
     /// most connections open at once from one IP address (default no limit)
-    #[argh(option)]
+    #[argh(option, from_str_fn(parse_count))]
     max_per_ip: Option<usize>,
 }
 
@@ -126,6 +126,13 @@ fn parse_pending(s: &str) -> Result<usize, String> {
 
 fn parse_chunk(s: &str) -> Result<usize, String> {
     parse::size_in(s, 1..=1024 * 1024)
+}
+
+fn parse_count(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(format!("'{s}' must be a whole number of at least 1")),
+    }
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {

@@ -408,7 +408,13 @@ impl Server {
             self.reserve = File::open("/dev/null").ok();
         }
         self.summary.no_descriptor += shed;
-        if let Some(n) = self.warnings.descriptors.hit() {
+        if shed == 0 && self.retry_accept_at.is_none() {
+            // accept() reports EMFILE before it looks at the backlog, so the
+            // server's own "anyone else?" accept after taking the last
+            // descriptor lands here with nobody waiting: nothing to report.
+            return;
+        }
+        if let Some(n) = self.warnings.descriptors.hit_n(shed) {
             warn!(
                 "out of file descriptors with {} connections open: closed {shed} new connection(s){}",
                 self.connections.len(),

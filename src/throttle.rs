@@ -21,10 +21,17 @@ impl Throttle {
     /// Count an occurrence; `Some(n)` when it should be logged now, `n` being
     /// how many occurrences were kept quiet since the last line.
     pub fn hit(&mut self) -> Option<u64> {
+        self.hit_n(1)
+    }
+
+    /// Count `count` occurrences at once (a batch, e.g. connections closed in
+    /// one go); `Some(n)` when the batch should be logged now, `n` being how
+    /// many occurrences were kept quiet since the last line.
+    pub fn hit_n(&mut self, count: u64) -> Option<u64> {
         let now = Instant::now();
         match self.last {
             Some(last) if now.duration_since(last) < INTERVAL => {
-                self.suppressed += 1;
+                self.suppressed += count;
                 None
             }
             _ => {

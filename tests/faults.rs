@@ -1,0 +1,1688 @@
+//! The fault matrix: `progjar server` under every kind of trouble a client, the
+//! kernel or an operator can cause. Each test drives the real binary over
+//! loopback, is bounded in time, and checks that the server survives, keeps
+//! serving everyone else, and never loses, reorders or duplicates a byte.
+//! `docs/faults.md` lists the rows with what the server does in each.
+//!
+//! Nothing here asserts speed: bounds are on correctness (exact bytes, exit
+//! status, log lines), on memory (VmRSS) and, for "does not spin", on CPU time
+//! as a generous fraction of wall time.
+
+mod common;
+
+use std::io::{self, BufRead, BufReader, ErrorKind, Read, Write};
+use std::net::{IpAddr, Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::os::fd::{AsRawFd, FromRawFd};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{mpsc, Arc};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::{random_bytes, start_server, start_server_with, Server, STEP};
+use mio::{Events, Interest, Poll, Token};
+
+const MIB: usize = 1024 * 1024;
+
+// ---------------------------------------------------------------------------
+// Helpers: sockets, /proc, a deterministic byte stream.
+// ---------------------------------------------------------------------------
+
+/// A blocking client with read and write timeouts, so no test can hang on it.
+fn connect(addr: SocketAddr) -> TcpStream {
+    let s = TcpStream::connect_timeout(&addr, STEP).expect("connect");
+    s.set_read_timeout(Some(STEP)).unwrap();
+    s.set_write_timeout(Some(STEP)).unwrap();
+    s
+}
+
+/// Read exactly `n` bytes.
+fn read_n(s: &mut TcpStream, n: usize) -> Vec<u8> {
+    let mut v = vec![0; n];
+    s.read_exact(&mut v).expect("read echo");
+    v
+}
+
+/// Send `msg`, expect it back exactly.
+fn assert_echo(s: &mut TcpStream, msg: &[u8]) {
+    s.write_all(msg).expect("write");
+    assert_eq!(read_n(s, msg.len()), msg, "echo differs");
+}
+
+/// A fresh client that sends `msg`, gets it back, half-closes and sees EOF.
+fn assert_served(addr: SocketAddr, msg: &[u8]) {
+    let mut s = connect(addr);
+    assert_echo(&mut s, msg);
+    s.shutdown(Shutdown::Write).unwrap();
+    let mut rest = Vec::new();
+    s.read_to_end(&mut rest).expect("EOF after the echo");
+    assert!(rest.is_empty(), "bytes after the echo: {rest:?}");
+}
+
+/// Was this connection served (it echoes `probe`) or closed by the server
+/// (EOF or reset)? Panics if it does neither within the read timeout: a
+/// client left hanging.
+fn served_or_closed(s: &mut TcpStream, probe: &[u8]) -> bool {
+    // A write to a socket the server already closed may fail (EPIPE / reset):
+    // that is "closed" too.
+    if let Err(e) = s.write_all(probe) {
+        assert!(is_closed(&e), "write: {e}");
+        return false;
+    }
+    let mut got = vec![0; probe.len()];
+    match s.read_exact(&mut got) {
+        Ok(()) => {
+            assert_eq!(got, probe, "echo differs");
+            true
+        }
+        Err(e) if e.kind() == ErrorKind::UnexpectedEof || is_closed(&e) => false,
+        Err(e) => panic!("neither served nor closed: {e}"),
+    }
+}
+
+fn is_closed(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        ErrorKind::ConnectionReset | ErrorKind::ConnectionAborted | ErrorKind::BrokenPipe
+    )
+}
+
+/// Expect the server to close this connection without a byte: EOF or reset.
+fn assert_closed_by_server(s: &mut TcpStream) {
+    let mut buf = [0u8; 16];
+    match s.read(&mut buf) {
+        Ok(0) => {}
+        Ok(n) => panic!("got {n} bytes from a connection that should be closed"),
+        Err(e) if is_closed(&e) => {}
+        Err(e) => panic!("connection neither served nor closed: {e}"),
+    }
+}
+
+/// SO_LINGER 0: close() sends RST instead of FIN.
+fn set_linger_zero(s: &TcpStream) {
+    let linger = libc::linger { l_onoff: 1, l_linger: 0 };
+    // SAFETY: plain setsockopt on a socket we own, with a correctly sized struct.
+    let rc = unsafe {
+        libc::setsockopt(
+            s.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            (&linger as *const libc::linger).cast(),
+            std::mem::size_of::<libc::linger>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(rc, 0, "setsockopt(SO_LINGER): {}", io::Error::last_os_error());
+}
+
+/// Connect to the IPv4 `dst` from the local address `src` (std cannot bind a
+/// client socket before connecting; libc can). Any 127.x.y.z is local on Linux.
+fn connect_from(src: Ipv4Addr, dst: SocketAddr) -> TcpStream {
+    fn sockaddr(ip: Ipv4Addr, port: u16) -> libc::sockaddr_in {
+        // SAFETY: sockaddr_in is plain old data; all zeroes is a valid value.
+        let mut sa: libc::sockaddr_in = unsafe { std::mem::zeroed() };
+        sa.sin_family = libc::AF_INET as libc::sa_family_t;
+        sa.sin_port = port.to_be();
+        sa.sin_addr.s_addr = u32::from(ip).to_be();
+        sa
+    }
+    let IpAddr::V4(dst_ip) = dst.ip() else { panic!("IPv4 only") };
+    let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+    // SAFETY: a new socket; the stream takes ownership of the descriptor at once,
+    // so it is closed on every path.
+    let s = unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+        assert!(fd >= 0, "socket: {}", io::Error::last_os_error());
+        TcpStream::from_raw_fd(fd)
+    };
+    let from = sockaddr(src, 0);
+    let to = sockaddr(dst_ip, dst.port());
+    // SAFETY: the pointers are to live sockaddr_in values of the length given.
+    unsafe {
+        let rc = libc::bind(s.as_raw_fd(), (&from as *const libc::sockaddr_in).cast(), len);
+        assert_eq!(rc, 0, "bind {src}: {}", io::Error::last_os_error());
+        let rc = libc::connect(s.as_raw_fd(), (&to as *const libc::sockaddr_in).cast(), len);
+        assert_eq!(rc, 0, "connect {src} -> {dst}: {}", io::Error::last_os_error());
+    }
+    s.set_read_timeout(Some(STEP)).unwrap();
+    s.set_write_timeout(Some(STEP)).unwrap();
+    s
+}
+
+/// Raise this test process's own open-file limit (its servers inherit it):
+/// some tests hold thousands of client sockets, and CI may start us at 1024.
+/// The soft limit goes up to the hard one; as root, the hard one too if needed.
+fn raise_own_nofile(needed: u64) {
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit/setrlimit read or write the struct we pass.
+    unsafe {
+        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim), 0);
+        if lim.rlim_max < needed {
+            let raised = libc::rlimit { rlim_cur: needed, rlim_max: needed };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                lim = raised;
+            }
+        }
+        if lim.rlim_cur < lim.rlim_max {
+            let raised = libc::rlimit { rlim_cur: lim.rlim_max, rlim_max: lim.rlim_max };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                lim = raised;
+            }
+        }
+    }
+    assert!(
+        lim.rlim_cur >= needed,
+        "this test needs {needed} descriptors; the limit is {}",
+        lim.rlim_cur
+    );
+}
+
+/// A `VmRSS`-style field of /proc/PID/status, in KiB.
+fn proc_status_kib(pid: u32, field: &str) -> u64 {
+    let status =
+        std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read /proc/PID/status");
+    let line =
+        status.lines().find(|l| l.starts_with(field)).unwrap_or_else(|| panic!("no {field}"));
+    line.split_whitespace().nth(1).and_then(|v| v.parse().ok()).expect("a number of kB")
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    proc_status_kib(pid, "VmRSS:")
+}
+
+/// CPU time (user + system) a process has used so far.
+fn cpu_time(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("read /proc/PID/stat");
+    // Fields after the command name, which ends at the last ')': state is
+    // field 3, so utime (14) and stime (15) are the 12th and 13th.
+    let rest = &stat[stat.rfind(')').expect("comm") + 1..];
+    let fields: Vec<u64> =
+        rest.split_whitespace().skip(11).take(2).map(|f| f.parse().unwrap()).collect();
+    // SAFETY: sysconf has no preconditions.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as u64;
+    Duration::from_secs_f64((fields[0] + fields[1]) as f64 / ticks as f64)
+}
+
+/// How many of a process's open descriptors are numbered below `limit`: the
+/// ones that take a slot under RLIMIT_NOFILE (a descriptor inherited with a
+/// high number, as some CI runners leak, does not).
+fn fds_below(pid: u32, limit: usize) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .expect("read /proc/PID/fd")
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<usize>().ok())
+        .filter(|&fd| fd < limit)
+        .count()
+}
+
+/// The send and receive queues (bytes) of the server's end of a connection,
+/// from /proc/net/tcp: `rx` > 0 with a stalled sender means the server has
+/// stopped reading it.
+fn server_side_queues(server_port: u16, client_port: u16) -> Option<(u64, u64)> {
+    let table = std::fs::read_to_string("/proc/net/tcp").ok()?;
+    let port = |field: &str| u16::from_str_radix(field.rsplit(':').next()?, 16).ok();
+    table.lines().skip(1).find_map(|line| {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        if f.len() < 5 || port(f[1]) != Some(server_port) || port(f[2]) != Some(client_port) {
+            return None;
+        }
+        let (tx, rx) = f[4].split_once(':')?;
+        Some((u64::from_str_radix(tx, 16).ok()?, u64::from_str_radix(rx, 16).ok()?))
+    })
+}
+
+/// Poll `cond` every 10 ms until it holds, failing after [`STEP`].
+fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + STEP;
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// How many log lines contain `needle`.
+fn log_count(server: &Server, needle: &str) -> usize {
+    server.log_lines().iter().filter(|l| l.contains(needle)).count()
+}
+
+/// Wait until at least `n` log lines contain `needle`.
+fn wait_for_log_count(server: &Server, needle: &str, n: usize) {
+    wait_until(&format!("{n} log lines with {needle:?}"), || log_count(server, needle) >= n);
+}
+
+/// No line of a log says the process panicked.
+fn assert_no_panic(lines: &[String]) {
+    assert!(
+        !lines.iter().any(|l| l.contains("panicked") || l.contains("stack backtrace")),
+        "{lines:#?}"
+    );
+}
+
+/// Stop a server with SIGTERM (every client already gone) and return its
+/// summary line.
+fn stop(mut server: Server) -> String {
+    server.signal(libc::SIGTERM);
+    let status = server.wait_exit();
+    assert!(status.success(), "{status:?}: {:?}", server.log_lines());
+    assert_no_panic(&server.log_lines());
+    server.wait_for_log("INFO:server:served ")
+}
+
+/// A deterministic byte stream that can start at any offset: byte `i` of
+/// stream `seed` is byte `i % 8` of a splitmix64 hash of `(seed, i / 8)`.
+/// Senders generate it and receivers check against it chunk by chunk, so
+/// hundreds of megabytes are verified without being kept in memory.
+struct Pattern {
+    seed: u64,
+    pos: u64,
+}
+
+impl Pattern {
+    fn at(seed: u64, pos: u64) -> Pattern {
+        Pattern { seed, pos }
+    }
+
+    fn word(&self, index: u64) -> [u8; 8] {
+        let mut z = ((self.seed << 40) ^ index).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        (z ^ (z >> 31)).to_le_bytes()
+    }
+
+    /// The next `buf.len()` bytes of the stream.
+    fn fill(&mut self, buf: &mut [u8]) {
+        let mut i = 0;
+        while i < buf.len() {
+            let off = (self.pos % 8) as usize;
+            let n = (8 - off).min(buf.len() - i);
+            buf[i..i + n].copy_from_slice(&self.word(self.pos / 8)[off..off + n]);
+            i += n;
+            self.pos += n as u64;
+        }
+    }
+
+    /// Check that `got` is the next piece of the stream; on a mismatch, say
+    /// at which stream offset.
+    fn check(&mut self, got: &[u8], scratch: &mut Vec<u8>) -> Result<(), String> {
+        let start = self.pos;
+        scratch.resize(got.len(), 0);
+        self.fill(scratch);
+        match got.iter().zip(scratch.iter()).position(|(a, b)| a != b) {
+            None => Ok(()),
+            Some(i) => Err(format!(
+                "byte {} differs: got {:#04x}, sent {:#04x}",
+                start + i as u64,
+                got[i],
+                scratch[i]
+            )),
+        }
+    }
+}
+
+/// Samples a process's VmRSS every 10 ms on a thread; reports the peak.
+struct RssSampler {
+    stop: Arc<AtomicBool>,
+    peak: Arc<AtomicU64>,
+    thread: Option<thread::JoinHandle<()>>,
+}
+
+impl RssSampler {
+    fn start(pid: u32) -> RssSampler {
+        let stop = Arc::new(AtomicBool::new(false));
+        let peak = Arc::new(AtomicU64::new(rss_kib(pid)));
+        let (s, p) = (Arc::clone(&stop), Arc::clone(&peak));
+        let thread = thread::spawn(move || {
+            while !s.load(Ordering::Relaxed) {
+                if let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) {
+                    if let Some(kib) = status
+                        .lines()
+                        .find(|l| l.starts_with("VmRSS:"))
+                        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+                    {
+                        p.fetch_max(kib, Ordering::Relaxed);
+                    }
+                }
+                thread::sleep(Duration::from_millis(10));
+            }
+        });
+        RssSampler { stop, peak, thread: Some(thread) }
+    }
+
+    fn peak(&self) -> u64 {
+        self.peak.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for RssSampler {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Many nonblocking clients in one mio loop (soak, graceful shutdown).
+// ---------------------------------------------------------------------------
+
+/// One nonblocking client: sends `Pattern(seed)` up to `limit` with at most
+/// `window` bytes unechoed, and checks every echoed byte as it arrives.
+struct Flow {
+    stream: mio::net::TcpStream,
+    seed: u64,
+    sent: u64,
+    received: u64,
+    /// Send up to this many bytes in all.
+    limit: u64,
+    /// At most this many bytes sent but not yet echoed.
+    window: u64,
+    /// Read the echo now (false: leave it to pile up in the server).
+    reading: bool,
+    /// Half-close once `limit` is sent.
+    close_at_limit: bool,
+    write_closed: bool,
+    eof: bool,
+    /// A socket error or early EOF: the connection ended.
+    error: Option<String>,
+    /// A byte came back wrong: always a test failure.
+    mismatch: Option<String>,
+    /// Messages sent (the soak's rounds).
+    rounds: u64,
+}
+
+impl Flow {
+    fn new(addr: SocketAddr, seed: u64, poll: &Poll, token: usize) -> Flow {
+        let s = TcpStream::connect_timeout(&addr, STEP).expect("connect");
+        s.set_nonblocking(true).unwrap();
+        let mut stream = mio::net::TcpStream::from_std(s);
+        poll.registry()
+            .register(&mut stream, Token(token), Interest::READABLE | Interest::WRITABLE)
+            .expect("register");
+        Flow {
+            stream,
+            seed,
+            sent: 0,
+            received: 0,
+            limit: 0,
+            window: u64::MAX,
+            reading: true,
+            close_at_limit: false,
+            write_closed: false,
+            eof: false,
+            error: None,
+            mismatch: None,
+            rounds: 0,
+        }
+    }
+
+    fn ended(&self) -> bool {
+        self.eof || self.error.is_some() || self.mismatch.is_some()
+    }
+
+    /// Write and read until the socket would block or there is nothing to
+    /// do, for at most a few passes so that one flow whose echoes keep coming
+    /// cannot starve the rest. True if it stopped for that reason (it needs
+    /// another turn: no new event may come for data already there).
+    fn pump(&mut self, buf: &mut [u8], scratch: &mut Vec<u8>) -> bool {
+        for _ in 0..4 {
+            if self.ended() {
+                return false;
+            }
+            match self.write_some(buf).and_then(|w| Ok(w | self.read_some(buf, scratch)?)) {
+                Ok(true) => {}
+                Ok(false) => return false,
+                Err(e) => {
+                    self.error = Some(e);
+                    return false;
+                }
+            }
+        }
+        !self.ended()
+    }
+
+    fn write_some(&mut self, buf: &mut [u8]) -> Result<bool, String> {
+        let mut progress = false;
+        loop {
+            let unechoed = self.sent - self.received;
+            let room = (self.limit - self.sent).min(self.window.saturating_sub(unechoed));
+            if room == 0 {
+                break;
+            }
+            let n = room.min(buf.len() as u64) as usize;
+            Pattern::at(self.seed, self.sent).fill(&mut buf[..n]);
+            match self.stream.write(&buf[..n]) {
+                Ok(0) => return Err("write returned 0".into()),
+                Ok(k) => {
+                    self.sent += k as u64;
+                    progress = true;
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => return Err(format!("write after {} bytes: {e}", self.sent)),
+            }
+        }
+        if self.close_at_limit && !self.write_closed && self.sent == self.limit {
+            self.stream.shutdown(Shutdown::Write).map_err(|e| format!("shutdown: {e}"))?;
+            self.write_closed = true;
+            progress = true;
+        }
+        Ok(progress)
+    }
+
+    fn read_some(&mut self, buf: &mut [u8], scratch: &mut Vec<u8>) -> Result<bool, String> {
+        let mut progress = false;
+        while self.reading && !self.eof {
+            match self.stream.read(buf) {
+                Ok(0) if self.write_closed && self.received == self.sent => {
+                    self.eof = true;
+                    progress = true;
+                }
+                Ok(0) => return Err(format!("EOF after {} of {} bytes", self.received, self.sent)),
+                Ok(k) => {
+                    if self.received + k as u64 > self.sent {
+                        self.mismatch = Some(format!(
+                            "{} bytes echoed, only {} sent",
+                            self.received + k as u64,
+                            self.sent
+                        ));
+                        return Ok(false);
+                    }
+                    if let Err(m) = Pattern::at(self.seed, self.received).check(&buf[..k], scratch)
+                    {
+                        self.mismatch = Some(m);
+                        return Ok(false);
+                    }
+                    self.received += k as u64;
+                    progress = true;
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => return Err(format!("read after {} bytes: {e}", self.received)),
+            }
+        }
+        Ok(progress)
+    }
+}
+
+/// Runs the flows' event loop, round-robin.
+struct Driver {
+    poll: Poll,
+    events: Events,
+    buf: Vec<u8>,
+    scratch: Vec<u8>,
+    /// Flows that need a turn without waiting for an event.
+    again: Vec<usize>,
+}
+
+impl Driver {
+    fn new() -> Driver {
+        Driver {
+            poll: Poll::new().expect("poll"),
+            events: Events::with_capacity(1024),
+            buf: vec![0; 64 * 1024],
+            scratch: Vec::new(),
+            again: Vec::new(),
+        }
+    }
+
+    /// Give flow `i` a turn at the next run (after changing its limit or flags).
+    fn kick(&mut self, i: usize) {
+        self.again.push(i);
+    }
+
+    /// One turn of flow `i`; true if it wants another. After its pump,
+    /// `then(i, flow)` may raise its limit (returning true).
+    fn turn(
+        &mut self,
+        i: usize,
+        flow: &mut Flow,
+        then: &mut impl FnMut(usize, &mut Flow) -> bool,
+    ) -> bool {
+        let more = flow.pump(&mut self.buf, &mut self.scratch);
+        !flow.ended() && (then(i, flow) || more)
+    }
+
+    /// Serve events until `done(flows)` holds; fail after `limit`.
+    fn run(
+        &mut self,
+        flows: &mut [Flow],
+        limit: Duration,
+        mut then: impl FnMut(usize, &mut Flow) -> bool,
+        mut done: impl FnMut(&[Flow]) -> bool,
+    ) {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some((i, f)) = flows.iter().enumerate().find(|(_, f)| f.mismatch.is_some()) {
+                panic!("flow {i}: {}", f.mismatch.as_ref().unwrap());
+            }
+            if done(flows) {
+                return;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                let stuck = flows.iter().filter(|f| !f.ended()).count();
+                panic!("flows not done in {limit:?}: {stuck} still open");
+            }
+            let wait = if self.again.is_empty() {
+                (deadline - now).min(Duration::from_millis(100))
+            } else {
+                Duration::ZERO
+            };
+            match self.poll.poll(&mut self.events, Some(wait)) {
+                Ok(()) => {}
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) => panic!("poll: {e}"),
+            }
+            let mut turns: Vec<usize> = self.events.iter().map(|e| e.token().0).collect();
+            turns.append(&mut self.again);
+            turns.sort_unstable();
+            turns.dedup();
+            for i in turns {
+                if self.turn(i, &mut flows[i], &mut then) {
+                    self.again.push(i);
+                }
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// 1. Slow reader
+// ---------------------------------------------------------------------------
+
+/// A client sends 256 MiB and does not read. The server stops reading it at
+/// --max-pending (its memory stays bounded), serves others meanwhile, and
+/// when the client reads at last it gets all 256 MiB back intact.
+#[test]
+fn slow_reader_of_256_mib_is_bounded_and_gets_every_byte() {
+    slow_reader(4);
+}
+
+/// The slow-reader case at a given --max-pending.
+fn slow_reader(pending_mib: usize) {
+    const TOTAL: u64 = 256 * MIB as u64;
+    let pending = pending_mib * MIB;
+    let server = start_server(&["--max-pending", &format!("{pending_mib}MiB")]);
+    let pid = server.child.id();
+    // Warm up: one full echo touches the read buffer and the allocator.
+    let mut other = connect(server.addr);
+    assert_echo(&mut other, &random_bytes(256 * 1024, 1));
+    let baseline = rss_kib(pid);
+    let sampler = RssSampler::start(pid);
+
+    let mut slow = connect(server.addr);
+    let client_port = slow.local_addr().unwrap().port();
+    let written = Arc::new(AtomicU64::new(0));
+    let mut w = slow.try_clone().unwrap();
+    w.set_write_timeout(Some(Duration::from_secs(120))).unwrap();
+    let progress = Arc::clone(&written);
+    let writer = thread::spawn(move || {
+        let mut pattern = Pattern::at(256, 0);
+        let mut chunk = vec![0; MIB];
+        while progress.load(Ordering::Relaxed) < TOTAL {
+            pattern.fill(&mut chunk);
+            w.write_all(&chunk).expect("slow client's write");
+            progress.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+        }
+        w.shutdown(Shutdown::Write).unwrap();
+    });
+
+    // Wait until the writer stalls: no progress for half a second.
+    let mut last = (0, Instant::now());
+    wait_until("the slow client's writer to stall", || {
+        let now = written.load(Ordering::Relaxed);
+        if now != last.0 {
+            last = (now, Instant::now());
+        }
+        now > 0 && last.1.elapsed() > Duration::from_millis(500)
+    });
+    let stalled_at = written.load(Ordering::Relaxed);
+    assert!(stalled_at < TOTAL && !writer.is_finished(), "256 MiB cannot fit in buffers");
+    let (tx_q, rx_q) =
+        server_side_queues(server.addr.port(), client_port).expect("server's socket");
+    assert!(rx_q > 0, "the server must have stopped reading the slow client (rx queue {rx_q})");
+    let stalled_rss = rss_kib(pid);
+
+    // Everyone else is still served, old and new.
+    assert_echo(&mut other, b"still here");
+    for i in 0..20 {
+        assert_served(server.addr, &random_bytes(64 * 1024, 100 + i));
+    }
+    assert!(!writer.is_finished());
+
+    // Now read: every byte, in order, then EOF.
+    let mut check = Pattern::at(256, 0);
+    let (mut buf, mut scratch) = (vec![0; MIB], Vec::new());
+    let mut got = 0u64;
+    loop {
+        let n = slow.read(&mut buf).expect("read the echo");
+        if n == 0 {
+            break;
+        }
+        if let Err(m) = check.check(&buf[..n], &mut scratch) {
+            panic!("echo to the slow reader: {m}");
+        }
+        got += n as u64;
+    }
+    writer.join().unwrap();
+    assert_eq!(got, TOTAL, "bytes echoed to the slow reader");
+    let peak = sampler.peak();
+    drop(sampler);
+    println!(
+        "slow reader: stalled after {} KiB sent (server rx queue {} KiB, tx queue {} KiB); \
+         server RSS baseline {baseline} KiB, stalled {stalled_rss} KiB, peak {peak} KiB (+{} KiB), \
+         --max-pending {} KiB",
+        stalled_at / 1024,
+        rx_q / 1024,
+        tx_q / 1024,
+        peak - baseline,
+        pending / 1024
+    );
+    // The pending bound plus 1 MiB for everything else (allocator slack,
+    // the ring's rounding, log lines).
+    let bound = (pending / 1024) as u64 + 1024;
+    assert!(
+        peak <= baseline + bound,
+        "server RSS rose by {} KiB; --max-pending is {} KiB (bound: +{bound} KiB)",
+        peak - baseline,
+        pending / 1024
+    );
+    server.wait_for_log(&format!(":{client_port} (peer closed): {TOTAL} bytes echoed"));
+    drop(other);
+    stop(server);
+}
+
+// ---------------------------------------------------------------------------
+// 2. Out of file descriptors
+// ---------------------------------------------------------------------------
+
+/// What a flood of connections found.
+struct Flood {
+    /// The connections the server serves, still open.
+    served: Vec<TcpStream>,
+    /// How many the server closed at once.
+    closed: usize,
+    /// The server's CPU time over wall time, from the first connect to one
+    /// second after the last answer.
+    cpu_fraction: f64,
+    /// Wall time of the flood, for the log-rate check.
+    elapsed: Duration,
+}
+
+/// Open `n` connections at once, then probe each: served, or closed at once.
+/// None may hang.
+fn flood(server: &Server, n: usize) -> Flood {
+    raise_own_nofile(n as u64 + 256);
+    let pid = server.child.id();
+    let (t0, cpu0) = (Instant::now(), cpu_time(pid));
+    let mut conns: Vec<TcpStream> = (0..n).map(|_| connect(server.addr)).collect();
+    let mut served = Vec::new();
+    let mut closed = 0;
+    for (i, mut s) in conns.drain(..).enumerate() {
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        if served_or_closed(&mut s, format!("probe {i}\n").as_bytes()) {
+            s.set_read_timeout(Some(STEP)).unwrap();
+            served.push(s);
+        } else {
+            closed += 1;
+        }
+    }
+    // Hold everything open for a second: a spinning loop would burn it all.
+    thread::sleep(Duration::from_secs(1));
+    let elapsed = t0.elapsed();
+    let cpu = cpu_time(pid) - cpu0;
+    Flood { served, closed, cpu_fraction: cpu.as_secs_f64() / elapsed.as_secs_f64(), elapsed }
+}
+
+/// The warnings about one kind of refusal: at most one per second (plus the
+/// first), and each line's "and N more" adds up to `refused` when the last
+/// refusal was itself logged.
+fn assert_rate_limited(server: &Server, needle: &str, elapsed: Duration) -> usize {
+    let lines: Vec<String> =
+        server.log_lines().into_iter().filter(|l| l.contains(needle)).collect();
+    assert!(!lines.is_empty(), "no warning with {needle:?}");
+    assert!(lines.iter().all(|l| l.starts_with("WARN:server:")), "{lines:#?}");
+    let allowed = elapsed.as_secs() as usize + 2;
+    assert!(lines.len() <= allowed, "{} warnings in {elapsed:?}: {lines:#?}", lines.len());
+    lines.len()
+}
+
+/// The "(and N more since the last such line)" of a throttled line, or 0.
+fn suppressed_in(line: &str) -> u64 {
+    line.split("(and ").nth(1).and_then(|r| r.split(' ').next()?.parse().ok()).unwrap_or(0)
+}
+
+/// The K of "closed K new connection(s)" in an out-of-descriptors warning.
+fn closed_in(line: &str) -> u64 {
+    line.split("closed ").nth(1).and_then(|r| r.split(' ').next()?.parse().ok()).unwrap_or(0)
+}
+
+/// Started with an open-file limit of 64, the server caps itself at 48
+/// connections (64 - 16 reserved) and closes the rest of a 500-connection
+/// flood at once, without spinning; when one leaves, a new one is served.
+#[test]
+fn fd_limit_at_start_caps_connections_and_sheds_the_rest() {
+    const N: usize = 500;
+    let server = start_server_with(Command::new("prlimit").args([
+        "--nofile=64:64",
+        env!("CARGO_BIN_EXE_progjar"),
+        "server",
+        "--bind",
+        "127.0.0.1",
+        "--port",
+        "0",
+    ]));
+    server.wait_for_log("open-file limit: soft 64 (was 64), hard 64");
+    server.wait_for_log("serving at most 48 connections: the open-file limit is 64");
+    let f = flood(&server, N);
+    println!(
+        "fd limit 64: {} served, {} closed at once, server CPU {:.1}% of {:?} wall",
+        f.served.len(),
+        f.closed,
+        f.cpu_fraction * 100.0,
+        f.elapsed
+    );
+    assert_eq!(f.served.len(), 48, "served at the limit");
+    assert_eq!(f.closed, N - 48);
+    assert!(f.cpu_fraction < 0.5, "server used {:.0}% CPU: spinning?", f.cpu_fraction * 100.0);
+    let warnings = assert_rate_limited(&server, "(--max-connections)", f.elapsed);
+    println!("fd limit 64: {warnings} warning line(s) for {} refusals", f.closed);
+    server.wait_for_log("48 connections open (--max-connections)");
+
+    // Those served still are; one leaves, and exactly one new client fits.
+    let mut served = f.served;
+    for (i, s) in served.iter_mut().enumerate() {
+        assert_echo(s, format!("still served {i}").as_bytes());
+    }
+    let before = log_count(&server, "closing connection");
+    drop(served.pop());
+    wait_for_log_count(&server, "closing connection", before + 1);
+    let mut newcomer = connect(server.addr);
+    assert_echo(&mut newcomer, b"a seat came free");
+    // More than a second after the flood's last warning: this one is logged,
+    // with the count of those kept quiet.
+    let mut one_too_many = connect(server.addr);
+    assert_closed_by_server(&mut one_too_many);
+    let refused = (f.closed + 1) as u64;
+    wait_for_log_count(&server, "(--max-connections)", warnings + 1);
+    let accounted: u64 = server
+        .log_lines()
+        .iter()
+        .filter(|l| l.contains("(--max-connections)"))
+        .map(|l| 1 + suppressed_in(l))
+        .sum();
+    assert_eq!(accounted, refused, "the warnings account for every refusal");
+    drop((served, newcomer));
+    let summary = stop(server);
+    assert!(summary.contains(&format!("refused {refused} at --max-connections")), "{summary}");
+}
+
+/// The real EMFILE path: a server started with plenty of descriptors has its
+/// limit cut to 40 while running (`prlimit --pid`). `accept` then fails with
+/// EMFILE; the server gives up its reserve descriptor to accept and close
+/// each waiting client (EOF, not a hang in the backlog), logs it at most once
+/// a second, does not spin, and serves a new client as soon as one leaves.
+#[test]
+fn out_of_descriptors_sheds_the_backlog_with_the_reserve_descriptor() {
+    const N: usize = 500;
+    const LIMIT: usize = 40;
+    let server = start_server(&[]);
+    let pid = server.child.id();
+    let out = common::run(
+        Command::new("prlimit").args([
+            "--pid",
+            &pid.to_string(),
+            &format!("--nofile={LIMIT}:{LIMIT}"),
+        ]),
+        None,
+    );
+    assert!(out.status.success(), "prlimit --pid: {}", String::from_utf8_lossy(&out.stderr));
+    let fds = fds_below(pid, LIMIT);
+    let f = flood(&server, N);
+    println!(
+        "EMFILE at {LIMIT} ({fds} descriptors open before): {} served, {} closed at once, \
+         server CPU {:.1}% of {:?} wall",
+        f.served.len(),
+        f.closed,
+        f.cpu_fraction * 100.0,
+        f.elapsed
+    );
+    assert_eq!(f.served.len(), LIMIT - fds, "every free descriptor serves a client");
+    assert_eq!(f.closed, N - f.served.len());
+    assert!(f.cpu_fraction < 0.5, "server used {:.0}% CPU: spinning?", f.cpu_fraction * 100.0);
+    let warnings = assert_rate_limited(&server, "out of file descriptors with", f.elapsed);
+    println!("EMFILE: {warnings} warning line(s) for {} refusals", f.closed);
+    let line = server.wait_for_log("out of file descriptors with");
+    assert!(line.contains(&format!("with {} connections open: closed", f.served.len())), "{line}");
+
+    let mut served = f.served;
+    for (i, s) in served.iter_mut().enumerate() {
+        assert_echo(s, format!("still served {i}").as_bytes());
+    }
+    let before = log_count(&server, "closing connection");
+    drop(served.pop());
+    wait_for_log_count(&server, "closing connection", before + 1);
+    let mut newcomer = connect(server.addr);
+    assert_echo(&mut newcomer, b"a descriptor came free");
+    // More than a second after the flood's last warning: this one is logged,
+    // with the count of those kept quiet.
+    let mut one_too_many = connect(server.addr);
+    assert_closed_by_server(&mut one_too_many);
+    let refused = f.closed + 1;
+    wait_for_log_count(&server, "out of file descriptors with", warnings + 1);
+    let lines: Vec<String> = server
+        .log_lines()
+        .into_iter()
+        .filter(|l| l.contains("out of file descriptors with"))
+        .collect();
+    drop((served, newcomer));
+    let summary = stop(server);
+    assert!(summary.contains(&format!("refused {refused} out of file descriptors")), "{summary}");
+    // Each line says "closed K new connection(s)" and "(and N more since the
+    // last such line)": together they must account for every connection shed.
+    let accounted: u64 = lines.iter().map(|l| closed_in(l) + suppressed_in(l)).sum();
+    assert_eq!(
+        accounted, refused as u64,
+        "the warnings account for every connection shed: {lines:#?}"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// 3. Connection limit
+// ---------------------------------------------------------------------------
+
+/// At --max-connections 5 a sixth client is closed at once and counted, the
+/// warnings are throttled (their "and N more" add up to every refusal), and
+/// below the limit again a new client is served.
+#[test]
+fn connection_limit_closes_the_excess_and_counts_it() {
+    let server = start_server(&["--max-connections", "5"]);
+    let mut open: Vec<TcpStream> = (0..5).map(|_| connect(server.addr)).collect();
+    for (i, s) in open.iter_mut().enumerate() {
+        assert_echo(s, format!("seat {i}").as_bytes());
+    }
+    let mut refused = 0;
+    // A burst of 21: one warning line, the other 20 kept quiet.
+    for _ in 0..21 {
+        assert_closed_by_server(&mut connect(server.addr));
+        refused += 1;
+    }
+    let first = server.wait_for_log("(--max-connections)");
+    assert!(
+        first.contains("refused 127.0.0.1:") && first.contains("5 connections open"),
+        "{first}"
+    );
+    // After the throttle's second, one more refusal is logged with the count.
+    thread::sleep(Duration::from_millis(1100));
+    let logged = log_count(&server, "(--max-connections)");
+    assert_closed_by_server(&mut connect(server.addr));
+    refused += 1;
+    wait_for_log_count(&server, "(--max-connections)", logged + 1);
+    let lines: Vec<String> =
+        server.log_lines().into_iter().filter(|l| l.contains("(--max-connections)")).collect();
+    let total: u64 = lines.iter().map(|l| 1 + suppressed_in(l)).sum();
+    assert_eq!(total, refused, "warnings account for every refusal: {lines:#?}");
+    assert!(lines.len() <= 3, "{lines:#?}");
+    // The five are still served; one leaves; a newcomer is served.
+    for (i, s) in open.iter_mut().enumerate() {
+        assert_echo(s, format!("still seat {i}").as_bytes());
+    }
+    drop(open.pop());
+    server.wait_for_log("(4 open)");
+    let mut newcomer = connect(server.addr);
+    assert_echo(&mut newcomer, b"my turn");
+    drop((open, newcomer));
+    let summary = stop(server);
+    assert!(summary.contains(&format!("refused {refused} at --max-connections")), "{summary}");
+}
+
+// ---------------------------------------------------------------------------
+// 4. Idle timeout
+// ---------------------------------------------------------------------------
+
+/// --idle-timeout 1 closes a client silent for a second (after an echo, or
+/// from the start), and never one that sends every 200 ms for 3 s.
+#[test]
+fn idle_timeout_closes_silent_clients_only() {
+    let server = start_server(&["--idle-timeout", "1"]);
+    let addr = server.addr;
+    let quiet_after_echo = thread::spawn(move || {
+        let mut s = connect(addr);
+        assert_echo(&mut s, b"hello, then silence");
+        let t = Instant::now();
+        assert_closed_by_server(&mut s);
+        t.elapsed()
+    });
+    let mute = thread::spawn(move || {
+        let mut s = connect(addr);
+        let t = Instant::now();
+        assert_closed_by_server(&mut s);
+        t.elapsed()
+    });
+    let mut active = connect(addr);
+    let active_port = active.local_addr().unwrap().port();
+    let start = Instant::now();
+    let mut k = 0;
+    while start.elapsed() < Duration::from_secs(3) {
+        assert_echo(&mut active, format!("tick {k}").as_bytes());
+        k += 1;
+        thread::sleep(Duration::from_millis(200));
+    }
+    let quiet = quiet_after_echo.join().unwrap();
+    let mute = mute.join().unwrap();
+    // Closed no earlier than the timeout (a lower bound only: no speed check).
+    assert!(quiet >= Duration::from_millis(900), "closed after {quiet:?}");
+    assert!(mute >= Duration::from_millis(900), "closed after {mute:?}");
+    active.shutdown(Shutdown::Write).unwrap();
+    let mut rest = Vec::new();
+    active.read_to_end(&mut rest).unwrap();
+    assert!(rest.is_empty());
+    let idle: Vec<String> =
+        server.log_lines().into_iter().filter(|l| l.contains("(idle timeout)")).collect();
+    assert_eq!(idle.len(), 2, "{idle:#?}");
+    assert!(
+        !idle.iter().any(|l| l.contains(&format!(":{active_port} "))),
+        "active closed: {idle:#?}"
+    );
+    server.wait_for_log(&format!(":{active_port} (peer closed)"));
+    println!(
+        "idle: silent clients closed after {quiet:?} and {mute:?}; active client sent {k} ticks"
+    );
+    let summary = stop(server);
+    assert!(summary.contains("; 2 closed idle"), "{summary}");
+}
+
+// ---------------------------------------------------------------------------
+// 5. Resets and abrupt exits
+// ---------------------------------------------------------------------------
+
+/// Send `data` and read it back concurrently; half-close; return the echo.
+fn echo_all(mut s: TcpStream, data: Vec<u8>) -> Vec<u8> {
+    let mut w = s.try_clone().unwrap();
+    let writer = thread::spawn(move || {
+        w.write_all(&data).unwrap();
+        w.shutdown(Shutdown::Write).unwrap();
+    });
+    let mut back = Vec::new();
+    s.read_to_end(&mut back).expect("read to EOF");
+    writer.join().unwrap();
+    back
+}
+
+/// Write from a nonblocking socket until the kernel has taken nothing for
+/// 300 ms: the server has stopped reading us. Returns the bytes written.
+fn write_until_stalled(s: &TcpStream) -> u64 {
+    s.set_nonblocking(true).unwrap();
+    let chunk = vec![0x5a; 256 * 1024];
+    let (mut written, mut last) = (0u64, Instant::now());
+    let deadline = Instant::now() + STEP;
+    loop {
+        match (&*s).write(&chunk) {
+            Ok(n) => {
+                written += n as u64;
+                last = Instant::now();
+            }
+            Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                if written > 0 && last.elapsed() > Duration::from_millis(300) {
+                    return written;
+                }
+                assert!(Instant::now() < deadline, "never stalled");
+                thread::sleep(Duration::from_millis(5));
+            }
+            Err(e) => panic!("write: {e}"),
+        }
+    }
+}
+
+/// A client resets (SO_LINGER 0) while the server owes it megabytes and
+/// several others are mid-transfer: only its own connection ends.
+#[test]
+fn reset_while_the_server_owes_megabytes_ends_only_that_connection() {
+    let server = start_server(&[]);
+    let pid = server.child.id();
+    let baseline = rss_kib(pid);
+    let victim = connect(server.addr);
+    let victim_port = victim.local_addr().unwrap().port();
+    let written = write_until_stalled(&victim);
+    let (_, rx_q) = server_side_queues(server.addr.port(), victim_port).expect("server's socket");
+    let owed_rss = rss_kib(pid);
+    assert!(rx_q > 0, "the server should have stopped reading the victim");
+    assert!(
+        owed_rss >= baseline + 2048,
+        "the server should hold ~4 MiB for the victim: {baseline} -> {owed_rss} KiB"
+    );
+    // Others are mid-transfer when the reset comes.
+    let addr = server.addr;
+    let busy: Vec<_> = (0..4)
+        .map(|i| {
+            thread::spawn(move || {
+                let data = random_bytes(8 * MIB, 50 + i);
+                let back = echo_all(connect(addr), data.clone());
+                assert!(
+                    back == data,
+                    "busy client {i}: {} of {} bytes, or different",
+                    back.len(),
+                    data.len()
+                );
+            })
+        })
+        .collect();
+    set_linger_zero(&victim);
+    drop(victim);
+    server.wait_for_log(&format!(":{victim_port} (reset by peer)"));
+    for b in busy {
+        b.join().unwrap();
+    }
+    assert_served(server.addr, b"after the reset");
+    println!(
+        "reset: victim had sent {} KiB; server RSS {baseline} -> {owed_rss} KiB while owing",
+        written / 1024
+    );
+    stop(server);
+}
+
+const CHILD_ENV: &str = "PROGJAR_FAULTS_CHILD_ADDR";
+
+/// Not a test on its own: the child process of
+/// `a_killed_client_with_bytes_pending_ends_only_its_connection`. Connects,
+/// sends until the server stops reading, says so, and waits to be killed.
+#[test]
+#[ignore = "helper run as a child process by another test"]
+fn helper_child_floods_without_reading() {
+    let Ok(addr) = std::env::var(CHILD_ENV) else { return };
+    let s = connect(addr.parse().expect("address"));
+    let written = write_until_stalled(&s);
+    println!("stalled after {written} bytes from {}", s.local_addr().unwrap());
+    io::stdout().flush().unwrap();
+    thread::sleep(STEP * 2);
+}
+
+/// A client process is SIGKILLed while the server still owes it megabytes:
+/// the kernel resets its socket, the server ends that connection only (no
+/// panic, no SIGPIPE) and keeps serving.
+#[test]
+fn a_killed_client_with_bytes_pending_ends_only_its_connection() {
+    let server = start_server(&[]);
+    let pid = server.child.id();
+    let mut steady = connect(server.addr);
+    assert_echo(&mut steady, b"before");
+    let baseline = rss_kib(pid);
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "helper_child_floods_without_reading",
+            "--exact",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(CHILD_ENV, server.addr.to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn the child client");
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            // libtest may print "test NAME ... " on the same line first.
+            if let Some(at) = line.find("stalled after") {
+                let _ = tx.send(line[at..].to_string());
+            }
+        }
+    });
+    let line = match rx.recv_timeout(STEP) {
+        Ok(line) => line,
+        Err(_) => {
+            let _ = child.kill();
+            panic!("the child never stalled");
+        }
+    };
+    let child_port: u16 = line.rsplit(':').next().unwrap().parse().unwrap();
+    let owed_rss = rss_kib(pid);
+    assert!(
+        owed_rss >= baseline + 2048,
+        "the server should owe ~4 MiB: {baseline} -> {owed_rss} KiB"
+    );
+    child.kill().unwrap();
+    let _ = child.wait();
+    server.wait_for_log(&format!(":{child_port} (reset by peer)"));
+    assert_echo(&mut steady, b"after");
+    assert_served(server.addr, b"newcomer");
+    assert!(server.log_lines().iter().all(|l| !l.contains("panicked")));
+    println!("killed child: {line}; server RSS {baseline} -> {owed_rss} KiB while owing");
+    drop(steady);
+    let mut server = server;
+    assert!(server.child.try_wait().unwrap().is_none(), "the server died");
+    stop(server);
+}
+
+// ---------------------------------------------------------------------------
+// 6. Half-close
+// ---------------------------------------------------------------------------
+
+/// The client sends 10 MiB, shuts down its write side, and only then starts
+/// reading: every byte comes back, then EOF. (--max-pending 16MiB lets the
+/// server hold all of it, so the sender can never block for want of a reader.)
+#[test]
+fn half_close_before_reading_anything_gets_every_byte_then_eof() {
+    let server = start_server(&["--max-pending", "16MiB"]);
+    let data = random_bytes(10 * MIB, 6);
+    let mut s = connect(server.addr);
+    s.write_all(&data).expect("10 MiB fit in the server's pending buffer");
+    s.shutdown(Shutdown::Write).unwrap();
+    let mut back = Vec::new();
+    s.read_to_end(&mut back).expect("read to EOF");
+    assert!(back == data, "got {} of {} bytes, or different", back.len(), data.len());
+    // And a client that half-closes without sending a byte gets EOF at once.
+    let mut empty = connect(server.addr);
+    empty.shutdown(Shutdown::Write).unwrap();
+    let mut rest = Vec::new();
+    empty.read_to_end(&mut rest).unwrap();
+    assert!(rest.is_empty());
+    server.wait_for_log(&format!("(peer closed): {} bytes echoed", data.len()));
+    server.wait_for_log("(peer closed): 0 bytes echoed");
+    stop(server);
+}
+
+// ---------------------------------------------------------------------------
+// 7. Odd payloads
+// ---------------------------------------------------------------------------
+
+/// All 256 byte values, read by the server in odd 7-byte pieces with the
+/// debug log (which prints every piece) on: echoed exactly, logged escaped.
+#[test]
+fn every_byte_value_is_echoed_and_logged_safely() {
+    let server = start_server_with(
+        common::progjar()
+            .args(["server", "--bind", "127.0.0.1", "--port", "0", "--read-size", "7"])
+            .env("RUST_LOG", "debug"),
+    );
+    let mut payload: Vec<u8> = (0..=255).collect();
+    payload.extend((0..=255u8).rev());
+    payload.extend((0..=255u8).map(|b| b.wrapping_mul(167)));
+    let back = echo_all(connect(server.addr), payload.clone());
+    assert_eq!(back, payload);
+    server.wait_for_log(r"b'\x00\x01\x02\x03\x04\x05\x06'");
+    server.wait_for_log(r"b'\xfc\xfd\xfe\xff\xff\xfe\xfd'");
+    server.wait_for_log(&format!("(peer closed): {} bytes echoed", payload.len()));
+    stop(server);
+}
+
+/// 100 000 one-byte writes, each its own segment (TCP_NODELAY): the echo is
+/// the same 100 000 bytes in the same order.
+#[test]
+fn a_hundred_thousand_one_byte_writes_are_echoed_in_order() {
+    const N: usize = 100_000;
+    let server = start_server(&[]);
+    let s = connect(server.addr);
+    s.set_nodelay(true).unwrap();
+    let data = random_bytes(N, 7);
+    let mut r = s.try_clone().unwrap();
+    let reader = thread::spawn(move || {
+        let mut back = Vec::new();
+        r.read_to_end(&mut back).expect("read to EOF");
+        back
+    });
+    let mut w = &s;
+    for b in &data {
+        assert_eq!(w.write(std::slice::from_ref(b)).expect("write one byte"), 1);
+    }
+    s.shutdown(Shutdown::Write).unwrap();
+    let back = reader.join().unwrap();
+    assert!(back == data, "got {} of {N} bytes, or different", back.len());
+    stop(server);
+}
+
+/// One 64 MiB write: echoed exactly.
+#[test]
+fn one_64_mib_write_is_echoed_exactly() {
+    let server = start_server(&[]);
+    let s = connect(server.addr);
+    let data = random_bytes(64 * MIB, 64);
+    let mut r = s.try_clone().unwrap();
+    let reader = thread::spawn(move || {
+        let mut back = Vec::with_capacity(64 * MIB);
+        r.read_to_end(&mut back).expect("read to EOF");
+        back
+    });
+    // A blocking send() of the whole buffer: the kernel takes it in one call
+    // unless interrupted (write_all covers that case).
+    (&s).write_all(&data).expect("write 64 MiB");
+    s.shutdown(Shutdown::Write).unwrap();
+    let back = reader.join().unwrap();
+    assert!(back == data, "got {} of {} bytes, or different", back.len(), data.len());
+    stop(server);
+}
+
+// ---------------------------------------------------------------------------
+// 8. Graceful shutdown
+// ---------------------------------------------------------------------------
+
+const CLIENTS: usize = 100;
+
+/// 100 flows; the first ten do not read (so the server holds pending echoes).
+fn hundred_flows(driver: &Driver, addr: SocketAddr, half: u64) -> Vec<Flow> {
+    (0..CLIENTS)
+        .map(|i| {
+            let mut f = Flow::new(addr, 800 + i as u64, &driver.poll, i);
+            f.limit = half;
+            if i < 10 {
+                f.reading = false;
+            } else {
+                f.window = 64 * 1024;
+            }
+            f
+        })
+        .collect()
+}
+
+/// SIGTERM while 100 clients are mid-transfer (each has sent half its 1 MiB,
+/// ten have read nothing back yet): the listener closes (new clients are
+/// refused), the open connections are served until they finish, every client
+/// gets back exactly what it sent, and the server exits 0 with its summary.
+#[test]
+fn sigterm_with_100_clients_mid_transfer_flushes_everything() {
+    const HALF: u64 = 512 * 1024;
+    let mut server = start_server(&["--grace", "60"]);
+    let mut driver = Driver::new();
+    let mut flows = hundred_flows(&driver, server.addr, HALF);
+    for i in 0..flows.len() {
+        driver.kick(i);
+    }
+    driver.run(&mut flows, STEP, |_, _| false, |fs| fs.iter().all(|f| f.sent == HALF));
+    server.wait_for_log(&format!("({CLIENTS} open)"));
+    let owed: u64 = flows.iter().map(|f| f.sent - f.received).sum();
+    server.signal(libc::SIGTERM);
+    let line = server.wait_for_log("shutting down");
+    assert!(line.contains(&format!("waiting up to 60.0s for {CLIENTS} open")), "{line}");
+    let refused = TcpStream::connect(server.addr).map(|_| ()).unwrap_err();
+    assert_eq!(refused.kind(), ErrorKind::ConnectionRefused, "no new accepts after SIGTERM");
+    for (i, f) in flows.iter_mut().enumerate() {
+        f.limit = 2 * HALF;
+        f.reading = true;
+        f.close_at_limit = true;
+        driver.kick(i);
+    }
+    driver.run(&mut flows, STEP, |_, _| false, |fs| fs.iter().all(Flow::ended));
+    let failed: Vec<String> = flows
+        .iter()
+        .enumerate()
+        .filter_map(|(i, f)| Some(format!("{i}: {}", f.error.as_ref()?)))
+        .collect();
+    assert!(failed.is_empty(), "{failed:#?}");
+    assert!(flows.iter().all(|f| f.received == 2 * HALF && f.eof));
+    let status = server.wait_exit();
+    assert!(status.success(), "{status:?}");
+    let total = CLIENTS as u64 * 2 * HALF;
+    server.wait_for_log(&format!("served {CLIENTS} connections, echoed {total} bytes"));
+    assert_no_panic(&server.log_lines());
+    println!(
+        "SIGTERM: {} KiB owed or in flight at the signal; all {total} bytes came back",
+        owed / 1024
+    );
+}
+
+/// A second signal during the grace time stops at once (status 130) even
+/// with 100 clients mid-transfer: each sees its connection end (EOF or
+/// reset, never a hang), and what it did receive was right.
+#[test]
+fn a_second_signal_mid_transfer_exits_130_and_every_client_sees_the_end() {
+    const HALF: u64 = 512 * 1024;
+    // More than the server could echo before the second signal: no flow finishes.
+    const LIMIT: u64 = 1 << 40;
+    let mut server = start_server(&["--grace", "600"]);
+    let mut driver = Driver::new();
+    let mut flows = hundred_flows(&driver, server.addr, HALF);
+    for (i, f) in flows.iter_mut().enumerate() {
+        f.reading = true;
+        f.window = 64 * 1024;
+        driver.kick(i);
+    }
+    driver.run(&mut flows, STEP, |_, _| false, |fs| fs.iter().all(|f| f.received == HALF));
+    server.signal(libc::SIGTERM);
+    server.wait_for_log("shutting down");
+    // Every client is still being served after the first signal.
+    for (i, f) in flows.iter_mut().enumerate() {
+        f.limit = LIMIT;
+        driver.kick(i);
+    }
+    driver.run(
+        &mut flows,
+        STEP,
+        |_, _| false,
+        |fs| fs.iter().all(|f| f.received >= HALF + 64 * 1024),
+    );
+    server.signal(libc::SIGINT);
+    let status = server.wait_exit();
+    assert_eq!(status.code(), Some(130), "{:?}", server.log_lines());
+    driver.run(&mut flows, STEP, |_, _| false, |fs| fs.iter().all(Flow::ended));
+    assert!(flows.iter().all(|f| f.error.is_some()), "every transfer is cut short");
+    server.wait_for_log("SIGINT again: stopping now");
+    server.wait_for_log(&format!("served {CLIENTS} connections"));
+    server.wait_for_log("stopped at once by a second signal");
+    assert_no_panic(&server.log_lines());
+}
+
+// ---------------------------------------------------------------------------
+// 9. Bad command lines
+// ---------------------------------------------------------------------------
+
+/// Run `progjar ARGS` (optionally through a wrapper like setpriv) with
+/// backtraces on; return (status, stderr). It must not start serving.
+fn run_failing(wrapper: &[&str], args: &[&str]) -> (Option<i32>, String) {
+    let mut cmd = match wrapper.split_first() {
+        Some((first, rest)) => {
+            let mut c = Command::new(first);
+            c.args(rest).arg(env!("CARGO_BIN_EXE_progjar"));
+            c
+        }
+        None => common::progjar(),
+    };
+    cmd.args(args).env("RUST_BACKTRACE", "1");
+    let out = common::run(&mut cmd, None);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.stdout.is_empty(), "{args:?} printed {:?}", String::from_utf8_lossy(&out.stdout));
+    assert!(!err.contains("panicked") && !err.contains("backtrace"), "{args:?}: {err}");
+    (out.status.code(), err)
+}
+
+/// Each bad command line gets one clear line on stderr and status 2 (usage)
+/// or 1 (runtime), never a panic. (tests/server.rs checks the basic usage
+/// errors; these are the rest.)
+#[test]
+fn bad_command_lines_say_one_clear_line() {
+    let in_use = TcpListener::bind("127.0.0.1:0").unwrap();
+    let busy_port = in_use.local_addr().unwrap().port().to_string();
+    let in_use_msg = format!("port {busy_port} is already in use");
+    let mut cases: Vec<(Vec<&str>, i32, Vec<&str>)> = vec![
+        (vec!["server", "--port", "70000"], 2, vec!["'--port'", "70000"]),
+        (vec!["server", "--port", "abc"], 2, vec!["'--port'", "abc"]),
+        (vec!["server", "--port", "-1"], 2, vec!["'--port'"]),
+        (vec!["server", "--bogus"], 2, vec!["--bogus"]),
+        (vec!["server", "--max-pending", "0"], 2, vec!["'--max-pending'"]),
+        (vec!["server", "--read-size", "17MiB"], 2, vec!["'--read-size'"]),
+        (vec!["server", "--idle-timeout", "soon"], 2, vec!["'--idle-timeout'"]),
+        (vec!["server", "--grace", "-1"], 2, vec!["'--grace'"]),
+        (vec!["server", "--allow", "10.0.0.0/33"], 2, vec!["not a network"]),
+        (vec!["server", "--allow", "::1/129"], 2, vec!["not a network"]),
+        (vec!["server", "--max-per-ip", "many"], 2, vec!["'--max-per-ip'"]),
+        (vec!["server", "--backlog", "99999999999"], 2, vec!["'--backlog'"]),
+        (
+            vec!["server", "--bind", "192.0.2.1", "--port", "0"],
+            1,
+            vec!["192.0.2.1 is not an address of this machine"],
+        ),
+        (
+            vec!["server", "--bind", "127.0.0.1", "--port", &busy_port],
+            1,
+            vec![&in_use_msg, "--port"],
+        ),
+    ];
+    if TcpListener::bind("[::1]:0").is_ok() {
+        cases.push((
+            vec!["server", "--bind", "2001:db8::1", "--port", "0"],
+            1,
+            vec!["2001:db8::1 is not an address of this machine"],
+        ));
+    }
+    for (args, code, wanted) in &cases {
+        let (status, err) = run_failing(&[], args);
+        assert_eq!(status, Some(*code), "{args:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert!(err.starts_with("progjar: "), "{args:?}: {err}");
+        for w in wanted {
+            assert!(err.contains(w), "{args:?}: wanted {w:?} in {err}");
+        }
+    }
+    drop(in_use);
+}
+
+/// A port below 1024 without the privilege: one line that says why, status 1.
+/// The tests run as root in CI, so the server is started as `nobody`.
+#[test]
+fn a_privileged_port_without_permission_says_so() {
+    let start = std::fs::read_to_string("/proc/sys/net/ipv4/ip_unprivileged_port_start")
+        .ok()
+        .and_then(|s| s.trim().parse::<u32>().ok())
+        .unwrap_or(1024);
+    if start <= 7 {
+        println!(
+            "skipped: net.ipv4.ip_unprivileged_port_start is {start}, so anyone may bind port 7"
+        );
+        return;
+    }
+    // SAFETY: geteuid has no preconditions.
+    let wrapper: &[&str] = if unsafe { libc::geteuid() } == 0 {
+        &["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+    } else {
+        &[]
+    };
+    if !wrapper.is_empty() {
+        let probe = Command::new(wrapper[0])
+            .args(&wrapper[1..])
+            .arg(env!("CARGO_BIN_EXE_progjar"))
+            .arg("--help")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        if !matches!(probe, Ok(s) if s.success()) {
+            println!("skipped: cannot run progjar as nobody with setpriv ({probe:?})");
+            return;
+        }
+    }
+    let (status, err) = run_failing(wrapper, &["server", "--bind", "127.0.0.1", "--port", "7"]);
+    assert_eq!(status, Some(1), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("127.0.0.1:7") && err.contains("ports below 1024 need root"), "{err}");
+}
+
+// ---------------------------------------------------------------------------
+// 10. Access control
+// ---------------------------------------------------------------------------
+
+/// --allow (repeated) admits only the listed IPv4 networks: clients from
+/// other loopback addresses are closed at accept and logged.
+#[test]
+fn allow_admits_only_listed_ipv4_networks() {
+    let server = start_server(&[
+        "--allow",
+        "127.0.0.2/32",
+        "--allow",
+        "10.0.0.0/8",
+        "--allow",
+        "127.0.0.64/26",
+    ]);
+    let mut ok = connect_from(Ipv4Addr::new(127, 0, 0, 2), server.addr);
+    assert_echo(&mut ok, b"from .2");
+    let mut ok2 = connect_from(Ipv4Addr::new(127, 0, 0, 100), server.addr);
+    assert_echo(&mut ok2, b"from .100");
+    let mut from_1 = connect(server.addr);
+    assert_closed_by_server(&mut from_1);
+    let line = server.wait_for_log("not in --allow");
+    assert!(line.starts_with("WARN:server:refused 127.0.0.1:"), "{line}");
+    let mut from_3 = connect_from(Ipv4Addr::new(127, 0, 0, 3), server.addr);
+    assert_closed_by_server(&mut from_3);
+    assert_echo(&mut ok, b"still served");
+    drop((ok, ok2));
+    let summary = stop(server);
+    assert!(summary.contains("refused 2 not in --allow"), "{summary}");
+}
+
+/// IPv6: `--bind ::1 --allow ::1/128` serves ::1; on `--bind ::` an IPv4
+/// client arrives as ::ffff:127.0.0.1 and is matched as 127.0.0.1, so
+/// `--allow 127.0.0.0/8` admits it and refuses ::1, and `--allow ::1/128`
+/// does the opposite.
+#[test]
+fn allow_matches_ipv6_and_ipv4_mapped_clients() {
+    if TcpListener::bind("[::1]:0").is_err() {
+        println!("skipped: no IPv6 loopback here");
+        return;
+    }
+    let start = |bind: &str, allow: &str| {
+        start_server_with(
+            common::progjar().args(["server", "--bind", bind, "--port", "0", "--allow", allow]),
+        )
+    };
+    let v6 = start("::1", "::1/128");
+    assert_served(v6.addr, b"over IPv6");
+    stop(v6);
+
+    let dual = start("::", "127.0.0.0/8");
+    let port = dual.addr.port();
+    let v4_addr: SocketAddr = (Ipv4Addr::LOCALHOST, port).into();
+    let v6_addr: SocketAddr = (std::net::Ipv6Addr::LOCALHOST, port).into();
+    assert_served(v4_addr, b"IPv4 through a dual-stack listener");
+    dual.wait_for_log("connection from [::ffff:127.0.0.1]:");
+    assert_closed_by_server(&mut connect(v6_addr));
+    dual.wait_for_log("refused [::1]:");
+    let summary = stop(dual);
+    assert!(summary.contains("refused 1 not in --allow"), "{summary}");
+
+    let dual = start("::", "::1/128");
+    let port = dual.addr.port();
+    assert_served((std::net::Ipv6Addr::LOCALHOST, port).into(), b"IPv6 allowed");
+    assert_closed_by_server(&mut connect((Ipv4Addr::LOCALHOST, port).into()));
+    dual.wait_for_log("refused [::ffff:127.0.0.1]:");
+    stop(dual);
+}
+
+/// --max-per-ip 3: the fourth connection from one address is closed and
+/// logged, another address is unaffected, and after one leaves a new one
+/// from the first address is served.
+#[test]
+fn max_per_ip_caps_each_address_separately() {
+    let server = start_server(&["--max-per-ip", "3"]);
+    let mut mine: Vec<TcpStream> = (0..3).map(|_| connect(server.addr)).collect();
+    for (i, s) in mine.iter_mut().enumerate() {
+        assert_echo(s, format!("mine {i}").as_bytes());
+    }
+    assert_closed_by_server(&mut connect(server.addr));
+    let line = server.wait_for_log("(--max-per-ip)");
+    assert!(line.contains("3 connections open from 127.0.0.1"), "{line}");
+    let mut theirs: Vec<TcpStream> =
+        (0..3).map(|_| connect_from(Ipv4Addr::new(127, 0, 0, 2), server.addr)).collect();
+    for (i, s) in theirs.iter_mut().enumerate() {
+        assert_echo(s, format!("theirs {i}").as_bytes());
+    }
+    assert_closed_by_server(&mut connect_from(Ipv4Addr::new(127, 0, 0, 2), server.addr));
+    let before = log_count(&server, "closing connection");
+    drop(mine.pop());
+    wait_for_log_count(&server, "closing connection", before + 1);
+    let mut again = connect(server.addr);
+    assert_echo(&mut again, b"a seat from 127.0.0.1 came free");
+    assert_closed_by_server(&mut connect(server.addr));
+    drop((mine, theirs, again));
+    let summary = stop(server);
+    assert!(summary.contains("refused 3 at --max-per-ip"), "{summary}");
+}
+
+// ---------------------------------------------------------------------------
+// 11. Soak
+// ---------------------------------------------------------------------------
+
+/// The soak's message sizes: mostly up to 4 KiB, every 16th up to 128 KiB.
+fn message_len(seed: u64, round: u64) -> u64 {
+    let h = u64::from_le_bytes(Pattern::at(seed ^ 0xABCD, 0).word(round));
+    if round % 16 == 15 {
+        16 * 1024 + h % (112 * 1024)
+    } else {
+        1 + h % 4096
+    }
+}
+
+/// 2000 connections exchange verified messages (ping-pong, varied sizes) for
+/// 30 s from one nonblocking loop: zero errors, every byte checked, the
+/// summary accounts for every byte, and the server's RSS at the end is within
+/// 10% of its RSS once all 2000 were connected and warmed up.
+#[test]
+fn soak_2000_connections_for_30_seconds() {
+    const CONNS: usize = 2000;
+    const STEADY: Duration = Duration::from_secs(30);
+    raise_own_nofile(CONNS as u64 + 512);
+    let mut server = start_server(&[]);
+    let pid = server.child.id();
+    let rss_empty = rss_kib(pid);
+    let mut driver = Driver::new();
+    let mut flows: Vec<Flow> =
+        (0..CONNS).map(|i| Flow::new(server.addr, i as u64, &driver.poll, i)).collect();
+    server.wait_for_log(&format!("({CONNS} open)"));
+    let next = |i: usize, f: &mut Flow| {
+        if f.received == f.limit {
+            f.limit += message_len(i as u64, f.rounds);
+            f.rounds += 1;
+            true
+        } else {
+            false
+        }
+    };
+    for (i, f) in flows.iter_mut().enumerate() {
+        next(i, f);
+        driver.kick(i);
+    }
+    // Warm-up: every connection completes two round trips.
+    driver.run(&mut flows, STEP, next, |fs| fs.iter().all(|f| f.rounds >= 3));
+    let rss_start = rss_kib(pid);
+    let (t0, cpu0) = (Instant::now(), cpu_time(pid));
+    let (mut rss_min, mut rss_max, mut sampled) = (rss_start, rss_start, Instant::now());
+    driver.run(&mut flows, STEADY + STEP, next, |_| {
+        if sampled.elapsed() >= Duration::from_millis(500) {
+            let r = rss_kib(pid);
+            (rss_min, rss_max, sampled) = (rss_min.min(r), rss_max.max(r), Instant::now());
+        }
+        t0.elapsed() >= STEADY
+    });
+    // Let the last messages come back, then measure.
+    driver.run(&mut flows, STEP, |_, _| false, |fs| fs.iter().all(|f| f.received == f.limit));
+    let steady = t0.elapsed();
+    let rss_end = rss_kib(pid);
+    let cpu = cpu_time(pid) - cpu0;
+    let failed: Vec<String> = flows
+        .iter()
+        .enumerate()
+        .filter_map(|(i, f)| Some(format!("{i}: {}", f.error.as_ref()?)))
+        .collect();
+    assert!(
+        failed.is_empty(),
+        "{} connections failed: {:#?}",
+        failed.len(),
+        &failed[..failed.len().min(10)]
+    );
+    // Everyone half-closes and gets EOF after the last byte.
+    for (i, f) in flows.iter_mut().enumerate() {
+        f.close_at_limit = true;
+        driver.kick(i);
+    }
+    driver.run(&mut flows, STEP, |_, _| false, |fs| fs.iter().all(Flow::ended));
+    let failed: Vec<String> = flows
+        .iter()
+        .enumerate()
+        .filter_map(|(i, f)| Some(format!("{i}: {}", f.error.as_ref()?)))
+        .collect();
+    assert!(
+        failed.is_empty(),
+        "{} connections failed at the end: {:#?}",
+        failed.len(),
+        &failed[..failed.len().min(10)]
+    );
+    let total: u64 = flows.iter().map(|f| f.limit).sum();
+    let rounds: u64 = flows.iter().map(|f| f.rounds).sum();
+    let fewest = flows.iter().map(|f| f.rounds).min().unwrap();
+    let most = flows.iter().map(|f| f.rounds).max().unwrap();
+    drop(flows);
+    server.signal(libc::SIGTERM);
+    assert!(server.wait_exit().success());
+    server.wait_for_log(&format!("served {CONNS} connections, echoed {total} bytes"));
+    assert_no_panic(&server.log_lines());
+    println!(
+        "soak: {CONNS} connections, {rounds} messages ({fewest} to {most} each), {} MiB echoed in {steady:.1?} steady; \
+         server RSS empty {rss_empty} KiB, start {rss_start} KiB, min {rss_min}, max {rss_max}, \
+         end {rss_end} KiB ({:+.1}%); server CPU {:.0}% of wall",
+        total / MIB as u64,
+        (rss_end as f64 / rss_start as f64 - 1.0) * 100.0,
+        cpu.as_secs_f64() / steady.as_secs_f64() * 100.0
+    );
+    assert!(
+        rss_end * 10 <= rss_start * 11,
+        "server RSS grew from {rss_start} KiB to {rss_end} KiB over the soak"
+    );
+}
