@@ -19,7 +19,10 @@ use std::sync::{mpsc, Arc};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{random_bytes, start_server, start_server_with, Server, STEP};
+use common::{
+    connect, echo_all, random_bytes, read_n, set_linger_zero, start_server, start_server_with,
+    Server, STEP,
+};
 use mio::{Events, Interest, Poll, Token};
 
 const MIB: usize = 1024 * 1024;
@@ -27,21 +30,6 @@ const MIB: usize = 1024 * 1024;
 // ---------------------------------------------------------------------------
 // Helpers: sockets, /proc, a deterministic byte stream.
 // ---------------------------------------------------------------------------
-
-/// A blocking client with read and write timeouts, so no test can hang on it.
-fn connect(addr: SocketAddr) -> TcpStream {
-    let s = TcpStream::connect_timeout(&addr, STEP).expect("connect");
-    s.set_read_timeout(Some(STEP)).unwrap();
-    s.set_write_timeout(Some(STEP)).unwrap();
-    s
-}
-
-/// Read exactly `n` bytes.
-fn read_n(s: &mut TcpStream, n: usize) -> Vec<u8> {
-    let mut v = vec![0; n];
-    s.read_exact(&mut v).expect("read echo");
-    v
-}
 
 /// Send `msg`, expect it back exactly.
 fn assert_echo(s: &mut TcpStream, msg: &[u8]) {
@@ -96,22 +84,6 @@ fn assert_closed_by_server(s: &mut TcpStream) {
         Err(e) if is_closed(&e) => {}
         Err(e) => panic!("connection neither served nor closed: {e}"),
     }
-}
-
-/// SO_LINGER 0: close() sends RST instead of FIN.
-fn set_linger_zero(s: &TcpStream) {
-    let linger = libc::linger { l_onoff: 1, l_linger: 0 };
-    // SAFETY: plain setsockopt on a socket we own, with a correctly sized struct.
-    let rc = unsafe {
-        libc::setsockopt(
-            s.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_LINGER,
-            (&linger as *const libc::linger).cast(),
-            std::mem::size_of::<libc::linger>() as libc::socklen_t,
-        )
-    };
-    assert_eq!(rc, 0, "setsockopt(SO_LINGER): {}", io::Error::last_os_error());
 }
 
 /// Connect to the IPv4 `dst` from the local address `src` (std cannot bind a
@@ -759,6 +731,24 @@ fn closed_in(line: &str) -> u64 {
 /// Started with an open-file limit of 64, the server caps itself at 48
 /// connections (64 - 16 reserved) and closes the rest of a 500-connection
 /// flood at once, without spinning; when one leaves, a new one is served.
+/// After a flood: those served still are; one leaves, exactly one newcomer
+/// fits, and the next is closed at once. Returns the open connections.
+fn one_leaves_one_fits(server: &Server, mut served: Vec<TcpStream>) -> (Vec<TcpStream>, TcpStream) {
+    for (i, s) in served.iter_mut().enumerate() {
+        assert_echo(s, format!("still served {i}").as_bytes());
+    }
+    let before = log_count(server, "closing connection");
+    drop(served.pop());
+    wait_for_log_count(server, "closing connection", before + 1);
+    let mut newcomer = connect(server.addr);
+    assert_echo(&mut newcomer, b"a seat came free");
+    // More than a second after the flood's last warning: this one is logged,
+    // with the count of those kept quiet.
+    let mut one_too_many = connect(server.addr);
+    assert_closed_by_server(&mut one_too_many);
+    (served, newcomer)
+}
+
 #[test]
 fn fd_limit_at_start_caps_connections_and_sheds_the_rest() {
     const N: usize = 500;
@@ -788,20 +778,7 @@ fn fd_limit_at_start_caps_connections_and_sheds_the_rest() {
     println!("fd limit 64: {warnings} warning line(s) for {} refusals", f.closed);
     server.wait_for_log("48 connections open (--max-connections)");
 
-    // Those served still are; one leaves, and exactly one new client fits.
-    let mut served = f.served;
-    for (i, s) in served.iter_mut().enumerate() {
-        assert_echo(s, format!("still served {i}").as_bytes());
-    }
-    let before = log_count(&server, "closing connection");
-    drop(served.pop());
-    wait_for_log_count(&server, "closing connection", before + 1);
-    let mut newcomer = connect(server.addr);
-    assert_echo(&mut newcomer, b"a seat came free");
-    // More than a second after the flood's last warning: this one is logged,
-    // with the count of those kept quiet.
-    let mut one_too_many = connect(server.addr);
-    assert_closed_by_server(&mut one_too_many);
+    let (served, newcomer) = one_leaves_one_fits(&server, f.served);
     let refused = (f.closed + 1) as u64;
     wait_for_log_count(&server, "(--max-connections)", warnings + 1);
     let accounted: u64 = server
@@ -854,19 +831,7 @@ fn out_of_descriptors_sheds_the_backlog_with_the_reserve_descriptor() {
     let line = server.wait_for_log("out of file descriptors with");
     assert!(line.contains(&format!("with {} connections open: closed", f.served.len())), "{line}");
 
-    let mut served = f.served;
-    for (i, s) in served.iter_mut().enumerate() {
-        assert_echo(s, format!("still served {i}").as_bytes());
-    }
-    let before = log_count(&server, "closing connection");
-    drop(served.pop());
-    wait_for_log_count(&server, "closing connection", before + 1);
-    let mut newcomer = connect(server.addr);
-    assert_echo(&mut newcomer, b"a descriptor came free");
-    // More than a second after the flood's last warning: this one is logged,
-    // with the count of those kept quiet.
-    let mut one_too_many = connect(server.addr);
-    assert_closed_by_server(&mut one_too_many);
+    let (served, newcomer) = one_leaves_one_fits(&server, f.served);
     let refused = f.closed + 1;
     wait_for_log_count(&server, "out of file descriptors with", warnings + 1);
     let lines: Vec<String> = server
@@ -995,21 +960,6 @@ fn idle_timeout_closes_silent_clients_only() {
 // 5. Resets and abrupt exits
 // ---------------------------------------------------------------------------
 
-/// Send `data` and read it back concurrently; half-close; return the echo.
-fn echo_all(mut s: TcpStream, data: Vec<u8>) -> Vec<u8> {
-    let mut w = s.try_clone().unwrap();
-    let writer = thread::spawn(move || {
-        w.write_all(&data).unwrap();
-        w.shutdown(Shutdown::Write).unwrap();
-    });
-    let mut back = Vec::new();
-    s.read_to_end(&mut back).expect("read to EOF");
-    writer.join().unwrap();
-    back
-}
-
-/// Write from a nonblocking socket until the kernel has taken nothing for
-/// 300 ms: the server has stopped reading us. Returns the bytes written.
 fn write_until_stalled(s: &TcpStream) -> u64 {
     s.set_nonblocking(true).unwrap();
     let chunk = vec![0x5a; 256 * 1024];

@@ -5,45 +5,18 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpStream};
-use std::os::fd::AsRawFd;
 use std::thread;
 
-use common::{random_bytes, start_server, start_server_with, STEP};
+use common::{
+    connect, echo_all, random_bytes, read_n, set_linger_zero, start_server, start_server_with,
+};
 
 const MESSAGE: &[u8] = b"INI ADALAH DATA YANG DIKIRIM ABCDEFGHIJKLMNOPQ";
-
-fn connect(server: &common::Server) -> TcpStream {
-    let s = TcpStream::connect(server.addr).expect("connect");
-    s.set_read_timeout(Some(STEP)).unwrap();
-    s.set_write_timeout(Some(STEP)).unwrap();
-    s
-}
-
-/// Read exactly `n` bytes.
-fn read_n(s: &mut TcpStream, n: usize) -> Vec<u8> {
-    let mut v = vec![0; n];
-    s.read_exact(&mut v).expect("read echo");
-    v
-}
-
-/// Send `data` from another thread, then half-close; read everything back
-/// until EOF on this one. Returns what came back.
-fn echo_all(mut s: TcpStream, data: Vec<u8>) -> Vec<u8> {
-    let mut w = s.try_clone().unwrap();
-    let writer = thread::spawn(move || {
-        w.write_all(&data).unwrap();
-        w.shutdown(Shutdown::Write).unwrap();
-    });
-    let mut back = Vec::new();
-    s.read_to_end(&mut back).expect("read to EOF");
-    writer.join().unwrap();
-    back
-}
 
 #[test]
 fn default_message_is_echoed_exactly() {
     let server = start_server(&[]);
-    let back = echo_all(connect(&server), MESSAGE.to_vec());
+    let back = echo_all(connect(server.addr), MESSAGE.to_vec());
     assert_eq!(back, MESSAGE);
     server.wait_for_log("connection from 127.0.0.1:");
     let line = server.wait_for_log("closing connection from");
@@ -57,7 +30,7 @@ fn read_size_32_reads_the_course_pieces() {
             .args(["server", "--bind", "127.0.0.1", "--port", "0", "--read-size", "32"])
             .env("RUST_LOG", "debug"),
     );
-    let mut s = connect(&server);
+    let mut s = connect(server.addr);
     s.write_all(MESSAGE).unwrap();
     assert_eq!(read_n(&mut s, MESSAGE.len()), MESSAGE);
     server.wait_for_log(": b'INI ADALAH DATA YANG DIKIRIM ABC'");
@@ -73,8 +46,8 @@ fn read_size_32_reads_the_course_pieces() {
 fn two_clients_are_served_at_the_same_time() {
     let server = start_server(&[]);
     let file = random_bytes(100_000, 4);
-    let mut a = connect(&server);
-    let mut b = connect(&server);
+    let mut a = connect(server.addr);
+    let mut b = connect(server.addr);
     a.write_all(&file[..50_000]).unwrap();
     b.write_all(MESSAGE).unwrap();
     assert_eq!(read_n(&mut b, MESSAGE.len()), MESSAGE, "b served while a is open");
@@ -90,7 +63,7 @@ fn two_clients_are_served_at_the_same_time() {
 #[test]
 fn a_thousand_concurrent_clients_each_get_their_own_bytes() {
     let server = start_server(&[]);
-    let mut clients: Vec<TcpStream> = (0..1000).map(|_| connect(&server)).collect();
+    let mut clients: Vec<TcpStream> = (0..1000).map(|_| connect(server.addr)).collect();
     for (i, c) in clients.iter_mut().enumerate() {
         c.write_all(format!("client {i:04} says {}\n", "x".repeat(i % 97)).as_bytes()).unwrap();
     }
@@ -108,7 +81,7 @@ fn a_thousand_concurrent_clients_each_get_their_own_bytes() {
 fn a_client_that_does_not_read_does_not_stall_others() {
     let server = start_server(&["--max-pending", "1MiB"]);
     let data = random_bytes(64 << 20, 64);
-    let mut slow = connect(&server);
+    let mut slow = connect(server.addr);
     let mut w = slow.try_clone().unwrap();
     let sent = data.clone();
     let writer = thread::spawn(move || {
@@ -117,7 +90,7 @@ fn a_client_that_does_not_read_does_not_stall_others() {
     });
     // Others are served while the slow client's writer is blocked.
     for round in 0..100 {
-        let mut fast = connect(&server);
+        let mut fast = connect(server.addr);
         let msg = format!("round {round}");
         fast.write_all(msg.as_bytes()).unwrap();
         assert_eq!(read_n(&mut fast, msg.len()), msg.as_bytes());
@@ -136,47 +109,31 @@ fn a_client_that_does_not_read_does_not_stall_others() {
 fn half_close_gets_every_byte_then_eof() {
     let server = start_server(&[]);
     let data = random_bytes(10 << 20, 10);
-    let back = echo_all(connect(&server), data.clone());
+    let back = echo_all(connect(server.addr), data.clone());
     assert!(back == data, "got {} of {} bytes", back.len(), data.len());
-}
-
-/// SO_LINGER 0 makes close() send RST instead of FIN.
-fn reset(s: TcpStream) {
-    let linger = libc::linger { l_onoff: 1, l_linger: 0 };
-    // SAFETY: plain setsockopt on a socket we own, with a correctly sized struct.
-    let rc = unsafe {
-        libc::setsockopt(
-            s.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_LINGER,
-            (&linger as *const libc::linger).cast(),
-            std::mem::size_of::<libc::linger>() as libc::socklen_t,
-        )
-    };
-    assert_eq!(rc, 0);
-    drop(s);
 }
 
 #[test]
 fn a_peer_reset_mid_transfer_ends_only_that_connection() {
     let server = start_server(&[]);
-    let mut steady = connect(&server);
+    let mut steady = connect(server.addr);
     steady.write_all(b"before").unwrap();
     assert_eq!(read_n(&mut steady, 6), b"before");
-    let mut victim = connect(&server);
+    let mut victim = connect(server.addr);
     victim.write_all(&random_bytes(8 << 20, 8)[..]).ok();
-    reset(victim);
+    set_linger_zero(&victim);
+    drop(victim);
     server.wait_for_log("(reset by peer)");
     steady.write_all(b"after").unwrap();
     assert_eq!(read_n(&mut steady, 5), b"after");
-    let back = echo_all(connect(&server), MESSAGE.to_vec());
+    let back = echo_all(connect(server.addr), MESSAGE.to_vec());
     assert_eq!(back, MESSAGE);
 }
 
 #[test]
 fn sigterm_exits_cleanly_with_a_summary() {
     let mut server = start_server(&[]);
-    let back = echo_all(connect(&server), MESSAGE.to_vec());
+    let back = echo_all(connect(server.addr), MESSAGE.to_vec());
     assert_eq!(back, MESSAGE);
     server.wait_for_log("closing connection");
     server.signal(libc::SIGTERM);
@@ -188,7 +145,7 @@ fn sigterm_exits_cleanly_with_a_summary() {
 #[test]
 fn sigterm_lets_open_connections_finish_within_grace() {
     let mut server = start_server(&["--grace", "20"]);
-    let mut s = connect(&server);
+    let mut s = connect(server.addr);
     s.write_all(b"first half ").unwrap();
     assert_eq!(read_n(&mut s, 11), b"first half ");
     server.signal(libc::SIGTERM);
@@ -207,7 +164,7 @@ fn sigterm_lets_open_connections_finish_within_grace() {
 #[test]
 fn a_second_signal_stops_at_once() {
     let mut server = start_server(&["--grace", "600"]);
-    let _open = connect(&server);
+    let _open = connect(server.addr);
     server.wait_for_log("(1 open)");
     server.signal(libc::SIGTERM);
     server.wait_for_log("shutting down");
@@ -251,7 +208,7 @@ fn ipv6_and_dual_stack_bind_addresses_work() {
     // `::1`: IPv6 loopback only.
     let v6 = start_server_with(common::progjar().args(["server", "--bind", "::1", "--port", "0"]));
     assert!(v6.addr.is_ipv6());
-    assert_eq!(echo_all(connect(&v6), MESSAGE.to_vec()), MESSAGE);
+    assert_eq!(echo_all(connect(v6.addr), MESSAGE.to_vec()), MESSAGE);
     // `::` also serves IPv4 clients (seen as ::ffff:127.0.0.1).
     let any = start_server_with(common::progjar().args(["server", "--bind", "::", "--port", "0"]));
     let v4 = TcpStream::connect(("127.0.0.1", any.addr.port())).expect("IPv4 client to ::");
@@ -268,7 +225,7 @@ fn trace_logging_shows_the_loop_at_work() {
             .args(["server", "--bind", "127.0.0.1", "--port", "0"])
             .env("RUST_LOG", "trace"),
     );
-    assert_eq!(echo_all(connect(&server), MESSAGE.to_vec()), MESSAGE);
+    assert_eq!(echo_all(connect(server.addr), MESSAGE.to_vec()), MESSAGE);
     server.wait_for_log("closing connection");
     let log = server.log_lines().join("\n");
     for needle in
