@@ -475,6 +475,21 @@ impl Flow {
     }
 }
 
+/// Fail the test if any flow saw an error, naming the first ten.
+fn assert_no_flow_failed(flows: &[Flow], when: &str) {
+    let failed: Vec<String> = flows
+        .iter()
+        .enumerate()
+        .filter_map(|(i, f)| Some(format!("{i}: {}", f.error.as_ref()?)))
+        .collect();
+    assert!(
+        failed.is_empty(),
+        "{} connections failed {when}: {:#?}",
+        failed.len(),
+        &failed[..failed.len().min(10)]
+    );
+}
+
 /// Runs the flows' event loop, round-robin.
 struct Driver {
     poll: Poll,
@@ -1254,12 +1269,7 @@ fn sigterm_with_100_clients_mid_transfer_flushes_everything() {
         driver.kick(i);
     }
     driver.run(&mut flows, STEP, |_, _| false, |fs| fs.iter().all(Flow::ended));
-    let failed: Vec<String> = flows
-        .iter()
-        .enumerate()
-        .filter_map(|(i, f)| Some(format!("{i}: {}", f.error.as_ref()?)))
-        .collect();
-    assert!(failed.is_empty(), "{failed:#?}");
+    assert_no_flow_failed(&flows, "after the signal");
     assert!(flows.iter().all(|f| f.received == 2 * HALF && f.eof));
     let status = server.wait_exit();
     assert!(status.success(), "{status:?}");
@@ -1586,34 +1596,14 @@ fn soak_2000_connections_for_30_seconds() {
     let steady = t0.elapsed();
     let rss_end = rss_kib(pid);
     let cpu = cpu_time(pid) - cpu0;
-    let failed: Vec<String> = flows
-        .iter()
-        .enumerate()
-        .filter_map(|(i, f)| Some(format!("{i}: {}", f.error.as_ref()?)))
-        .collect();
-    assert!(
-        failed.is_empty(),
-        "{} connections failed: {:#?}",
-        failed.len(),
-        &failed[..failed.len().min(10)]
-    );
+    assert_no_flow_failed(&flows, "during the soak");
     // Everyone half-closes and gets EOF after the last byte.
     for (i, f) in flows.iter_mut().enumerate() {
         f.close_at_limit = true;
         driver.kick(i);
     }
     driver.run(&mut flows, STEP, |_, _| false, |fs| fs.iter().all(Flow::ended));
-    let failed: Vec<String> = flows
-        .iter()
-        .enumerate()
-        .filter_map(|(i, f)| Some(format!("{i}: {}", f.error.as_ref()?)))
-        .collect();
-    assert!(
-        failed.is_empty(),
-        "{} connections failed at the end: {:#?}",
-        failed.len(),
-        &failed[..failed.len().min(10)]
-    );
+    assert_no_flow_failed(&flows, "at the end");
     let total: u64 = flows.iter().map(|f| f.limit).sum();
     let rounds: u64 = flows.iter().map(|f| f.rounds).sum();
     let fewest = flows.iter().map(|f| f.rounds).min().unwrap();
