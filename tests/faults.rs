@@ -2,7 +2,7 @@
 //! kernel or an operator can cause. Each test drives the real binary over
 //! loopback, is bounded in time, and checks that the server survives, keeps
 //! serving everyone else, and never loses, reorders or duplicates a byte.
-//! `docs/faults.md` lists the rows with what the server does in each.
+//! The README's "Faults the server survives" lists the rows with what the server does in each.
 //!
 //! Nothing here asserts speed: bounds are on correctness (exact bytes, exit
 //! status, log lines), on memory (VmRSS) and, for "does not spin", on CPU time
