@@ -215,6 +215,13 @@ fn bind_failure(e: &io::Error, addr: SocketAddr) -> Failure {
              (see `progjar info`, or use --bind 0.0.0.0)",
             addr.ip()
         ),
+        ErrorKind::InvalidInput if matches!(addr.ip(), IpAddr::V6(ip) if ip.is_unicast_link_local()) =>
+        {
+            format!(
+                "cannot listen on {addr}: a link-local address needs an interface (scope) that \
+                 --bind cannot give; use :: or a global address"
+            )
+        }
         _ => format!("cannot listen on {addr}: {e}"),
     };
     Failure::new(EXIT_FAILURE, message)

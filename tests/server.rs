@@ -234,3 +234,13 @@ fn trace_logging_shows_the_loop_at_work() {
         assert!(log.contains(needle), "no {needle:?} in\n{log}");
     }
 }
+
+#[test]
+fn a_link_local_bind_address_says_what_to_do() {
+    let out =
+        common::run(common::progjar().args(["server", "--bind", "fe80::1", "--port", "0"]), None);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    let last = err.lines().last().unwrap_or_default();
+    assert!(last.contains("link-local address needs an interface"), "{err}");
+}
