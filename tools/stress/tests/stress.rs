@@ -370,3 +370,33 @@ fn bad_arguments_exit_2_with_one_line() {
         assert!(o.stdout.is_empty(), "{args:?}");
     }
 }
+
+#[test]
+fn ctrl_c_stops_early_and_still_prints_the_summary() {
+    let addr = progjar_server().to_string();
+    let started = Instant::now();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_progjar-stress"))
+        .args([addr.as_str(), "-c", "5", "-d", "50"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn progjar-stress");
+    // The first live line (after a second) says the loop is running.
+    let mut err = child.stderr.take().expect("stderr");
+    let mut seen = Vec::new();
+    let mut byte = [0u8; 1];
+    while !seen.ends_with(b"\n") && err.read(&mut byte).unwrap_or(0) == 1 {
+        seen.push(byte[0]);
+    }
+    assert!(text(&seen).contains("msg/s"), "no live line: {}", text(&seen));
+    let kill = Command::new("kill").args(["-INT", &child.id().to_string()]).status();
+    assert!(kill.expect("kill").success());
+    let mut out = String::new();
+    child.stdout.take().expect("stdout").read_to_string(&mut out).expect("read stdout");
+    let status = child.wait().expect("wait");
+    assert!(started.elapsed() < RUN_LIMIT, "took {:?}", started.elapsed());
+    assert!(status.success(), "{status:?}\n{out}");
+    assert!(out.contains("interrupted: stopped early by a signal"), "{out}");
+    assert!(out.contains("result:      OK"), "{out}");
+}
