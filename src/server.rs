@@ -215,7 +215,7 @@ fn bind_failure(e: &io::Error, addr: SocketAddr) -> Failure {
              (see `progjar info`, or use --bind 0.0.0.0)",
             addr.ip()
         ),
-        ErrorKind::InvalidInput if matches!(addr.ip(), IpAddr::V6(ip) if ip.is_unicast_link_local()) =>
+        ErrorKind::InvalidInput if matches!(addr.ip(), IpAddr::V6(ip) if ip.segments()[0] & 0xffc0 == 0xfe80) =>
         {
             format!(
                 "cannot listen on {addr}: a link-local address needs an interface (scope) that \
