@@ -215,16 +215,18 @@ fn bind_failure(e: &io::Error, addr: SocketAddr) -> Failure {
              (see `progjar info`, or use --bind 0.0.0.0)",
             addr.ip()
         ),
-        ErrorKind::InvalidInput if matches!(addr.ip(), IpAddr::V6(ip) if ip.segments()[0] & 0xffc0 == 0xfe80) =>
-        {
-            format!(
-                "cannot listen on {addr}: a link-local address needs an interface (scope) that \
-                 --bind cannot give; use :: or a global address"
-            )
-        }
+        ErrorKind::InvalidInput if is_ipv6_link_local(addr.ip()) => format!(
+            "cannot listen on {addr}: a link-local address needs an interface (scope) that \
+             --bind cannot give; use :: or a global address"
+        ),
         _ => format!("cannot listen on {addr}: {e}"),
     };
     Failure::new(EXIT_FAILURE, message)
+}
+
+/// Is `ip` in fe80::/10, where an address means nothing without an interface?
+fn is_ipv6_link_local(ip: IpAddr) -> bool {
+    matches!(ip, IpAddr::V6(v6) if v6.segments()[0] & 0xffc0 == 0xfe80)
 }
 
 /// Create the listening socket with socket2, because mio's own `bind` fixes
