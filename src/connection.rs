@@ -20,7 +20,10 @@
 //! Readiness is edge-triggered (mio's only mode): an event says "something
 //! changed", once. So every read and write loop runs until the kernel says
 //! `WouldBlock`, or until it is certain nothing more is there: otherwise the
-//! rest would wait for an event that never comes.
+//! rest would wait for an event that never comes. The one exception is
+//! fairness: a client that sends as fast as we read could keep that loop going
+//! forever while everyone else waits, so a turn ends after [`READS_PER_TURN`]
+//! reads and the connection tells the server to come back ([`Next::Again`]).
 
 use std::collections::VecDeque;
 use std::io::{self, ErrorKind, Read, Write};
@@ -39,6 +42,67 @@ use crate::preview::preview;
 /// then does not allocate each time, while a slow reader's megabytes go back
 /// to the allocator as soon as it catches up.
 const KEEP_PENDING_CAPACITY: usize = 64 * 1024;
+
+/// Reads one connection may make in one turn of the loop before the others get
+/// theirs: 16 reads of the 64 KiB buffer move 1 MiB, well under a millisecond,
+/// which bounds what one fast sender adds to everyone else's latency while
+/// keeping the per-turn overhead negligible for bulk transfers.
+const READS_PER_TURN: usize = 16;
+
+/// What a readiness event says about a socket, or what the loop assumes when
+/// it comes back to a connection on its own ([`Readiness::AGAIN`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Readiness {
+    /// Data (or the EOF) can be read.
+    pub readable: bool,
+    /// The send buffer has room.
+    pub writable: bool,
+    /// The peer shut its write side (FIN seen).
+    pub read_closed: bool,
+    /// Our write side is closed (the peer reset or shut down).
+    pub write_closed: bool,
+    /// The socket holds an error.
+    pub error: bool,
+    /// Not an event: the loop coming back after a turn that ran out of budget.
+    pub again: bool,
+}
+
+impl Readiness {
+    /// A connection whose last turn ended with more to read: no event will
+    /// announce that data again, so the loop comes back as if it were readable.
+    pub const AGAIN: Readiness = Readiness {
+        readable: true,
+        writable: false,
+        read_closed: false,
+        write_closed: false,
+        error: false,
+        again: true,
+    };
+
+    /// What a mio event says.
+    pub fn of(event: &Event) -> Readiness {
+        Readiness {
+            readable: event.is_readable(),
+            writable: event.is_writable(),
+            read_closed: event.is_read_closed(),
+            write_closed: event.is_write_closed(),
+            error: event.is_error(),
+            again: false,
+        }
+    }
+}
+
+/// What the loop should do with a connection after its turn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Next {
+    /// Nothing: its next readiness event will bring it back.
+    Wait,
+    /// It used its whole read budget and more is probably queued; no new event
+    /// will say so, so come back to it after the others had their turn.
+    Again,
+    /// It is finished: drop it.
+    Close(Closed),
+}
 
 /// Why a connection ended; logged and counted by the server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,6 +161,9 @@ pub struct Connection {
     pub echoed: u64,
     /// When it was accepted.
     pub opened: Instant,
+    /// Set by the server while this connection waits in its "again" list, so
+    /// that it is never listed twice.
+    pub queued_again: bool,
 }
 
 impl Connection {
@@ -111,6 +178,7 @@ impl Connection {
             read_closed: false,
             echoed: 0,
             opened: Instant::now(),
+            queued_again: false,
         }
     }
 
@@ -133,44 +201,50 @@ impl Connection {
         self.pending.len()
     }
 
-    /// Handle one readiness event. `buf` is the loop's shared read buffer.
-    /// Returns `Ok(None)` while the connection stays open, `Ok(Some(why))` when
-    /// it is finished and the caller should drop it.
+    /// Take one turn: make the progress `ready` allows. `buf` is the loop's
+    /// shared read buffer.
     pub fn ready(
         &mut self,
-        event: &Event,
+        ready: Readiness,
         registry: &Registry,
         token: Token,
         buf: &mut [u8],
-    ) -> Option<Closed> {
-        match self.step(event, buf) {
-            Ok(()) => {}
-            Err(e) => return Some(Closed::from_error(&e)),
+    ) -> Next {
+        let more = match self.step(ready, buf) {
+            Ok(more) => more,
+            Err(e) => return Next::Close(Closed::from_error(&e)),
+        };
+        match self.settle(registry, token) {
+            Some(why) => Next::Close(why),
+            None if more => Next::Again,
+            None => Next::Wait,
         }
-        self.settle(registry, token)
     }
 
-    /// Flush, then read and echo, as the event allows.
-    fn step(&mut self, event: &Event, buf: &mut [u8]) -> io::Result<()> {
-        if event.is_error() {
+    /// Flush, then read and echo, as `ready` allows. Returns whether the read
+    /// budget ran out with more probably queued.
+    fn step(&mut self, ready: Readiness, buf: &mut [u8]) -> io::Result<bool> {
+        if ready.error {
             // The socket has a pending error (e.g. a reset): take it and end.
             if let Some(e) = self.socket.take_error()? {
                 return Err(e);
             }
         }
         let was_paused = self.paused();
-        if self.owed() > 0 && (event.is_writable() || event.is_write_closed()) {
+        if self.owed() > 0 && (ready.writable || ready.write_closed) {
             self.flush()?;
         }
         // Read if the event says there is something to read, or if the flush
         // just took us below the backpressure bound: data (or the EOF) that
         // arrived while we were not reading raised no new event, so we must
-        // go and look ourselves.
+        // go and look ourselves. The same holds when we come back after a
+        // turn that ran out of budget: the EOF may be queued behind the data,
+        // its event already spent, so that turn reads until WouldBlock too.
         let resumed = was_paused && !self.paused();
-        if event.is_readable() || event.is_read_closed() || resumed {
-            self.echo(buf, event.is_read_closed() || resumed)?;
+        if ready.readable || ready.read_closed || resumed {
+            return self.echo(buf, ready.read_closed || resumed || ready.again);
         }
-        Ok(())
+        Ok(false)
     }
 
     /// True while the connection owes so much that it must not read more.
@@ -183,8 +257,16 @@ impl Connection {
     /// `drain` asks to read until `WouldBlock` even after a short read: needed
     /// when the EOF may already be queued behind the data, or when we resume
     /// reading after a pause and no event will announce what is queued.
-    fn echo(&mut self, buf: &mut [u8], drain: bool) -> io::Result<()> {
+    /// Returns true when [`READS_PER_TURN`] ran out before the queue did.
+    fn echo(&mut self, buf: &mut [u8], drain: bool) -> io::Result<bool> {
+        let mut reads = 0;
         while !self.read_closed && !self.paused() {
+            if reads == READS_PER_TURN {
+                // Fair share used: let the others have their turn first.
+                trace!("{}: read budget used, back after the others", self.peer);
+                return Ok(true);
+            }
+            reads += 1;
             match self.socket.read(buf) {
                 Ok(0) => {
                     // The client shut down its write side (FIN): no more data
@@ -217,7 +299,7 @@ impl Connection {
                 Err(e) => return Err(e),
             }
         }
-        Ok(())
+        Ok(false)
     }
 
     /// Write `data` back now; keep in `pending` what the socket will not take.

@@ -14,6 +14,7 @@
 //!         SIGNALS  => stop accepting, let the open connections finish
 //!         token    => connections[token].ready(event)   (connection.rs)
 //!     }
+//!     connections that used their read budget get another turn
 //!     timers(now)                      // idle timeouts, accept retry, grace
 //! }
 //! ```
@@ -38,7 +39,6 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use log::{info, trace, warn};
-use mio::event::Event;
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
 use signal_hook_mio::v1_0::Signals;
@@ -46,7 +46,7 @@ use slab::Slab;
 
 use crate::access::Cidr;
 use crate::cli::{Failure, EXIT_FAILURE};
-use crate::connection::{Closed, Connection};
+use crate::connection::{Closed, Connection, Next, Readiness};
 use crate::idle::IdleList;
 use crate::limits;
 use crate::throttle::{more, Throttle};
@@ -170,6 +170,13 @@ pub struct Server {
     /// we can still accept and close the connections waiting in the backlog.
     reserve: Option<File>,
     retry_accept_at: Option<Instant>,
+    /// Connections whose last turn ran out of read budget with data still
+    /// queued: edge-triggered readiness will not report that data again, so
+    /// the loop comes back to them itself, after the others' events.
+    again: Vec<usize>,
+    /// The list being served this turn; swapped with `again` so that neither
+    /// is ever reallocated once it has grown.
+    again_now: Vec<usize>,
     /// Set when shutdown begins: the end of the grace time.
     shutdown_at: Option<Instant>,
     summary: Summary,
@@ -269,6 +276,8 @@ impl Server {
             per_ip: HashMap::new(),
             reserve: File::open("/dev/null").ok(),
             retry_accept_at: None,
+            again: Vec::new(),
+            again_now: Vec::new(),
             shutdown_at: None,
             summary: Summary::default(),
             warnings: Warnings::default(),
@@ -298,7 +307,12 @@ impl Server {
         let mut events = Events::with_capacity(EVENTS_CAPACITY);
         info!("waiting for a connection (at most {} at once)", self.max_connections);
         loop {
-            let timeout = self.next_deadline().map(|d| d.saturating_duration_since(Instant::now()));
+            let timeout = if self.again.is_empty() {
+                self.next_deadline().map(|d| d.saturating_duration_since(Instant::now()))
+            } else {
+                // Some connection has data waiting: just collect new events.
+                Some(Duration::ZERO)
+            };
             if let Err(e) = self.poll.poll(&mut events, timeout) {
                 // A signal arrived while we slept in epoll_wait. Its handler
                 // has already written to the signal pipe: poll again to see it.
@@ -309,6 +323,7 @@ impl Server {
             }
             // One clock read per wakeup, and only when some timer needs it.
             let now = self.needs_clock().then(Instant::now);
+            std::mem::swap(&mut self.again, &mut self.again_now);
             for event in events.iter() {
                 trace!("event {event:?}");
                 match event.token() {
@@ -319,9 +334,19 @@ impl Server {
                             return Ok(self.finish());
                         }
                     }
-                    token => self.connection_ready(token, event, now),
+                    token => self.connection_ready(token, Readiness::of(event), now),
                 }
             }
+            for i in 0..self.again_now.len() {
+                let key = self.again_now[i];
+                // The key may have closed (or even been reused) since: a
+                // spurious turn is harmless, its read just says WouldBlock.
+                if let Some(conn) = self.connections.get_mut(key) {
+                    conn.queued_again = false;
+                }
+                self.connection_ready(Token(key), Readiness::AGAIN, now);
+            }
+            self.again_now.clear();
             if let Some(now) = now {
                 self.timers(now);
             }
@@ -332,7 +357,7 @@ impl Server {
     }
 
     /// A connection's socket is ready: let it make progress, close it if done.
-    fn connection_ready(&mut self, token: Token, event: &Event, now: Option<Instant>) {
+    fn connection_ready(&mut self, token: Token, ready: Readiness, now: Option<Instant>) {
         let Some(conn) = self.connections.get_mut(token.0) else {
             // Stale: the connection closed earlier in this batch of events.
             trace!("event for closed token {}", token.0);
@@ -341,8 +366,14 @@ impl Server {
         if let (Some(idle), Some(now)) = (&mut self.idle, now) {
             idle.touch(token.0, now);
         }
-        if let Some(why) = conn.ready(event, self.poll.registry(), token, &mut self.buf) {
-            self.close(token.0, why);
+        match conn.ready(ready, self.poll.registry(), token, &mut self.buf) {
+            Next::Wait => {}
+            Next::Again if conn.queued_again => {}
+            Next::Again => {
+                conn.queued_again = true;
+                self.again.push(token.0);
+            }
+            Next::Close(why) => self.close(token.0, why),
         }
     }
 

@@ -6,6 +6,7 @@ mod common;
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::thread;
+use std::time::Duration;
 
 use common::{
     connect, echo_all, random_bytes, read_n, set_linger_zero, start_server, start_server_with,
@@ -243,4 +244,37 @@ fn a_link_local_bind_address_says_what_to_do() {
     assert_eq!(out.status.code(), Some(1), "{err}");
     let last = err.lines().last().unwrap_or_default();
     assert!(last.contains("link-local address needs an interface"), "{err}");
+}
+
+/// Fairness: a turn ends after 16 reads, and the loop comes back to the
+/// connection by itself (no new edge will announce data already queued).
+/// With `--read-size 32` a 64 KiB burst needs many turns; every byte must
+/// still come back in order.
+#[test]
+fn a_fast_sender_is_served_in_turns_without_losing_a_byte() {
+    let server = start_server_with(
+        common::progjar()
+            .args(["server", "--bind", "127.0.0.1", "--port", "0", "--read-size", "32"])
+            .env("RUST_LOG", "trace"),
+    );
+    let data = random_bytes(64 * 1024, 32);
+    assert!(echo_all(connect(server.addr), data.clone()) == data);
+    server.wait_for_log("closing connection");
+    server.wait_for_log("read budget used, back after the others");
+    // Data and FIN both queued before the server looks (it is stopped): the
+    // one event that reports them is spent on the first turn, so the turns
+    // after it must find the EOF by themselves.
+    let mut s = connect(server.addr);
+    let accepted = || server.log_lines().iter().filter(|l| l.contains("connection from")).count();
+    while accepted() < 2 {
+        thread::sleep(Duration::from_millis(5)); // bounded: connect() succeeded
+    }
+    server.signal(libc::SIGSTOP);
+    // 4001 bytes: the last read is short, the case that needs the drain.
+    s.write_all(&data[..4001]).unwrap();
+    s.shutdown(Shutdown::Write).unwrap();
+    server.signal(libc::SIGCONT);
+    let mut back = Vec::new();
+    s.read_to_end(&mut back).expect("EOF after the echo, not a stall");
+    assert!(back == data[..4001]);
 }
