@@ -2,6 +2,9 @@
 //! its `listening on` line (never sleep), and run commands with a time bound.
 #![allow(dead_code)] // each test file uses a different part of this module
 
+mod process;
+pub use process::{run_bounded, wait_child};
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::os::fd::AsRawFd;
@@ -126,49 +129,9 @@ impl Drop for Server {
     }
 }
 
-/// Wait for a child at most `limit`; `None` (after killing it) if it ran too long.
-pub fn wait_child(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Ok(Some(status)) = child.try_wait() {
-            return Some(status);
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            return None;
-        }
-        thread::sleep(Duration::from_millis(5));
-    }
-}
-
 /// Run a command to completion with stdin from `input`, bounded by [`STEP`].
 pub fn run(cmd: &mut Command, input: Option<Vec<u8>>) -> Output {
-    cmd.stdin(if input.is_some() { Stdio::piped() } else { Stdio::null() })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().expect("spawn");
-    if let Some(data) = input {
-        let mut stdin = child.stdin.take().expect("stdin");
-        thread::spawn(move || {
-            use std::io::Write;
-            let _ = stdin.write_all(&data);
-        });
-    }
-    let mut out = child.stdout.take().expect("stdout");
-    let mut err = child.stderr.take().expect("stderr");
-    let out_t = thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = out.read_to_end(&mut v);
-        v
-    });
-    let err_t = thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = err.read_to_end(&mut v);
-        v
-    });
-    let status = wait_child(&mut child, STEP).expect("command did not finish in time");
-    Output { status, stdout: out_t.join().unwrap(), stderr: err_t.join().unwrap() }
+    run_bounded(cmd, input, STEP)
 }
 
 /// Deterministic pseudo-random bytes (xorshift), so a failing test can be rerun.

@@ -3,6 +3,9 @@
 //! close early or never answer. Every child process and every server thread is
 //! bounded in time; all traffic goes to 127.0.0.1.
 
+#[path = "../../../tests/common/process.rs"]
+mod process;
+
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::process::{Command, Output, Stdio};
@@ -23,38 +26,8 @@ fn stress(args: &[&str]) -> (Output, Duration) {
 
 /// Run a prepared command to completion (killed after [`RUN_LIMIT`]).
 fn stress_with(cmd: &mut Command) -> (Output, Duration) {
-    let args: Vec<_> = cmd.get_args().map(|a| a.to_string_lossy().into_owned()).collect();
     let started = Instant::now();
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn progjar-stress");
-    let mut out = child.stdout.take().expect("stdout");
-    let mut err = child.stderr.take().expect("stderr");
-    let out_t = thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = out.read_to_end(&mut v);
-        v
-    });
-    let err_t = thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = err.read_to_end(&mut v);
-        v
-    });
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("try_wait") {
-            break status;
-        }
-        if started.elapsed() > RUN_LIMIT {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("progjar-stress {args:?} ran longer than {RUN_LIMIT:?}");
-        }
-        thread::sleep(Duration::from_millis(10));
-    };
-    let output = Output { status, stdout: out_t.join().unwrap(), stderr: err_t.join().unwrap() };
+    let output = process::run_bounded(cmd, None, RUN_LIMIT);
     (output, started.elapsed())
 }
 
