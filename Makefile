@@ -15,10 +15,11 @@ build:
 run:
 	$(CARGO) run --release --bin progjar -- server
 
-## fmt check, clippy with warnings as errors, and every test.
+## fmt check, clippy and rustdoc with warnings as errors, and every test.
 test: deps
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --no-deps --workspace
 	$(CARGO) test --workspace
 
 ## Install the system packages the tests use, when they are missing (as root, from apt).

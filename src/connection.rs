@@ -47,7 +47,7 @@ const KEEP_PENDING_CAPACITY: usize = 64 * 1024;
 /// theirs: 16 reads of the 64 KiB buffer move 1 MiB, well under a millisecond,
 /// which bounds what one fast sender adds to everyone else's latency while
 /// keeping the per-turn overhead negligible for bulk transfers.
-const READS_PER_TURN: usize = 16;
+pub const READS_PER_TURN: usize = 16;
 
 /// What a readiness event says about a socket, or what the loop assumes when
 /// it comes back to a connection on its own ([`Readiness::AGAIN`]).
