@@ -59,7 +59,7 @@ lab-capture: build deps
 ## Fuzz the command-line parsers for a minute (cargo-fuzz; RUSTC_BOOTSTRAP lets stable build it).
 fuzz:
 	command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz
-	RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run parse_args -- -max_total_time=60 -dict=fuzz/parse_args.dict
+	RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run --fuzz-dir tools/fuzz parse_args -- -max_total_time=60 -dict=tools/fuzz/parse_args.dict
 
 clean:
 	$(CARGO) clean
