@@ -20,8 +20,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::{
-    connect, echo_all, random_bytes, read_n, set_linger_zero, start_server, start_server_with,
-    Server, STEP,
+    connect, echo_all, random_bytes, read_n, set_linger_zero, start_server, start_server_logging,
+    start_server_with, Server, STEP,
 };
 use mio::{Events, Interest, Poll, Token};
 
@@ -208,16 +208,6 @@ fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         thread::sleep(Duration::from_millis(10));
     }
-}
-
-/// How many log lines contain `needle`.
-fn log_count(server: &Server, needle: &str) -> usize {
-    server.log_lines().iter().filter(|l| l.contains(needle)).count()
-}
-
-/// Wait until at least `n` log lines contain `needle`.
-fn wait_for_log_count(server: &Server, needle: &str, n: usize) {
-    wait_until(&format!("{n} log lines with {needle:?}"), || log_count(server, needle) >= n);
 }
 
 /// No line of a log says the process panicked.
@@ -752,9 +742,9 @@ fn one_leaves_one_fits(server: &Server, mut served: Vec<TcpStream>) -> (Vec<TcpS
     for (i, s) in served.iter_mut().enumerate() {
         assert_echo(s, format!("still served {i}").as_bytes());
     }
-    let before = log_count(server, "closing connection");
+    let before = server.log_count("closing connection");
     drop(served.pop());
-    wait_for_log_count(server, "closing connection", before + 1);
+    server.wait_for_log_count("closing connection", before + 1);
     let mut newcomer = connect(server.addr);
     assert_echo(&mut newcomer, b"a seat came free");
     // More than a second after the flood's last warning: this one is logged,
@@ -795,7 +785,7 @@ fn fd_limit_at_start_caps_connections_and_sheds_the_rest() {
 
     let (served, newcomer) = one_leaves_one_fits(&server, f.served);
     let refused = (f.closed + 1) as u64;
-    wait_for_log_count(&server, "(--max-connections)", warnings + 1);
+    server.wait_for_log_count("(--max-connections)", warnings + 1);
     let accounted: u64 = server
         .log_lines()
         .iter()
@@ -848,7 +838,7 @@ fn out_of_descriptors_sheds_the_backlog_with_the_reserve_descriptor() {
 
     let (served, newcomer) = one_leaves_one_fits(&server, f.served);
     let refused = f.closed + 1;
-    wait_for_log_count(&server, "out of file descriptors with", warnings + 1);
+    server.wait_for_log_count("out of file descriptors with", warnings + 1);
     let lines: Vec<String> = server
         .log_lines()
         .into_iter()
@@ -893,10 +883,10 @@ fn connection_limit_closes_the_excess_and_counts_it() {
     );
     // After the throttle's second, one more refusal is logged with the count.
     thread::sleep(Duration::from_millis(1100));
-    let logged = log_count(&server, "(--max-connections)");
+    let logged = server.log_count("(--max-connections)");
     assert_closed_by_server(&mut connect(server.addr));
     refused += 1;
-    wait_for_log_count(&server, "(--max-connections)", logged + 1);
+    server.wait_for_log_count("(--max-connections)", logged + 1);
     let lines: Vec<String> =
         server.log_lines().into_iter().filter(|l| l.contains("(--max-connections)")).collect();
     let total: u64 = lines.iter().map(|l| 1 + suppressed_in(l)).sum();
@@ -1157,11 +1147,7 @@ fn half_close_before_reading_anything_gets_every_byte_then_eof() {
 /// debug log (which prints every piece) on: echoed exactly, logged escaped.
 #[test]
 fn every_byte_value_is_echoed_and_logged_safely() {
-    let server = start_server_with(
-        common::progjar()
-            .args(["server", "--bind", "127.0.0.1", "--port", "0", "--read-size", "7"])
-            .env("RUST_LOG", "debug"),
-    );
+    let server = start_server_logging("debug", &["--read-size", "7"]);
     let mut payload: Vec<u8> = (0..=255).collect();
     payload.extend((0..=255u8).rev());
     payload.extend((0..=255u8).map(|b| b.wrapping_mul(167)));
@@ -1525,9 +1511,9 @@ fn max_per_ip_caps_each_address_separately() {
         assert_echo(s, format!("theirs {i}").as_bytes());
     }
     assert_closed_by_server(&mut connect_from(Ipv4Addr::new(127, 0, 0, 2), server.addr));
-    let before = log_count(&server, "closing connection");
+    let before = server.log_count("closing connection");
     drop(mine.pop());
-    wait_for_log_count(&server, "closing connection", before + 1);
+    server.wait_for_log_count("closing connection", before + 1);
     let mut again = connect(server.addr);
     assert_echo(&mut again, b"a seat from 127.0.0.1 came free");
     assert_closed_by_server(&mut connect(server.addr));

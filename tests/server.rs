@@ -6,10 +6,10 @@ mod common;
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::thread;
-use std::time::Duration;
 
 use common::{
-    connect, echo_all, random_bytes, read_n, set_linger_zero, start_server, start_server_with,
+    connect, echo_all, random_bytes, read_n, set_linger_zero, start_server, start_server_logging,
+    start_server_with,
 };
 
 const MESSAGE: &[u8] = b"INI ADALAH DATA YANG DIKIRIM ABCDEFGHIJKLMNOPQ";
@@ -26,11 +26,7 @@ fn default_message_is_echoed_exactly() {
 
 #[test]
 fn read_size_32_reads_the_course_pieces() {
-    let server = start_server_with(
-        common::progjar()
-            .args(["server", "--bind", "127.0.0.1", "--port", "0", "--read-size", "32"])
-            .env("RUST_LOG", "debug"),
-    );
+    let server = start_server_logging("debug", &["--read-size", "32"]);
     let mut s = connect(server.addr);
     s.write_all(MESSAGE).unwrap();
     assert_eq!(read_n(&mut s, MESSAGE.len()), MESSAGE);
@@ -221,11 +217,7 @@ fn ipv6_and_dual_stack_bind_addresses_work() {
 /// every read and write with its byte count, every WouldBlock.
 #[test]
 fn trace_logging_shows_the_loop_at_work() {
-    let server = start_server_with(
-        common::progjar()
-            .args(["server", "--bind", "127.0.0.1", "--port", "0"])
-            .env("RUST_LOG", "trace"),
-    );
+    let server = start_server_logging("trace", &[]);
     assert_eq!(echo_all(connect(server.addr), MESSAGE.to_vec()), MESSAGE);
     server.wait_for_log("closing connection");
     let log = server.log_lines().join("\n");
@@ -252,11 +244,7 @@ fn a_link_local_bind_address_says_what_to_do() {
 /// still come back in order.
 #[test]
 fn a_fast_sender_is_served_in_turns_without_losing_a_byte() {
-    let server = start_server_with(
-        common::progjar()
-            .args(["server", "--bind", "127.0.0.1", "--port", "0", "--read-size", "32"])
-            .env("RUST_LOG", "trace"),
-    );
+    let server = start_server_logging("trace", &["--read-size", "32"]);
     let data = random_bytes(64 * 1024, 32);
     assert!(echo_all(connect(server.addr), data.clone()) == data);
     server.wait_for_log("closing connection");
@@ -265,10 +253,7 @@ fn a_fast_sender_is_served_in_turns_without_losing_a_byte() {
     // one event that reports them is spent on the first turn, so the turns
     // after it must find the EOF by themselves.
     let mut s = connect(server.addr);
-    let accepted = || server.log_lines().iter().filter(|l| l.contains("connection from")).count();
-    while accepted() < 2 {
-        thread::sleep(Duration::from_millis(5)); // bounded: connect() succeeded
-    }
+    server.wait_for_log_count("connection from", 2);
     server.signal(libc::SIGSTOP);
     // 4001 bytes: the last read is short, the case that needs the drain.
     s.write_all(&data[..4001]).unwrap();

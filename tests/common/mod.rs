@@ -31,11 +31,21 @@ pub struct Server {
     pub log: Arc<Mutex<Vec<String>>>,
 }
 
+/// `progjar server --bind 127.0.0.1 --port 0 EXTRA...`, not started yet.
+fn server_command(extra: &[&str]) -> Command {
+    let mut cmd = progjar();
+    cmd.args(["server", "--bind", "127.0.0.1", "--port", "0"]).args(extra);
+    cmd
+}
+
 /// Start `progjar server --bind 127.0.0.1 --port 0 EXTRA...` and wait for it to listen.
 pub fn start_server(extra: &[&str]) -> Server {
-    let mut args = vec!["server", "--bind", "127.0.0.1", "--port", "0"];
-    args.extend_from_slice(extra);
-    start_server_with(progjar().args(&args))
+    start_server_with(&mut server_command(extra))
+}
+
+/// [`start_server`] with `RUST_LOG=level` (`debug`, `trace`).
+pub fn start_server_logging(level: &str, extra: &[&str]) -> Server {
+    start_server_with(server_command(extra).env("RUST_LOG", level))
 }
 
 /// Start a server from a prepared command (its stdout and stderr are piped here).
@@ -88,6 +98,20 @@ impl Server {
     /// A copy of the log lines so far.
     pub fn log_lines(&self) -> Vec<String> {
         self.log.lock().unwrap().clone()
+    }
+
+    /// How many log lines so far contain `needle`.
+    pub fn log_count(&self, needle: &str) -> usize {
+        self.log.lock().unwrap().iter().filter(|l| l.contains(needle)).count()
+    }
+
+    /// Wait until at least `n` log lines contain `needle` (bounded by [`STEP`]).
+    pub fn wait_for_log_count(&self, needle: &str, n: usize) {
+        let deadline = Instant::now() + STEP;
+        while self.log_count(needle) < n {
+            assert!(Instant::now() < deadline, "fewer than {n} log lines with {needle:?}");
+            thread::sleep(Duration::from_millis(10));
+        }
     }
 
     /// Wait until some log line contains `needle` (bounded by [`STEP`]).
