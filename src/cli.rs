@@ -10,11 +10,27 @@ use std::process::ExitCode;
 
 use argh::{EarlyExit, FromArgs};
 
-/// Exit status for a bad command line.
-pub const EXIT_USAGE: u8 = 2;
+// Exit statuses: one table for every progjar binary. The client and `info` use
+// all of them; the server and the stress tool use 0, 1, 2 and 130.
 
-/// Exit status for a runtime failure that has no more specific code.
+/// Exit status: success (for the client: the echo came back complete and identical).
+pub const EXIT_OK: u8 = 0;
+/// Exit status: a runtime failure that has no more specific code.
 pub const EXIT_FAILURE: u8 = 1;
+/// Exit status: a bad command line.
+pub const EXIT_USAGE: u8 = 2;
+/// Exit status: the connection was refused (nothing listens there).
+pub const EXIT_REFUSED: u8 = 3;
+/// Exit status: the host name cannot be resolved.
+pub const EXIT_UNRESOLVED: u8 = 4;
+/// Exit status: connecting, sending or waiting for the echo timed out.
+pub const EXIT_TIMEOUT: u8 = 5;
+/// Exit status: the echo is short, longer, or different from what was sent.
+pub const EXIT_ECHO: u8 = 6;
+/// Exit status: the file (or standard input) cannot be read.
+pub const EXIT_FILE: u8 = 7;
+/// Exit status: stopped at once by a second signal (128 + SIGINT, as shells report it).
+pub const EXIT_INTERRUPTED: u8 = 130;
 
 /// A failure that ends the program: one line for the user and an exit status.
 #[derive(Debug, Clone, PartialEq, Eq)]

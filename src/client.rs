@@ -46,8 +46,9 @@
 //!
 //! # Exit codes
 //!
-//! [`EXIT_OK`] 0, [`EXIT_FAILURE`] 1, [`EXIT_USAGE`] 2, [`EXIT_REFUSED`] 3,
-//! [`EXIT_UNRESOLVED`] 4, [`EXIT_TIMEOUT`] 5, [`EXIT_ECHO`] 6, [`EXIT_FILE`] 7.
+//! The table is in [`crate::cli`]: 0 complete and identical, 1 other failure,
+//! 2 usage, 3 refused, 4 unresolved, 5 timed out, 6 echo short or different,
+//! 7 file unreadable.
 
 use std::fs::File;
 use std::io::{self, ErrorKind, Read, Write};
@@ -61,29 +62,15 @@ use std::time::{Duration, Instant};
 
 use log::{debug, info, warn};
 
-use crate::cli::{self, Failure};
+use crate::cli::{
+    Failure, EXIT_ECHO, EXIT_FAILURE, EXIT_FILE, EXIT_REFUSED, EXIT_TIMEOUT, EXIT_UNRESOLVED,
+};
 use crate::info;
 use crate::preview::preview;
+use crate::sock::is_peer_gone;
 
 /// The course client's message: 46 bytes.
 pub const DEFAULT_MESSAGE: &str = "INI ADALAH DATA YANG DIKIRIM ABCDEFGHIJKLMNOPQ";
-
-/// Exit status: the echo came back complete and identical.
-pub const EXIT_OK: u8 = 0;
-/// Exit status: any failure without a more specific code.
-pub const EXIT_FAILURE: u8 = cli::EXIT_FAILURE;
-/// Exit status: bad command line.
-pub const EXIT_USAGE: u8 = cli::EXIT_USAGE;
-/// Exit status: the connection was refused (nothing listens there).
-pub const EXIT_REFUSED: u8 = 3;
-/// Exit status: the host name cannot be resolved.
-pub const EXIT_UNRESOLVED: u8 = 4;
-/// Exit status: connecting, sending or waiting for the echo timed out.
-pub const EXIT_TIMEOUT: u8 = 5;
-/// Exit status: the echo is short, longer, or different from what was sent.
-pub const EXIT_ECHO: u8 = 6;
-/// Exit status: the file (or standard input) cannot be read.
-pub const EXIT_FILE: u8 = 7;
 
 /// Bytes the writer reads from the payload and writes in one go: 64 KiB is a
 /// typical socket buffer and the size Linux's own `cp` uses, so each block costs
@@ -762,17 +749,6 @@ impl Outcome {
             self.received, self.sent, self.received
         )
     }
-}
-
-/// Errors that mean the server closed or reset the connection while we were sending.
-fn is_peer_gone(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        ErrorKind::BrokenPipe
-            | ErrorKind::ConnectionReset
-            | ErrorKind::ConnectionAborted
-            | ErrorKind::NotConnected
-    )
 }
 
 fn difference_message(d: Difference) -> String {

@@ -25,7 +25,7 @@
 //! Nothing here sends a packet except the DNS queries of the lookups themselves,
 //! which go wherever the system resolver sends them. A failed remote lookup prints
 //! `ERROR: cannot resolve HOST: reason`, the rest of the report still follows, and
-//! the command exits with [`crate::client::EXIT_UNRESOLVED`] (4).
+//! the command exits with [`crate::cli::EXIT_UNRESOLVED`] (4).
 
 use std::ffi::{CStr, CString};
 use std::fmt::Display;
@@ -35,8 +35,8 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
 
+use crate::cli::EXIT_UNRESOLVED;
 use crate::cli::{self, Failure};
-use crate::client::EXIT_UNRESOLVED;
 
 /// `progjar info`'s settings.
 #[derive(Debug, Clone)]

@@ -38,6 +38,8 @@
 //! - [`parse`]: sizes (`64KiB`) and durations (`500ms`) on the command line.
 //! - [`logging`]: the course's `INFO:module:message` log format on stderr.
 //! - [`preview`]: bytes shown as Python shows them, `b'...'`.
+//! - [`sock`]: what a socket error means and when a read may stop early,
+//!   written once for the server, the client and the stress tool.
 //!
 //! `main.rs` only parses arguments, starts logging and calls [`server::run`],
 //! [`client::run`] or [`info::run`].
@@ -53,4 +55,5 @@ pub mod logging;
 pub mod parse;
 pub mod preview;
 pub mod server;
+pub mod sock;
 pub mod throttle;

@@ -129,10 +129,7 @@ fn parse_chunk(s: &str) -> Result<usize, String> {
 }
 
 fn parse_count(s: &str) -> Result<usize, String> {
-    match s.parse::<usize>() {
-        Ok(n) if n >= 1 => Ok(n),
-        _ => Err(format!("'{s}' must be a whole number of at least 1")),
-    }
+    parse::count(s)
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {

@@ -67,3 +67,11 @@ pub fn duration(s: &str) -> Result<Duration, String> {
     }
     Ok(d)
 }
+
+/// A whole number of at least 1 (connections, clients, messages): `500`.
+pub fn count(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(format!("'{s}' must be a whole number of at least 1")),
+    }
+}

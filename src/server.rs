@@ -45,7 +45,7 @@ use signal_hook_mio::v1_0::Signals;
 use slab::Slab;
 
 use crate::access::Cidr;
-use crate::cli::{Failure, EXIT_FAILURE};
+use crate::cli::{Failure, EXIT_FAILURE, EXIT_INTERRUPTED};
 use crate::connection::{Closed, Connection, Next, Readiness};
 use crate::idle::IdleList;
 use crate::limits;
@@ -196,7 +196,7 @@ pub fn run(config: Config) -> Result<(), Failure> {
     drop(stdout);
     let summary = server.run().map_err(|e| failure("event loop failed", &e))?;
     if summary.forced {
-        return Err(Failure::new(130, "stopped at once by a second signal"));
+        return Err(Failure::new(EXIT_INTERRUPTED, "stopped at once by a second signal"));
     }
     Ok(())
 }
