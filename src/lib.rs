@@ -9,7 +9,7 @@
 //! readiness loop, and the client half-closes and verifies the echo.
 //!
 //! Read it in this order: `server.rs` (the loop), `connection.rs` (one
-//! client's bytes), then `client.rs`. Each file starts by saying why it exists.
+//! client's bytes), then `client/`. Each file starts by saying why it exists.
 //!
 //! # Layout
 //!
@@ -28,8 +28,10 @@
 //! - [`limits`]: raising the open-file limit, since each client is a descriptor.
 //!
 //! The other commands:
-//! - [`client`]: the blocking `std::net` client: a writer thread sends and
-//!   half-closes while the main thread reads and verifies the echo.
+//! - [`client`]: the blocking `std::net` client, one file per step in
+//!   `src/client/`: the payload source, connecting, the exchange (a writer
+//!   thread sends and half-closes while the main thread reads), the checker
+//!   and the verdict that both the summary line and the exit status come from.
 //! - [`info`]: hostname, interfaces, DNS lookup (getaddrinfo) and socket
 //!   timeouts: the course's task 1.
 //!

@@ -14,8 +14,9 @@ use std::io::Write;
 pub fn init() {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
         .format(|out, record| {
+            // `progjar::client::exchange` logs as `client`: the command, not the file.
             let target = record.target();
-            let module = target.rsplit("::").next().unwrap_or(target);
+            let module = target.split("::").nth(1).unwrap_or(target);
             writeln!(out, "{}:{}:{}", record.level(), module, record.args())
         })
         .init();

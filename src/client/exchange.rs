@@ -1,0 +1,312 @@
+//! The exchange: a writer thread sends the payload while this thread reads the echo.
+//!
+//! # Why a writer thread
+//!
+//! The course's client sends everything with `sendall` and only then starts to
+//! `recv`. That works for 46 bytes, but TCP buffers are finite. While we are not
+//! reading, the echo piles up in our receive buffer; when it is full the server
+//! cannot send, so (being an echo server with bounded buffers) it stops reading
+//! from us; then our send buffer fills and `sendall` blocks. Both sides now wait
+//! for each other, forever. With a few megabytes this happens on every machine.
+//! So one thread writes while the main thread reads: the reader always drains
+//! the echo, the server can always send, and it keeps reading what we write.
+//!
+//! # Why we half-close
+//!
+//! In the course's file task the client loops on `recv` until the server closes,
+//! but the server only closes when its `recv` returns `b''` — which only happens
+//! when the client closes. Both wait; both hang (the reports show a blinking
+//! cursor after the last log line). After the last byte, the writer calls
+//! `shutdown(Shutdown::Write)`: TCP sends a FIN, the server's `recv` returns
+//! `b''`, it closes its side, and our `read` returns 0 (EOF). Now both sides know
+//! the exchange is over, and nobody needed to know the length in advance (which
+//! standard input does not tell us).
+//!
+//! # How the echo is checked in bounded memory
+//!
+//! The writer reads the payload in blocks of [`BLOCK_SIZE`] (a file is streamed,
+//! never loaded whole) and hands each block to the reader through a bounded
+//! `sync_channel` of [`QUEUE_BLOCKS`] blocks. The reader compares the incoming
+//! echo against the queued blocks, so memory stays bounded for any payload size.
+//!
+//! The writer queues a block **before** it writes it to the socket. If it queued
+//! it only after `write_all` returned, the server could echo the first half of a
+//! block while the writer is still pushing the second half; the reader would then
+//! wait for that block instead of reading the socket, the echo would pile up, the
+//! server would stop reading, and `write_all` would never return: the very
+//! deadlock the thread is there to avoid. Queued first, every byte that can come
+//! back is already in the queue, so the reader never waits for the writer. The
+//! writer waits for the queue only when [`QUEUE_BLOCKS`] whole blocks have been
+//! sent and not yet echoed; their echo is on its way, and the reader will take them.
+
+use std::io::{self, ErrorKind, Read, Write};
+use std::net::{Shutdown, TcpStream};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, SyncSender};
+use std::sync::Arc;
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use log::{debug, info};
+
+use super::check::{Checker, Difference, Due};
+use super::progress::Progress;
+use super::source::Source;
+use crate::cli::{Failure, EXIT_FAILURE};
+use crate::sock::is_peer_gone;
+
+/// Bytes the writer reads from the payload and writes in one go: 64 KiB is a
+/// typical socket buffer and the size Linux's own `cp` uses, so each block costs
+/// one read and about one write system call, and a block is small enough that
+/// several can be queued without noticeable memory.
+pub const BLOCK_SIZE: usize = 64 * 1024;
+
+/// Blocks sent but not yet echoed that the writer may be ahead of the reader:
+/// 16 × 64 KiB = 1 MiB covers what is in flight on a LAN (our send buffer, the
+/// network, the server's buffers, our receive buffer), so the writer seldom waits,
+/// while the client's memory stays bounded whatever the payload size.
+pub const QUEUE_BLOCKS: usize = 16;
+
+/// A block of the payload, shared by the writer (which sends it) and the reader
+/// (which compares the echo with it).
+pub(super) type Block = Arc<Vec<u8>>;
+
+/// Why the writer stopped before it had sent everything and half-closed.
+#[derive(Debug)]
+pub(super) enum SendError {
+    /// Reading the file or standard input failed.
+    Source(io::Error),
+    /// Writing to the socket (or half-closing it) failed.
+    Socket(io::Error),
+    /// The reader gave up and dropped the queue; nothing more is worth sending.
+    ReaderGone,
+}
+
+/// Why the reader stopped reading the echo.
+#[derive(Debug)]
+pub(super) enum ReadEnd {
+    /// The server closed its side (read returned 0).
+    Closed,
+    /// No data for a whole timeout while the server owed us bytes or a close.
+    TimedOut,
+    /// The server reset the connection.
+    PeerGone(io::Error),
+    /// Another read error.
+    Failed(io::Error),
+    /// The server sent more than we sent.
+    Longer,
+}
+
+/// What happened in one exchange: everything the verdict is made from.
+#[derive(Debug)]
+pub(super) struct Transfer {
+    pub sent: u64,
+    pub received: u64,
+    /// Sent bytes whose echo never came (counted only after a clean close).
+    pub missing: u64,
+    pub difference: Option<Difference>,
+    pub read_end: ReadEnd,
+    /// The writer's result, or `None` if it had not finished when we stopped.
+    pub send: Option<Result<u64, SendError>>,
+    pub source_name: String,
+    pub elapsed: Duration,
+    pub timeout: Duration,
+}
+
+/// Send `source` on `stream` from a writer thread while reading and checking the echo here.
+pub(super) fn exchange(
+    stream: TcpStream,
+    source: Source,
+    chunk: usize,
+    timeout: Duration,
+) -> Result<Transfer, Failure> {
+    let setup = |e: io::Error| Failure::new(EXIT_FAILURE, format!("cannot set up the socket: {e}"));
+    // One timeout per read() of the echo, and per write() of a block.
+    stream.set_read_timeout(Some(timeout)).map_err(setup)?;
+    stream.set_write_timeout(Some(timeout)).map_err(setup)?;
+    let writer_socket = stream.try_clone().map_err(setup)?;
+
+    let source_name = source.name();
+    let total = source.len();
+    source.announce();
+    let start = Instant::now();
+    let sent = Arc::new(AtomicU64::new(0));
+    let (queue, blocks) = mpsc::sync_channel::<Block>(QUEUE_BLOCKS);
+    let writer = spawn_writer(source.into_reader(), writer_socket, queue, Arc::clone(&sent))?;
+
+    let mut checker = Checker::new(blocks, timeout);
+    let mut progress = Progress::new(total);
+    let read_end = read_echo(&stream, chunk, &mut checker, &mut progress);
+    let missing = if matches!(read_end, ReadEnd::Closed) { checker.missing() } else { 0 };
+    info!("closing");
+    let send = finish_writer(writer, &checker, &stream);
+    Ok(Transfer {
+        sent: sent.load(Ordering::SeqCst),
+        received: checker.received(),
+        missing,
+        difference: checker.difference(),
+        read_end,
+        send,
+        source_name,
+        elapsed: start.elapsed(),
+        timeout,
+    })
+}
+
+fn spawn_writer(
+    source: Box<dyn Read + Send>,
+    socket: TcpStream,
+    queue: SyncSender<Block>,
+    sent: Arc<AtomicU64>,
+) -> Result<JoinHandle<Result<u64, SendError>>, Failure> {
+    thread::Builder::new()
+        .name("writer".into())
+        .spawn(move || send_all(source, socket, queue, &sent))
+        .map_err(|e| Failure::new(EXIT_FAILURE, format!("cannot start the writer thread: {e}")))
+}
+
+/// The writer thread: stream the source in blocks, queue each, send it, then half-close.
+///
+/// Returns the bytes sent. On a failure to read the source it shuts the whole
+/// connection down, which wakes the reader's blocked `read` with EOF.
+fn send_all(
+    mut source: Box<dyn Read + Send>,
+    mut socket: TcpStream,
+    queue: SyncSender<Block>,
+    sent: &AtomicU64,
+) -> Result<u64, SendError> {
+    let mut total = 0u64;
+    loop {
+        let block = match read_block(&mut source) {
+            Ok(block) => block,
+            Err(e) => {
+                // Stop both directions: the reader must not wait for an echo of
+                // bytes we will never send.
+                let _ = socket.shutdown(Shutdown::Both);
+                return Err(SendError::Source(e));
+            }
+        };
+        if block.is_empty() {
+            break; // end of the payload
+        }
+        // Queue first, then send: see the module documentation for why this order
+        // cannot deadlock. The queue only fails if the reader has given up.
+        queue.send(Arc::clone(&block)).map_err(|_| SendError::ReaderGone)?;
+        socket.write_all(&block).map_err(SendError::Socket)?;
+        total += block.len() as u64;
+        sent.store(total, Ordering::SeqCst);
+    }
+    // FIN: "no more data from us". The server's recv() returns b'' and it closes,
+    // which is how our reader learns that the echo is complete.
+    info!("sent {total} bytes; shutting down our side for writing (FIN)");
+    socket.shutdown(Shutdown::Write).map_err(SendError::Socket)?;
+    Ok(total)
+}
+
+/// Read up to [`BLOCK_SIZE`] bytes of the payload; an empty block means its end.
+fn read_block(source: &mut dyn Read) -> io::Result<Block> {
+    let mut buf = vec![0u8; BLOCK_SIZE];
+    // Bounded: each pass either returns or was interrupted by a signal.
+    loop {
+        match source.read(&mut buf) {
+            // Ok(0) is the end of the file or standard input: an empty block says so.
+            Ok(n) => {
+                buf.truncate(n);
+                return Ok(Arc::new(buf));
+            }
+            // A signal arrived before any byte was read: nothing happened, read again.
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Join the writer if it has finished; otherwise stop it (it may be blocked on a
+/// socket write or on standard input) and leave it behind.
+fn finish_writer(
+    writer: JoinHandle<Result<u64, SendError>>,
+    checker: &Checker,
+    stream: &TcpStream,
+) -> Option<Result<u64, SendError>> {
+    if checker.writer_finished() || writer.is_finished() {
+        // The queue is disconnected only when the writer returns, so this join is immediate.
+        return writer.join().ok();
+    }
+    // Shutting the socket makes a blocked write fail at once; a writer blocked on
+    // standard input ends with the process.
+    let _ = stream.shutdown(Shutdown::Both);
+    None
+}
+
+/// Read the echo in pieces of `chunk` bytes until EOF, an error, or too much data.
+fn read_echo(
+    mut stream: &TcpStream,
+    chunk: usize,
+    checker: &mut Checker,
+    progress: &mut Progress,
+) -> ReadEnd {
+    let mut buf = vec![0u8; chunk];
+    // Bounded: every pass reads at least one byte, or ends, or waits at most the
+    // timeout for a writer that is itself waiting for more input.
+    loop {
+        match stream.read(&mut buf) {
+            // 0 bytes: the server closed its side after our FIN (or early).
+            Ok(0) => return ReadEnd::Closed,
+            Ok(n) => {
+                progress.piece(&buf[..n], checker.received() + n as u64);
+                checker.compare(&buf[..n]);
+                if checker.is_longer() {
+                    return ReadEnd::Longer;
+                }
+            }
+            // A signal interrupted the wait before data came: nothing was read, read again.
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            // The read timeout (SO_RCVTIMEO) expired; Unix reports it as WouldBlock
+            // (EAGAIN). A writer still waiting for its source (someone typing on
+            // standard input) means the server owes us nothing yet: keep waiting.
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                if checker.due() != Due::Input {
+                    return ReadEnd::TimedOut;
+                }
+                debug!("all echoed so far; waiting for more input");
+            }
+            Err(e) if is_peer_gone(&e) => return ReadEnd::PeerGone(e),
+            Err(e) => return ReadEnd::Failed(e),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpListener;
+
+    /// A source that gives some bytes, then fails like a disk error.
+    struct Failing(bool);
+
+    impl Read for Failing {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            if std::mem::replace(&mut self.0, true) {
+                return Err(io::Error::other("disk on fire"));
+            }
+            buf[..3].copy_from_slice(b"abc");
+            Ok(3)
+        }
+    }
+
+    #[test]
+    fn source_error_stops_the_writer_and_closes_the_connection() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (mut server, _) = listener.accept().unwrap();
+        server.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let (tx, rx) = mpsc::sync_channel(QUEUE_BLOCKS);
+        let sent = AtomicU64::new(0);
+        let result = send_all(Box::new(Failing(false)), client, tx, &sent);
+        assert!(matches!(result, Err(SendError::Source(_))), "{result:?}");
+        assert_eq!(rx.recv().unwrap().as_slice(), b"abc");
+        let mut got = Vec::new();
+        server.read_to_end(&mut got).unwrap();
+        assert_eq!(got, b"abc", "the peer sees what was sent, then the end");
+    }
+}

@@ -1,0 +1,64 @@
+//! What the client logs while the echo comes back: each piece, like the
+//! course's client, while that is readable; a progress line once it is not.
+
+use std::time::{Duration, Instant};
+
+use log::{debug, info};
+
+use super::secs;
+use crate::preview::preview;
+
+/// Largest payload whose echo is logged piece by piece: 4 KiB is 256 lines at
+/// the default 16-byte chunk, still readable; beyond that, one progress line per
+/// [`PROGRESS_EVERY`] (every piece stays visible with `RUST_LOG=debug`).
+pub const PIECE_LOG_LIMIT: u64 = 4 * 1024;
+
+/// How often progress is logged for payloads larger than [`PIECE_LOG_LIMIT`]:
+/// once a second shows that things move without flooding the terminal.
+pub const PROGRESS_EVERY: Duration = Duration::from_secs(1);
+
+/// Logs each piece of a small echo, or progress for a large one.
+pub(super) struct Progress {
+    /// The payload's size, if known.
+    total: Option<u64>,
+    /// Log every piece (small payloads) rather than progress.
+    pieces: bool,
+    next_report: Instant,
+}
+
+impl Progress {
+    pub(super) fn new(total: Option<u64>) -> Progress {
+        Progress {
+            total,
+            pieces: total.map_or(true, |t| t <= PIECE_LOG_LIMIT),
+            next_report: Instant::now() + PROGRESS_EVERY,
+        }
+    }
+
+    /// Log one piece; `received` counts it.
+    pub(super) fn piece(&mut self, piece: &[u8], received: u64) {
+        if self.pieces && received > PIECE_LOG_LIMIT {
+            // Only standard input of unknown size gets here.
+            self.pieces = false;
+            info!(
+                "more than {PIECE_LOG_LIMIT} bytes: logging progress every {} instead",
+                secs(PROGRESS_EVERY)
+            );
+        }
+        if self.pieces {
+            info!("{}", preview(piece));
+            return;
+        }
+        debug!("{}", preview(piece));
+        let now = Instant::now();
+        if now >= self.next_report {
+            self.next_report = now + PROGRESS_EVERY;
+            match self.total {
+                Some(t) => {
+                    info!("received {received} of {t} bytes ({}%)", received * 100 / t.max(1))
+                }
+                None => info!("received {received} bytes"),
+            }
+        }
+    }
+}

@@ -1,0 +1,89 @@
+//! The payload: where the bytes to send come from.
+//!
+//! A message, a file and standard input all become one `Read`, so the exchange
+//! has a single path whatever is sent. The file is opened (and checked) before
+//! the client touches the network, so a typo in a path costs no connection.
+
+use std::fs::File;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+
+use log::info;
+
+use super::progress::PIECE_LOG_LIMIT;
+use super::Payload;
+use crate::cli::{Failure, EXIT_FILE};
+
+/// Where the payload's bytes come from.
+pub(super) enum Source {
+    Message(String),
+    File { path: PathBuf, file: File, len: Option<u64> },
+    Stdin,
+}
+
+impl Source {
+    /// Open the payload; an unreadable file or a directory is [`EXIT_FILE`].
+    pub(super) fn open(payload: &Payload) -> Result<Source, Failure> {
+        match payload {
+            Payload::Message(text) => Ok(Source::Message(text.clone())),
+            Payload::File(path) if path.as_os_str() == "-" => Ok(Source::Stdin),
+            Payload::File(path) => open_file(path),
+        }
+    }
+
+    /// The payload's size, when it is known before sending (not for standard input or pipes).
+    pub(super) fn len(&self) -> Option<u64> {
+        match self {
+            Source::Message(text) => Some(text.len() as u64),
+            Source::File { len, .. } => *len,
+            Source::Stdin => None,
+        }
+    }
+
+    /// The source's name in error messages.
+    pub(super) fn name(&self) -> String {
+        match self {
+            Source::Message(_) => "the message".to_string(),
+            Source::File { path, .. } => path.display().to_string(),
+            Source::Stdin => "standard input".to_string(),
+        }
+    }
+
+    /// Log what is sent, in the course's words.
+    pub(super) fn announce(&self) {
+        match self {
+            Source::Message(text) if text.len() as u64 <= PIECE_LOG_LIMIT => {
+                info!("sending {text}")
+            }
+            Source::Message(text) => info!("sending a message ({} bytes)", text.len()),
+            Source::File { len: Some(n), .. } => info!("sending file content ({n} bytes)"),
+            Source::File { path, len: None, .. } => {
+                info!("sending file content ({})", path.display())
+            }
+            Source::Stdin => info!("sending standard input"),
+        }
+    }
+
+    pub(super) fn into_reader(self) -> Box<dyn Read + Send> {
+        match self {
+            Source::Message(text) => Box::new(io::Cursor::new(text.into_bytes())),
+            Source::File { file, .. } => Box::new(file),
+            Source::Stdin => Box::new(io::stdin()),
+        }
+    }
+}
+
+fn open_file(path: &Path) -> Result<Source, Failure> {
+    let fail = |reason: String| {
+        Failure::new(EXIT_FILE, format!("cannot read {}: {reason}", path.display()))
+    };
+    let file = File::open(path).map_err(|e| fail(e.to_string()))?;
+    let meta = file.metadata().map_err(|e| fail(e.to_string()))?;
+    // Opening a directory succeeds on Linux; only the first read would fail.
+    if meta.is_dir() {
+        return Err(fail("it is a directory".to_string()));
+    }
+    // A regular file knows its size; a pipe or a device (/dev/stdin) does not.
+    let len = meta.is_file().then_some(meta.len());
+    Ok(Source::File { path: path.to_path_buf(), file, len })
+}

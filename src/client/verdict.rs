@@ -1,0 +1,167 @@
+//! The verdict: what happened in one exchange, decided once.
+//!
+//! The summary line on stdout and the exit status with its error line are both
+//! read from the same [`Verdict`], so they can never tell two different stories.
+
+use std::io::{self, ErrorKind};
+
+use super::check::Difference;
+use super::exchange::{ReadEnd, SendError, Transfer};
+use super::secs;
+use crate::cli::{Failure, EXIT_ECHO, EXIT_FAILURE, EXIT_FILE, EXIT_TIMEOUT};
+use crate::preview::preview;
+use crate::sock::is_peer_gone;
+
+/// What happened, the most specific reason first.
+#[derive(Debug)]
+pub(super) enum Verdict<'a> {
+    /// The echo is complete and identical.
+    Identical,
+    /// Reading the file or standard input failed.
+    SourceFailed(&'a io::Error),
+    /// No echo came for a whole timeout while bytes were owed.
+    NoEcho,
+    /// Reading the echo failed (other than the peer leaving).
+    ReadFailed(&'a io::Error),
+    /// A byte of the echo differs from what was sent.
+    Differs(Difference),
+    /// The echo has bytes beyond what was sent.
+    Longer(u64),
+    /// The server took nothing we wrote for a whole timeout.
+    SendTimedOut,
+    /// Writing to the socket failed (other than the peer leaving).
+    SendFailed(&'a io::Error),
+    /// The echo was right so far but stopped early; `reset` if the server reset.
+    Short { reset: Option<&'a io::Error> },
+}
+
+impl<'a> Verdict<'a> {
+    /// Decide what `t` amounts to.
+    pub(super) fn of(t: &'a Transfer) -> Verdict<'a> {
+        let closed = matches!(t.read_end, ReadEnd::Closed);
+        let all_sent = matches!(t.send, Some(Ok(_)));
+        if closed && all_sent && t.difference.is_none() && t.missing == 0 && t.received == t.sent {
+            return Verdict::Identical;
+        }
+        if let Some(Err(SendError::Source(e))) = &t.send {
+            return Verdict::SourceFailed(e);
+        }
+        match &t.read_end {
+            ReadEnd::TimedOut => return Verdict::NoEcho,
+            ReadEnd::Failed(e) => return Verdict::ReadFailed(e),
+            ReadEnd::Closed | ReadEnd::PeerGone(_) | ReadEnd::Longer => {}
+        }
+        match t.difference {
+            Some(d @ Difference { sent: Some(_), .. }) => return Verdict::Differs(d),
+            Some(d) => return Verdict::Longer(d.offset),
+            None => {}
+        }
+        if let Some(Err(SendError::Socket(e))) = &t.send {
+            if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) {
+                return Verdict::SendTimedOut;
+            }
+            if !is_peer_gone(e) {
+                return Verdict::SendFailed(e);
+            }
+        }
+        let reset = match &t.read_end {
+            ReadEnd::PeerGone(e) => Some(e),
+            _ => None,
+        };
+        Verdict::Short { reset }
+    }
+
+    /// One line: sent, received, what happened, time, throughput.
+    pub(super) fn summary(&self, t: &Transfer) -> String {
+        let status = match self {
+            Verdict::Identical => "identical".to_string(),
+            Verdict::SourceFailed(_) => format!("source unreadable after {} bytes", t.sent),
+            Verdict::NoEcho => format!("timed out at offset {}", t.received),
+            Verdict::ReadFailed(_) => format!("read failed at offset {}", t.received),
+            Verdict::Differs(d) => format!("different from offset {}", d.offset),
+            Verdict::Longer(offset) => format!("longer: extra bytes from offset {offset}"),
+            Verdict::SendTimedOut => format!("timed out sending at offset {}", t.sent),
+            Verdict::SendFailed(_) => format!("sending failed at offset {}", t.sent),
+            Verdict::Short { .. } => format!("short: echo ends at offset {}", t.received),
+        };
+        let secs = t.elapsed.as_secs_f64();
+        format!(
+            "sent {} bytes, received {} bytes, {status}, {secs:.3} s, {}",
+            t.sent,
+            t.received,
+            rate(t.received, secs)
+        )
+    }
+
+    /// `Ok` if identical, otherwise the failure's exit status and one line.
+    pub(super) fn into_result(self, t: &Transfer) -> Result<(), Failure> {
+        let (code, message) = match self {
+            Verdict::Identical => return Ok(()),
+            Verdict::SourceFailed(e) => (EXIT_FILE, format!("cannot read {}: {e}", t.source_name)),
+            Verdict::NoEcho => (
+                EXIT_TIMEOUT,
+                format!(
+                    "timed out: no echo for {} (received {} of {} bytes sent)",
+                    secs(t.timeout),
+                    t.received,
+                    t.sent
+                ),
+            ),
+            Verdict::ReadFailed(e) => (EXIT_FAILURE, format!("reading the echo failed: {e}")),
+            Verdict::Differs(d) => (EXIT_ECHO, difference_message(d)),
+            Verdict::Longer(offset) => (
+                EXIT_ECHO,
+                format!("echo longer than what was sent: extra bytes from offset {offset}"),
+            ),
+            Verdict::SendTimedOut => (
+                EXIT_TIMEOUT,
+                format!("timed out sending: the server took nothing for {}", secs(t.timeout)),
+            ),
+            Verdict::SendFailed(e) => (EXIT_FAILURE, format!("sending failed: {e}")),
+            Verdict::Short { reset } => (EXIT_ECHO, short_message(reset, t)),
+        };
+        Err(Failure::new(code, message))
+    }
+}
+
+fn difference_message(d: Difference) -> String {
+    let sent = d.sent.map_or_else(|| "nothing".to_string(), |b| preview(&[b]).to_string());
+    format!("echo differs at offset {}: sent {sent}, received {}", d.offset, preview(&[d.received]))
+}
+
+fn short_message(reset: Option<&io::Error>, t: &Transfer) -> String {
+    let how = match reset {
+        Some(e) => format!("the connection was reset ({e})"),
+        None => "the server closed the connection".to_string(),
+    };
+    format!(
+        "echo short: {how} after {} of {} bytes sent; the first missing byte is at offset {}",
+        t.received, t.sent, t.received
+    )
+}
+
+/// Bytes per second, in KiB/s or MiB/s.
+fn rate(bytes: u64, secs: f64) -> String {
+    if secs <= 0.0 {
+        return "- B/s".to_string();
+    }
+    let per_sec = bytes as f64 / secs;
+    if per_sec >= 1024.0 * 1024.0 {
+        format!("{:.1} MiB/s", per_sec / (1024.0 * 1024.0))
+    } else {
+        format!("{:.1} KiB/s", per_sec / 1024.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn rates_and_durations() {
+        assert_eq!(rate(3 << 20, 1.0), "3.0 MiB/s");
+        assert_eq!(rate(512, 1.0), "0.5 KiB/s");
+        assert_eq!(secs(Duration::from_millis(2500)), "2.5 s");
+    }
+}
