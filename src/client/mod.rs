@@ -5,14 +5,14 @@
 //! came back whole, byte for byte, and says so in one summary line on stdout.
 //!
 //! One run, in the order it happens, one file each:
-//! - [`source`]: what to send (a message, a file, standard input), opened
+//! - `source.rs`: what to send (a message, a file, standard input), opened
 //!   before touching the network so a missing file costs no connection.
-//! - [`connect`]: resolve the host and try each address; a failure becomes one
+//! - `connect.rs`: resolve the host and try each address; a failure becomes one
 //!   line that says what to try.
-//! - [`exchange`]: a writer thread sends and half-closes while this thread reads
-//!   the echo (the module says why both are needed); [`progress`] logs it.
-//! - [`check`]: compares the echo with what was sent, in bounded memory.
-//! - [`verdict`]: what happened, decided once; the summary line and the exit
+//! - `exchange.rs`: a writer thread sends and half-closes while this thread reads
+//!   the echo (the module says why both are needed); `progress.rs` logs it.
+//! - `check.rs`: compares the echo with what was sent, in bounded memory.
+//! - `verdict.rs`: what happened, decided once; the summary line and the exit
 //!   status are both read from it.
 //!
 //! # Exit codes
