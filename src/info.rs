@@ -14,7 +14,7 @@
 //! 4. **Remote lookup**: every `getaddrinfo` result for a remote host (family,
 //!    socket type, protocol, canonical name, address), like Python's
 //!    `socket.getaddrinfo`. std's `ToSocketAddrs` hides the socket type and the
-//!    canonical name, so this calls libc through a small safe wrapper. The lookup
+//!    canonical name, so [`crate::resolve`] calls libc's own. The lookup
 //!    runs in its own thread with a bound ([`LOOKUP_LIMIT`]): a resolver that
 //!    does not answer must not hang the report.
 //! 5. **Socket timeouts**: a new socket has none (`None`); after setting one,
@@ -27,16 +27,14 @@
 //! `ERROR: cannot resolve HOST: reason`, the rest of the report still follows, and
 //! the command exits with [`crate::cli::EXIT_UNRESOLVED`] (4).
 
-use std::ffi::{CStr, CString};
+use std::ffi::OsStr;
 use std::fmt::Display;
 use std::io::{self, Write};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6, UdpSocket};
-use std::sync::mpsc;
-use std::thread;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::time::Duration;
 
-use crate::cli::EXIT_UNRESOLVED;
-use crate::cli::{self, Failure};
+use crate::cli::{Failure, EXIT_FAILURE, EXIT_UNRESOLVED};
+use crate::resolve::{hostname, interfaces, lookup, route_source, AddrInfo, Interface};
 
 /// `progjar info`'s settings.
 #[derive(Debug, Clone)]
@@ -70,10 +68,6 @@ pub const OUTSIDE_V6: SocketAddr = SocketAddr::V6(SocketAddrV6::new(
 /// The file the system resolver reads its name servers from.
 pub const RESOLV_CONF: &str = "/etc/resolv.conf";
 
-/// Room for a host name: Linux allows 64 bytes (`HOST_NAME_MAX`), POSIX up to 255,
-/// plus the terminating NUL.
-const HOSTNAME_BUFFER: usize = 256;
-
 /// Print the report; exit code 4 if the remote lookup failed, 1 if stdout failed.
 ///
 /// Each section is printed as soon as it is ready, so a slow lookup shows where
@@ -98,7 +92,7 @@ fn print(section: Section) -> Result<(), Failure> {
     let mut out = io::stdout().lock();
     out.write_all(section.text.as_bytes())
         .and_then(|()| out.flush())
-        .map_err(|e| Failure::new(cli::EXIT_FAILURE, format!("cannot write the report: {e}")))
+        .map_err(|e| Failure::new(EXIT_FAILURE, format!("cannot write the report: {e}")))
 }
 
 /// One part of the report: a heading and its lines.
@@ -133,7 +127,7 @@ fn this_machine() -> Section {
     match hostname() {
         Ok(name) => {
             s.line(format_args!("hostname: {name}"));
-            match lookup(&name, 0, libc::SOCK_STREAM, 0, LOOKUP_LIMIT) {
+            match lookup(OsStr::new(&name), 0, libc::SOCK_STREAM, 0, LOOKUP_LIMIT) {
                 Ok(found) => s.line(format_args!("{name} resolves to: {}", join_ips(&found))),
                 Err(reason) => s.line(format_args!("{name} does not resolve: {reason}")),
             }
@@ -141,19 +135,6 @@ fn this_machine() -> Section {
         Err(e) => s.line(format_args!("ERROR: cannot read the hostname: {e}")),
     }
     s.done()
-}
-
-/// The machine's host name, from libc's `gethostname` (Python's `socket.gethostname()`).
-pub fn hostname() -> io::Result<String> {
-    let mut buf = [0u8; HOSTNAME_BUFFER];
-    // SAFETY: we pass a writable buffer and its length; gethostname writes at most
-    // that many bytes and keeps no pointer to it.
-    if unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // POSIX does not promise a NUL if the name was cut: stop at the first NUL or the end.
-    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
-    Ok(String::from_utf8_lossy(&buf[..end]).into_owned())
 }
 
 /// The distinct IP addresses of `found`, in resolver order.
@@ -169,19 +150,6 @@ fn join_ips(found: &[AddrInfo]) -> String {
 
 // ---------------------------------------------------------------------------
 // 2. Network interfaces
-
-/// One network interface and its IP addresses, as `getifaddrs` lists them.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Interface {
-    /// The interface name (`lo`, `eth0`, `eth1`).
-    pub name: String,
-    /// `IFF_UP`: the interface is administratively up.
-    pub up: bool,
-    /// `IFF_LOOPBACK`: the interface is the loopback.
-    pub loopback: bool,
-    /// Each address with its prefix length (`/24`).
-    pub addrs: Vec<(IpAddr, u8)>,
-}
 
 fn interface_section(interfaces: &io::Result<Vec<Interface>>) -> Section {
     let mut s = Section::new("Network interfaces (like `ip addr`)");
@@ -208,107 +176,6 @@ fn describe_interface(s: &mut Section, i: &Interface) {
     }
 }
 
-/// Every interface and its addresses, in the kernel's order (libc `getifaddrs`).
-pub fn interfaces() -> io::Result<Vec<Interface>> {
-    let list = IfAddrs::new()?;
-    let mut out: Vec<Interface> = Vec::new();
-    for ifa in list.iter() {
-        // SAFETY: getifaddrs gives every entry a valid NUL-terminated name.
-        let name = unsafe { CStr::from_ptr(ifa.ifa_name) }.to_string_lossy().into_owned();
-        let index = match out.iter().position(|i| i.name == name) {
-            Some(index) => index,
-            None => {
-                out.push(Interface { name, up: false, loopback: false, addrs: Vec::new() });
-                out.len() - 1
-            }
-        };
-        let entry = &mut out[index];
-        entry.up |= ifa.ifa_flags & libc::IFF_UP as libc::c_uint != 0;
-        entry.loopback |= ifa.ifa_flags & libc::IFF_LOOPBACK as libc::c_uint != 0;
-        // SAFETY: ifa_addr and ifa_netmask are null or point to sockaddrs that live
-        // as long as the list.
-        let (addr, mask) = unsafe { (sockaddr_ip(ifa.ifa_addr), sockaddr_ip(ifa.ifa_netmask)) };
-        // Entries without an IP address (AF_PACKET, the link layer) only tell us the
-        // interface exists.
-        if let Some(ip) = addr {
-            entry.addrs.push((ip, mask.map_or(0, prefix_len)));
-        }
-    }
-    Ok(out)
-}
-
-/// The number of leading one bits of a netmask: 255.255.255.0 is /24.
-fn prefix_len(mask: IpAddr) -> u8 {
-    let ones = match mask {
-        IpAddr::V4(m) => u32::from(m).count_ones(),
-        IpAddr::V6(m) => u128::from(m).count_ones(),
-    };
-    // At most 128, so it always fits.
-    u8::try_from(ones).unwrap_or(u8::MAX)
-}
-
-/// The list `getifaddrs` allocates, freed with `freeifaddrs` when dropped.
-struct IfAddrs(*mut libc::ifaddrs);
-
-impl IfAddrs {
-    fn new() -> io::Result<IfAddrs> {
-        let mut head: *mut libc::ifaddrs = std::ptr::null_mut();
-        // SAFETY: getifaddrs stores a list it allocated in `head`; Drop frees it.
-        if unsafe { libc::getifaddrs(&mut head) } != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(IfAddrs(head))
-    }
-
-    fn iter(&self) -> impl Iterator<Item = &libc::ifaddrs> {
-        // SAFETY: every `ifa_next` is null or a valid entry of the same list, which
-        // lives as long as `self`.
-        std::iter::successors(unsafe { self.0.as_ref() }, |ifa| unsafe { ifa.ifa_next.as_ref() })
-    }
-}
-
-impl Drop for IfAddrs {
-    fn drop(&mut self) {
-        if !self.0.is_null() {
-            // SAFETY: the pointer came from getifaddrs and is freed exactly once.
-            unsafe { libc::freeifaddrs(self.0) }
-        }
-    }
-}
-
-/// The IP address in a `sockaddr`, if it is IPv4 or IPv6.
-///
-/// # Safety
-/// `sa` must be null or point to a valid sockaddr of the size its family says.
-unsafe fn sockaddr_ip(sa: *const libc::sockaddr) -> Option<IpAddr> {
-    sockaddr_to_std(sa).map(|a| a.ip())
-}
-
-/// A C `sockaddr` as a std `SocketAddr` (IPv4 and IPv6 only).
-///
-/// # Safety
-/// `sa` must be null or point to a valid sockaddr of the size its family says.
-unsafe fn sockaddr_to_std(sa: *const libc::sockaddr) -> Option<SocketAddr> {
-    if sa.is_null() {
-        return None;
-    }
-    match i32::from((*sa).sa_family) {
-        libc::AF_INET => {
-            let v4 = std::ptr::read_unaligned(sa.cast::<libc::sockaddr_in>());
-            // s_addr is stored in network byte order: its bytes in memory are the address.
-            let ip = Ipv4Addr::from(v4.sin_addr.s_addr.to_ne_bytes());
-            Some(SocketAddr::V4(SocketAddrV4::new(ip, u16::from_be(v4.sin_port))))
-        }
-        libc::AF_INET6 => {
-            let v6 = std::ptr::read_unaligned(sa.cast::<libc::sockaddr_in6>());
-            let ip = Ipv6Addr::from(v6.sin6_addr.s6_addr);
-            let port = u16::from_be(v6.sin6_port);
-            Some(SocketAddr::V6(SocketAddrV6::new(ip, port, v6.sin6_flowinfo, v6.sin6_scope_id)))
-        }
-        _ => None,
-    }
-}
-
 // ---------------------------------------------------------------------------
 // 3. The address used to reach the outside
 
@@ -322,20 +189,6 @@ fn outside_section(interfaces: &io::Result<Vec<Interface>>) -> Section {
         }
     }
     s.done()
-}
-
-/// The source address the kernel would use to send to `target`.
-///
-/// `connect` on a UDP socket sends nothing: it looks up the route and records the
-/// peer. `local_addr` then shows the address that route leaves from.
-pub fn route_source(target: SocketAddr) -> io::Result<IpAddr> {
-    let any: SocketAddr = match target {
-        SocketAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
-        SocketAddr::V6(_) => (Ipv6Addr::UNSPECIFIED, 0).into(),
-    };
-    let socket = UdpSocket::bind(any)?;
-    socket.connect(target)?;
-    Ok(socket.local_addr()?.ip())
 }
 
 /// ` on eth0` if `ip` belongs to a known interface.
@@ -354,7 +207,7 @@ fn interface_of(ip: IpAddr, interfaces: &io::Result<Vec<Interface>>) -> Option<S
 /// Returns the section and, if the lookup failed, the failure's one-line reason.
 fn remote_section(host: &str, port: u16) -> (Section, Option<String>) {
     let mut s = Section::new(&format!("getaddrinfo({host}, {port})"));
-    let result = lookup(host, port, 0, libc::AI_CANONNAME, LOOKUP_LIMIT);
+    let result = lookup(OsStr::new(host), port, 0, libc::AI_CANONNAME, LOOKUP_LIMIT);
     let failure = match result {
         Ok(found) => {
             s.line(format_args!("{host} resolves to: {}", join_ips(&found)));
@@ -411,128 +264,6 @@ fn protocol_name(protocol: i32) -> String {
         libc::IPPROTO_TCP => "6 (tcp)".to_string(),
         libc::IPPROTO_UDP => "17 (udp)".to_string(),
         other => other.to_string(),
-    }
-}
-
-/// One `getaddrinfo` result.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AddrInfo {
-    /// `AF_INET` or `AF_INET6`.
-    pub family: i32,
-    /// `SOCK_STREAM`, `SOCK_DGRAM` or `SOCK_RAW`.
-    pub socktype: i32,
-    /// `IPPROTO_TCP`, `IPPROTO_UDP` or 0.
-    pub protocol: i32,
-    /// The canonical name, only on the first result and only with `AI_CANONNAME`.
-    pub canonname: Option<String>,
-    /// The address and port.
-    pub addr: SocketAddr,
-}
-
-/// [`getaddrinfo`] in its own thread, giving up after `limit`.
-///
-/// getaddrinfo cannot be cancelled; if it outlives `limit`, its thread is left to
-/// finish on its own (it holds nothing of ours) and the process does not wait for it.
-pub fn lookup(
-    host: &str,
-    port: u16,
-    socktype: i32,
-    flags: i32,
-    limit: Duration,
-) -> Result<Vec<AddrInfo>, String> {
-    let (tx, rx) = mpsc::channel();
-    let owned = host.to_string();
-    thread::Builder::new()
-        .name("getaddrinfo".into())
-        .spawn(move || {
-            // The receiver may be gone if we were too slow: nothing left to tell.
-            let _ = tx.send(getaddrinfo(&owned, port, socktype, flags));
-        })
-        .map_err(|e| format!("cannot start the lookup thread: {e}"))?;
-    match rx.recv_timeout(limit) {
-        Ok(result) => result,
-        Err(_) => Err(format!("no answer from the resolver within {} s", limit.as_secs_f64())),
-    }
-}
-
-/// libc `getaddrinfo` for `host` and `port` (any family), as owned Rust values.
-///
-/// `socktype` 0 asks for every socket type (Python's default); `flags` are `AI_*`
-/// flags such as `AI_CANONNAME`. An empty answer is an error, like in C.
-pub fn getaddrinfo(
-    host: &str,
-    port: u16,
-    socktype: i32,
-    flags: i32,
-) -> Result<Vec<AddrInfo>, String> {
-    let c_host = CString::new(host).map_err(|_| "the name contains a NUL byte".to_string())?;
-    let c_port = CString::new(port.to_string()).map_err(|_| "bad port".to_string())?;
-    // SAFETY: addrinfo is plain data; all-zero is the documented "no hints" value.
-    let mut hints: libc::addrinfo = unsafe { std::mem::zeroed() };
-    hints.ai_family = libc::AF_UNSPEC;
-    hints.ai_socktype = socktype;
-    hints.ai_flags = flags;
-    let mut head: *mut libc::addrinfo = std::ptr::null_mut();
-    // SAFETY: the strings and hints outlive the call; the result list is owned by
-    // `AddrInfoList`, whose Drop calls freeaddrinfo.
-    let rc = unsafe { libc::getaddrinfo(c_host.as_ptr(), c_port.as_ptr(), &hints, &mut head) };
-    if rc != 0 {
-        return Err(gai_error(rc));
-    }
-    let list = AddrInfoList(head);
-    let found: Vec<AddrInfo> = list.iter().filter_map(to_addrinfo).collect();
-    if found.is_empty() {
-        return Err("no IPv4 or IPv6 address".to_string());
-    }
-    Ok(found)
-}
-
-fn to_addrinfo(ai: &libc::addrinfo) -> Option<AddrInfo> {
-    // SAFETY: ai_addr points to a sockaddr of ai_addrlen bytes owned by the list.
-    let addr = unsafe { sockaddr_to_std(ai.ai_addr) }?;
-    let canonname = if ai.ai_canonname.is_null() {
-        None
-    } else {
-        // SAFETY: a non-null ai_canonname is a NUL-terminated string owned by the list.
-        Some(unsafe { CStr::from_ptr(ai.ai_canonname) }.to_string_lossy().into_owned())
-    };
-    Some(AddrInfo {
-        family: ai.ai_family,
-        socktype: ai.ai_socktype,
-        protocol: ai.ai_protocol,
-        canonname,
-        addr,
-    })
-}
-
-/// The readable reason for a getaddrinfo error code.
-fn gai_error(rc: i32) -> String {
-    if rc == libc::EAI_SYSTEM {
-        return io::Error::last_os_error().to_string();
-    }
-    // SAFETY: gai_strerror returns a pointer to a static NUL-terminated string.
-    let text = unsafe { CStr::from_ptr(libc::gai_strerror(rc)) };
-    text.to_string_lossy().into_owned()
-}
-
-/// The list `getaddrinfo` allocates, freed with `freeaddrinfo` when dropped
-/// (on every path, including early returns).
-struct AddrInfoList(*mut libc::addrinfo);
-
-impl AddrInfoList {
-    fn iter(&self) -> impl Iterator<Item = &libc::addrinfo> {
-        // SAFETY: each ai_next is null or a valid entry of the same list, which lives
-        // as long as `self`.
-        std::iter::successors(unsafe { self.0.as_ref() }, |ai| unsafe { ai.ai_next.as_ref() })
-    }
-}
-
-impl Drop for AddrInfoList {
-    fn drop(&mut self) {
-        if !self.0.is_null() {
-            // SAFETY: the pointer came from a successful getaddrinfo, freed once.
-            unsafe { libc::freeaddrinfo(self.0) }
-        }
     }
 }
 
@@ -638,21 +369,9 @@ mod tests {
     }
 
     #[test]
-    fn prefix_lengths() {
-        assert_eq!(prefix_len("255.255.255.0".parse().unwrap()), 24);
-        assert_eq!(prefix_len("ffff:ffff:ffff:ffff::".parse().unwrap()), 64);
-    }
-
-    #[test]
     fn python_style_timeouts() {
         assert_eq!(python_timeout(None), "None");
         assert_eq!(python_timeout(Some(Duration::from_secs(10))), "10.0");
         assert_eq!(python_timeout(Some(Duration::from_millis(2500))), "2.5");
-    }
-
-    #[test]
-    fn localhost_resolves() {
-        let found = getaddrinfo("localhost", 80, libc::SOCK_STREAM, 0).unwrap();
-        assert!(found.iter().all(|a| a.addr.ip().is_loopback() && a.addr.port() == 80));
     }
 }

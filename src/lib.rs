@@ -32,8 +32,10 @@
 //!   `src/client/`: the payload source, connecting, the exchange (a writer
 //!   thread sends and half-closes while the main thread reads), the checker
 //!   and the verdict that both the summary line and the exit status come from.
-//! - [`info`]: hostname, interfaces, DNS lookup (getaddrinfo) and socket
-//!   timeouts: the course's task 1.
+//! - [`info`]: the course's task 1 as one report: hostname, interfaces, DNS
+//!   lookup and socket timeouts.
+//! - [`resolve`]: names to addresses (getaddrinfo, with a time bound), and this
+//!   machine's hostname, interfaces and routes: the only place that asks.
 //!
 //! Shared by the binaries (`progjar`, and `progjar-stress` in `tools/stress`):
 //! - [`cli`]: one-line errors and exit codes for argh command lines.
@@ -56,6 +58,7 @@ pub mod limits;
 pub mod logging;
 pub mod parse;
 pub mod preview;
+pub mod resolve;
 pub mod server;
 pub mod sock;
 pub mod throttle;

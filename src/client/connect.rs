@@ -1,5 +1,6 @@
 //! Resolving the host and connecting: every address in turn, one line on failure.
 
+use std::ffi::OsStr;
 use std::io::{self, ErrorKind};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
@@ -8,7 +9,7 @@ use log::{debug, info, warn};
 
 use super::secs;
 use crate::cli::{Failure, EXIT_FAILURE, EXIT_REFUSED, EXIT_TIMEOUT, EXIT_UNRESOLVED};
-use crate::info;
+use crate::resolve;
 
 /// What a student should try when the connection is refused.
 pub const REFUSED_HINT: &str = "is the server running on that port? From another machine, use the \
@@ -35,17 +36,9 @@ pub(super) fn connect(host: &str, port: u16, timeout: Duration) -> Result<TcpStr
 
 /// Every address `host` resolves to (a literal resolves to itself), bounded by `limit`.
 fn resolve(host: &str, port: u16, limit: Duration) -> Result<Vec<SocketAddr>, Failure> {
-    // `[::1]` is how URLs write IPv6 literals; getaddrinfo wants `::1`.
-    let name = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
-    let found = info::lookup(name, port, libc::SOCK_STREAM, 0, limit).map_err(|reason| {
+    let addrs = resolve::tcp_addresses(OsStr::new(host), port, limit).map_err(|reason| {
         Failure::new(EXIT_UNRESOLVED, format!("cannot resolve {host}: {reason}"))
     })?;
-    let mut addrs: Vec<SocketAddr> = Vec::new();
-    for addr in found.into_iter().map(|ai| ai.addr) {
-        if !addrs.contains(&addr) {
-            addrs.push(addr);
-        }
-    }
     debug!("{host} resolves to {addrs:?}");
     Ok(addrs)
 }
