@@ -5,8 +5,11 @@
 //! (what `ncat`, `iperf3` and the BSD tools use). Runtime failures print one
 //! `progjar: error: ...` line and exit with the code the failure carries.
 
+use std::ffi::OsString;
 use std::fmt;
+use std::io::{self, Write};
 use std::process::ExitCode;
+use std::sync::OnceLock;
 
 use argh::{EarlyExit, FromArgs};
 
@@ -31,6 +34,9 @@ pub const EXIT_ECHO: u8 = 6;
 pub const EXIT_FILE: u8 = 7;
 /// Exit status: stopped at once by a second signal (128 + SIGINT, as shells report it).
 pub const EXIT_INTERRUPTED: u8 = 130;
+/// Exit status: stdout or stderr was closed by its reader (`| head -1`), so the
+/// program stopped quietly (128 + SIGPIPE, what a shell shows for `yes | head -1`).
+pub const EXIT_CLOSED_OUTPUT: u8 = 141;
 
 /// A failure that ends the program: one line for the user and an exit status.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,25 +62,65 @@ impl fmt::Display for Failure {
 
 /// The name the program was started as, for messages (`progjar`, `progjar-stress`).
 fn program_name() -> String {
-    std::env::args()
-        .next()
-        .as_deref()
-        .map(|p| p.rsplit('/').next().unwrap_or(p).to_string())
-        .unwrap_or_else(|| "progjar".to_string())
+    let argv0 = std::env::args_os().next().unwrap_or_else(|| "progjar".into());
+    let path = std::path::Path::new(&argv0);
+    path.file_name().unwrap_or(path.as_os_str()).to_string_lossy().into_owned()
 }
 
-/// Parse `std::env::args()` into `T`; print help and exit 0, or print one error
-/// line and exit 2.
+/// Marks an argument that is not UTF-8 in the text handed to argh, which takes
+/// only `&str`: a Unicode noncharacter, which no real argument contains.
+const NOT_TEXT: char = '\u{FDD0}';
+
+/// The arguments as the kernel gave them (any bytes), for [`os_arg`].
+static RAW_ARGS: OnceLock<Vec<OsString>> = OnceLock::new();
+
+/// The arguments as text for argh: a non-UTF-8 argument becomes a marker that
+/// [`os_arg`] turns back into its bytes, or that a parser of text rejects.
+fn args_as_text() -> Vec<String> {
+    let raw = RAW_ARGS.get_or_init(|| std::env::args_os().skip(1).collect());
+    let text = |(i, arg): (usize, &OsString)| match arg.to_str() {
+        Some(s) => s.to_string(),
+        None => format!("{NOT_TEXT}{i}"),
+    };
+    raw.iter().enumerate().map(text).collect()
+}
+
+/// A parsed argument as the bytes it was given in: a path, a host name or a
+/// message may be any bytes, not only UTF-8.
+pub fn os_arg(parsed: String) -> OsString {
+    let raw = parsed.strip_prefix(NOT_TEXT).and_then(|i| i.parse::<usize>().ok());
+    match raw.and_then(|i| RAW_ARGS.get()?.get(i)) {
+        Some(arg) => arg.clone(),
+        None => parsed.into(),
+    }
+}
+
+/// `text` with every non-UTF-8 argument shown as its bytes would print (U+FFFD
+/// for the bytes that are not text), for error lines.
+fn readable(text: &str) -> String {
+    let Some(raw) = RAW_ARGS.get() else { return text.to_string() };
+    let mut out = text.to_string();
+    for (i, arg) in raw.iter().enumerate().rev() {
+        if arg.to_str().is_none() {
+            out = out.replace(&format!("{NOT_TEXT}{i}"), &arg.to_string_lossy());
+        }
+    }
+    out
+}
+
+/// Parse the command line into `T`; print help and exit 0, or print one error
+/// line and exit 2. Also makes a closed stdout or stderr end the program quietly.
 pub fn parse_args<T: FromArgs>() -> T {
-    let args: Vec<String> = std::env::args().collect();
+    quiet_on_closed_output();
+    let args = args_as_text();
     let name = program_name();
-    let rest: Vec<&str> = args.iter().skip(1).map(String::as_str).collect();
+    let rest: Vec<&str> = args.iter().map(String::as_str).collect();
     match T::from_args(&[name.as_str()], &rest) {
         Ok(parsed) => parsed,
         Err(EarlyExit { output, status: Ok(()) }) => {
             // `--help` or `-h`: the help text goes to stdout, like every Unix tool.
-            println!("{output}");
-            std::process::exit(0)
+            let _ = writeln!(io::stdout(), "{output}");
+            std::process::exit(EXIT_OK.into())
         }
         Err(EarlyExit { output, status: Err(()) }) => {
             usage_error(output.lines().find(|l| !l.trim().is_empty()).unwrap_or("bad arguments"))
@@ -85,7 +131,7 @@ pub fn parse_args<T: FromArgs>() -> T {
 /// Print one usage error line (with a pointer to `--help`) and exit 2.
 pub fn usage_error(message: &str) -> ! {
     let name = program_name();
-    eprintln!("{name}: {} (see {name} --help)", message.trim());
+    let _ = writeln!(io::stderr(), "{name}: {} (see {name} --help)", readable(message.trim()));
     std::process::exit(EXIT_USAGE.into())
 }
 
@@ -94,8 +140,42 @@ pub fn finish(result: Result<(), Failure>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {
-            eprintln!("{}: error: {}", program_name(), failure.message);
+            if !failure.message.is_empty() {
+                // A closed stderr leaves only the exit status to tell.
+                let _ = writeln!(io::stderr(), "{}: error: {}", program_name(), failure.message);
+            }
             ExitCode::from(failure.code)
         }
     }
+}
+
+/// Write `text` to stdout. A closed stdout (`| head -1`) is a [`Failure`] that
+/// ends the program quietly with [`EXIT_CLOSED_OUTPUT`]; other errors say so.
+pub fn write_stdout(text: &str) -> Result<(), Failure> {
+    let mut out = io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {
+            Err(Failure::new(EXIT_CLOSED_OUTPUT, String::new()))
+        }
+        Err(e) => Err(Failure::new(EXIT_FAILURE, format!("cannot write to stdout: {e}"))),
+    }
+}
+
+/// A `println!` or `eprintln!` to a closed pipe panics in std; for a command-line
+/// tool that is the reader saying "enough" (`| head -2`), so end quietly with
+/// [`EXIT_CLOSED_OUTPUT`] instead, like a Unix tool stopped by SIGPIPE. Every
+/// other panic goes to the default hook.
+fn quiet_on_closed_output() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let message = payload.downcast_ref::<String>().map(String::as_str);
+        let message = message.or_else(|| payload.downcast_ref::<&str>().copied()).unwrap_or("");
+        let epipe = io::Error::from_raw_os_error(libc::EPIPE).to_string();
+        if message.starts_with("failed printing to std") && message.ends_with(&epipe) {
+            std::process::exit(EXIT_CLOSED_OUTPUT.into());
+        }
+        default(info)
+    }));
 }

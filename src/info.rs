@@ -27,20 +27,20 @@
 //! `ERROR: cannot resolve HOST: reason`, the rest of the report still follows, and
 //! the command exits with [`crate::cli::EXIT_UNRESOLVED`] (4).
 
-use std::ffi::OsStr;
+use std::ffi::{OsStr, OsString};
 use std::fmt::Display;
-use std::io::{self, Write};
+use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::time::Duration;
 
-use crate::cli::{Failure, EXIT_FAILURE, EXIT_UNRESOLVED};
+use crate::cli::{self, Failure, EXIT_UNRESOLVED};
 use crate::resolve::{hostname, interfaces, lookup, route_source, AddrInfo, Interface};
 
 /// `progjar info`'s settings.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// Remote host to look up.
-    pub remote: String,
+    /// Remote host to look up (any bytes: getaddrinfo takes them as they are).
+    pub remote: OsString,
     /// Port for the lookup.
     pub port: u16,
 }
@@ -68,7 +68,7 @@ pub const OUTSIDE_V6: SocketAddr = SocketAddr::V6(SocketAddrV6::new(
 /// The file the system resolver reads its name servers from.
 pub const RESOLV_CONF: &str = "/etc/resolv.conf";
 
-/// Print the report; exit code 4 if the remote lookup failed, 1 if stdout failed.
+/// Print the report; exit code 4 if the remote lookup failed, 141 if stdout was closed.
 ///
 /// Each section is printed as soon as it is ready, so a slow lookup shows where
 /// the report is waiting.
@@ -87,12 +87,9 @@ pub fn run(config: Config) -> Result<(), Failure> {
     }
 }
 
-/// Write one section to stdout (a closed stdout is a failure, not a panic).
+/// Write one section to stdout; a closed stdout ends the report quietly.
 fn print(section: Section) -> Result<(), Failure> {
-    let mut out = io::stdout().lock();
-    out.write_all(section.text.as_bytes())
-        .and_then(|()| out.flush())
-        .map_err(|e| Failure::new(EXIT_FAILURE, format!("cannot write the report: {e}")))
+    cli::write_stdout(&section.text)
 }
 
 /// One part of the report: a heading and its lines.
@@ -205,9 +202,10 @@ fn interface_of(ip: IpAddr, interfaces: &io::Result<Vec<Interface>>) -> Option<S
 // 4. Remote lookup
 
 /// Returns the section and, if the lookup failed, the failure's one-line reason.
-fn remote_section(host: &str, port: u16) -> (Section, Option<String>) {
+fn remote_section(remote: &OsStr, port: u16) -> (Section, Option<String>) {
+    let host = remote.to_string_lossy();
     let mut s = Section::new(&format!("getaddrinfo({host}, {port})"));
-    let result = lookup(OsStr::new(host), port, 0, libc::AI_CANONNAME, LOOKUP_LIMIT);
+    let result = lookup(remote, port, 0, libc::AI_CANONNAME, LOOKUP_LIMIT);
     let failure = match result {
         Ok(found) => {
             s.line(format_args!("{host} resolves to: {}", join_ips(&found)));

@@ -4,6 +4,7 @@
 //! this file only turns arguments into the library's `Config` structs.
 
 use std::net::IpAddr;
+use std::os::unix::ffi::OsStringExt;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -95,7 +96,7 @@ struct ClientArgs {
     message: Option<String>,
     /// send this file instead of a message; - reads standard input
     #[argh(option)]
-    file: Option<PathBuf>,
+    file: Option<String>,
     /// bytes asked of each read() of the echo, like the course's recv(16) (default 16)
     #[argh(option, default = "16", from_str_fn(parse_chunk))]
     chunk: usize,
@@ -140,6 +141,16 @@ fn parse_cidr(s: &str) -> Result<Cidr, String> {
     s.parse()
 }
 
+/// What the client sends: `--message` or `--file` (any bytes, as given), or the course's message.
+fn payload(message: Option<String>, file: Option<String>) -> client::Payload {
+    match (message, file) {
+        (Some(_), Some(_)) => cli::usage_error("--message and --file cannot be used together"),
+        (_, Some(path)) => client::Payload::File(PathBuf::from(cli::os_arg(path))),
+        (Some(text), None) => client::Payload::Message(cli::os_arg(text).into_vec()),
+        (None, None) => client::Payload::Message(client::DEFAULT_MESSAGE.as_bytes().to_vec()),
+    }
+}
+
 fn main() -> ExitCode {
     let args: Progjar = cli::parse_args();
     progjar::logging::init();
@@ -157,19 +168,14 @@ fn main() -> ExitCode {
             max_per_ip: a.max_per_ip,
         })),
         Command::Client(a) => cli::finish(client::run(client::Config {
-            host: a.host,
+            host: cli::os_arg(a.host),
             port: a.port,
-            payload: match (a.message, a.file) {
-                (Some(_), Some(_)) => {
-                    cli::usage_error("--message and --file cannot be used together")
-                }
-                (_, Some(path)) => client::Payload::File(path),
-                (Some(text), None) => client::Payload::Message(text),
-                (None, None) => client::Payload::Message(client::DEFAULT_MESSAGE.to_string()),
-            },
+            payload: payload(a.message, a.file),
             chunk: a.chunk,
             timeout: a.timeout,
         })),
-        Command::Info(a) => cli::finish(info::run(info::Config { remote: a.remote, port: a.port })),
+        Command::Info(a) => {
+            cli::finish(info::run(info::Config { remote: cli::os_arg(a.remote), port: a.port }))
+        }
     }
 }

@@ -16,7 +16,7 @@ pub const REFUSED_HINT: &str = "is the server running on that port? From another
      server's address (e.g. 172.16.16.101), not localhost";
 
 /// Resolve `host` and connect to the first of its addresses that answers.
-pub(super) fn connect(host: &str, port: u16, timeout: Duration) -> Result<TcpStream, Failure> {
+pub(super) fn connect(host: &OsStr, port: u16, timeout: Duration) -> Result<TcpStream, Failure> {
     let addrs = resolve(host, port, timeout)?;
     let mut errors: Vec<(SocketAddr, io::Error)> = Vec::new();
     for (i, addr) in addrs.iter().enumerate() {
@@ -35,11 +35,12 @@ pub(super) fn connect(host: &str, port: u16, timeout: Duration) -> Result<TcpStr
 }
 
 /// Every address `host` resolves to (a literal resolves to itself), bounded by `limit`.
-fn resolve(host: &str, port: u16, limit: Duration) -> Result<Vec<SocketAddr>, Failure> {
-    let addrs = resolve::tcp_addresses(OsStr::new(host), port, limit).map_err(|reason| {
-        Failure::new(EXIT_UNRESOLVED, format!("cannot resolve {host}: {reason}"))
+fn resolve(host: &OsStr, port: u16, limit: Duration) -> Result<Vec<SocketAddr>, Failure> {
+    let name = host.to_string_lossy();
+    let addrs = resolve::tcp_addresses(host, port, limit).map_err(|reason| {
+        Failure::new(EXIT_UNRESOLVED, format!("cannot resolve {name}: {reason}"))
     })?;
-    debug!("{host} resolves to {addrs:?}");
+    debug!("{name} resolves to {addrs:?}");
     Ok(addrs)
 }
 

@@ -28,6 +28,7 @@ mod progress;
 mod source;
 mod verdict;
 
+use std::ffi::OsString;
 use std::io::{self, Write};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -44,8 +45,8 @@ pub const DEFAULT_MESSAGE: &str = "INI ADALAH DATA YANG DIKIRIM ABCDEFGHIJKLMNOP
 /// What to send.
 #[derive(Debug, Clone)]
 pub enum Payload {
-    /// A text message.
-    Message(String),
+    /// A message: any bytes, sent as they are.
+    Message(Vec<u8>),
     /// A file's content; `-` is standard input.
     File(PathBuf),
 }
@@ -53,8 +54,8 @@ pub enum Payload {
 /// The client's settings, from `progjar client`'s command line.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// Host name or address of the server.
-    pub host: String,
+    /// Host name or address of the server (any bytes, as given).
+    pub host: OsString,
     /// Server port.
     pub port: u16,
     /// What to send.

@@ -13,10 +13,11 @@ use log::info;
 use super::progress::PIECE_LOG_LIMIT;
 use super::Payload;
 use crate::cli::{Failure, EXIT_FILE};
+use crate::preview::preview;
 
 /// Where the payload's bytes come from.
 pub(super) enum Source {
-    Message(String),
+    Message(Vec<u8>),
     File { path: PathBuf, file: File, len: Option<u64> },
     Stdin,
 }
@@ -25,7 +26,7 @@ impl Source {
     /// Open the payload; an unreadable file or a directory is [`EXIT_FILE`].
     pub(super) fn open(payload: &Payload) -> Result<Source, Failure> {
         match payload {
-            Payload::Message(text) => Ok(Source::Message(text.clone())),
+            Payload::Message(bytes) => Ok(Source::Message(bytes.clone())),
             Payload::File(path) if path.as_os_str() == "-" => Ok(Source::Stdin),
             Payload::File(path) => open_file(path),
         }
@@ -34,7 +35,7 @@ impl Source {
     /// The payload's size, when it is known before sending (not for standard input or pipes).
     pub(super) fn len(&self) -> Option<u64> {
         match self {
-            Source::Message(text) => Some(text.len() as u64),
+            Source::Message(bytes) => Some(bytes.len() as u64),
             Source::File { len, .. } => *len,
             Source::Stdin => None,
         }
@@ -52,10 +53,14 @@ impl Source {
     /// Log what is sent, in the course's words.
     pub(super) fn announce(&self) {
         match self {
-            Source::Message(text) if text.len() as u64 <= PIECE_LOG_LIMIT => {
-                info!("sending {text}")
+            // The course logs the message itself; bytes that are not text show as b'...'.
+            Source::Message(bytes) if bytes.len() as u64 <= PIECE_LOG_LIMIT => {
+                match std::str::from_utf8(bytes) {
+                    Ok(text) => info!("sending {text}"),
+                    Err(_) => info!("sending {}", preview(bytes)),
+                }
             }
-            Source::Message(text) => info!("sending a message ({} bytes)", text.len()),
+            Source::Message(bytes) => info!("sending a message ({} bytes)", bytes.len()),
             Source::File { len: Some(n), .. } => info!("sending file content ({n} bytes)"),
             Source::File { path, len: None, .. } => {
                 info!("sending file content ({})", path.display())
@@ -66,7 +71,7 @@ impl Source {
 
     pub(super) fn into_reader(self) -> Box<dyn Read + Send> {
         match self {
-            Source::Message(text) => Box::new(io::Cursor::new(text.into_bytes())),
+            Source::Message(bytes) => Box::new(io::Cursor::new(bytes)),
             Source::File { file, .. } => Box::new(file),
             Source::Stdin => Box::new(io::stdin()),
         }
