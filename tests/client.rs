@@ -319,6 +319,63 @@ fn longer_echo_exits_6() {
         .ends_with("progjar: error: echo longer than what was sent: extra bytes from offset 46\n"));
 }
 
+/// A one-connection server that reads up to the client's FIN and echoes it all,
+/// then passes the socket to `end`, and keeps what `end` returns until the client has finished.
+fn full_echo_server(end: fn(TcpStream) -> Option<TcpStream>) -> (SocketAddr, mpsc::Sender<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().unwrap();
+    let (done_tx, done_rx) = mpsc::channel::<()>();
+    thread::spawn(move || {
+        let (mut conn, _) = listener.accept().expect("accept");
+        let mut got = Vec::new();
+        conn.read_to_end(&mut got).expect("read");
+        conn.write_all(&got).expect("echo");
+        let _held = end(conn);
+        let _ = done_rx.recv_timeout(common::STEP);
+    });
+    (addr, done_tx)
+}
+
+#[test]
+fn complete_echo_then_reset_says_so() {
+    // SO_LINGER 0, then close: an RST instead of a FIN.
+    let (addr, done) = full_echo_server(|conn| {
+        common::set_linger_zero(&conn);
+        None
+    });
+    let out = client(&["127.0.0.1", "--port", &addr.port().to_string()], None);
+    let _ = done.send(());
+    assert_eq!(code(&out), 6, "stderr: {}", stderr(&out));
+    let last = stderr(&out).lines().last().unwrap_or_default().to_string();
+    assert!(
+        last.starts_with(
+            "progjar: error: the echo came back complete (46 of 46 bytes), but then the server \
+             reset the connection instead of closing it ("
+        ),
+        "{last}"
+    );
+    assert!(!last.contains("missing"), "{last}");
+    assert!(stdout(&out).starts_with("sent 46 bytes, received 46 bytes, complete, then reset, "));
+}
+
+#[test]
+fn complete_echo_without_a_close_says_so() {
+    let (addr, done) = full_echo_server(Some);
+    let out = client(&["127.0.0.1", "--port", &addr.port().to_string(), "--timeout", "0.5"], None);
+    let _ = done.send(());
+    assert_eq!(code(&out), 5, "stderr: {}", stderr(&out));
+    assert!(
+        stderr(&out).ends_with(
+            "progjar: error: timed out: the echo came back complete (46 of 46 bytes), but the \
+             server did not close the connection within 0.5 s of our FIN\n"
+        ),
+        "{}",
+        stderr(&out)
+    );
+    assert!(stdout(&out)
+        .starts_with("sent 46 bytes, received 46 bytes, complete, but the server did not close, "));
+}
+
 #[test]
 fn unreadable_file_exits_7_before_connecting() {
     // No server at all: the file is checked first.

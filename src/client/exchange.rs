@@ -102,7 +102,7 @@ pub(super) enum ReadEnd {
 pub(super) struct Transfer {
     pub sent: u64,
     pub received: u64,
-    /// Sent bytes whose echo never came (counted only after a clean close).
+    /// Sent bytes whose echo never came (counted only after a close or a reset).
     pub missing: u64,
     pub difference: Option<Difference>,
     pub read_end: ReadEnd,
@@ -137,7 +137,13 @@ pub(super) fn exchange(
     let mut checker = Checker::new(blocks, timeout);
     let mut progress = Progress::new(total);
     let read_end = read_echo(&stream, chunk, &mut checker, &mut progress);
-    let missing = if matches!(read_end, ReadEnd::Closed) { checker.missing() } else { 0 };
+    // After the server's close or reset, the writer is done or about to be (a
+    // dead socket fails its write at once): wait for it, so the verdict knows
+    // whether everything was sent. After a timeout it may be stuck: don't wait.
+    let missing = match read_end {
+        ReadEnd::Closed | ReadEnd::PeerGone(_) => checker.missing(),
+        _ => 0,
+    };
     info!("closing");
     let send = finish_writer(writer, &checker, &stream);
     Ok(Transfer {

@@ -21,6 +21,10 @@ pub(super) enum Verdict<'a> {
     SourceFailed(&'a io::Error),
     /// No echo came for a whole timeout while bytes were owed.
     NoEcho,
+    /// All was echoed, but the server did not close within a timeout of our FIN.
+    NotClosed,
+    /// All was echoed, then the server reset the connection instead of closing it.
+    ResetAfterEcho(&'a io::Error),
     /// Reading the echo failed (other than the peer leaving).
     ReadFailed(&'a io::Error),
     /// A byte of the echo differs from what was sent.
@@ -38,10 +42,14 @@ pub(super) enum Verdict<'a> {
 impl<'a> Verdict<'a> {
     /// Decide what `t` amounts to.
     pub(super) fn of(t: &'a Transfer) -> Verdict<'a> {
-        let closed = matches!(t.read_end, ReadEnd::Closed);
-        let all_sent = matches!(t.send, Some(Ok(_)));
-        if closed && all_sent && t.difference.is_none() && t.missing == 0 && t.received == t.sent {
-            return Verdict::Identical;
+        // Everything sent (and the FIN) went out, and came back unchanged.
+        let all_echoed =
+            matches!(t.send, Some(Ok(_))) && t.difference.is_none() && t.received == t.sent;
+        match &t.read_end {
+            ReadEnd::Closed if all_echoed && t.missing == 0 => return Verdict::Identical,
+            ReadEnd::TimedOut if all_echoed => return Verdict::NotClosed,
+            ReadEnd::PeerGone(e) if all_echoed => return Verdict::ResetAfterEcho(e),
+            _ => {}
         }
         if let Some(Err(SendError::Source(e))) = &t.send {
             return Verdict::SourceFailed(e);
@@ -77,6 +85,8 @@ impl<'a> Verdict<'a> {
             Verdict::Identical => "identical".to_string(),
             Verdict::SourceFailed(_) => format!("source unreadable after {} bytes", t.sent),
             Verdict::NoEcho => format!("timed out at offset {}", t.received),
+            Verdict::NotClosed => "complete, but the server did not close".to_string(),
+            Verdict::ResetAfterEcho(_) => "complete, then reset".to_string(),
             Verdict::ReadFailed(_) => format!("read failed at offset {}", t.received),
             Verdict::Differs(d) => format!("different from offset {}", d.offset),
             Verdict::Longer(offset) => format!("longer: extra bytes from offset {offset}"),
@@ -105,6 +115,24 @@ impl<'a> Verdict<'a> {
                     secs(t.timeout),
                     t.received,
                     t.sent
+                ),
+            ),
+            Verdict::NotClosed => (
+                EXIT_TIMEOUT,
+                format!(
+                    "timed out: the echo came back complete ({} of {} bytes), but the server did \
+                     not close the connection within {} of our FIN",
+                    t.received,
+                    t.sent,
+                    secs(t.timeout)
+                ),
+            ),
+            Verdict::ResetAfterEcho(e) => (
+                EXIT_ECHO,
+                format!(
+                    "the echo came back complete ({} of {} bytes), but then the server reset the \
+                     connection instead of closing it ({e})",
+                    t.received, t.sent
                 ),
             ),
             Verdict::ReadFailed(e) => (EXIT_FAILURE, format!("reading the echo failed: {e}")),
