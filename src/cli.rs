@@ -11,7 +11,7 @@ use std::io::{self, Write};
 use std::process::ExitCode;
 use std::sync::OnceLock;
 
-use argh::{EarlyExit, FromArgs};
+use argh::{EarlyExit, FromArgs, SubCommands};
 
 // Exit statuses: one table for every progjar binary. The client and `info` use
 // all of them; the server and the stress tool use 0, 1, 2 and 130.
@@ -108,12 +108,26 @@ fn readable(text: &str) -> String {
     out
 }
 
-/// Parse the command line into `T`; print help and exit 0, or print one error
-/// line and exit 2. Also makes a closed stdout or stderr end the program quietly.
+/// Parse the command line into `T`; see [`parse_args_with_version`]. `--version`
+/// prints the library's version, which is every workspace binary's.
 pub fn parse_args<T: FromArgs>() -> T {
+    parse_args_with_version(env!("CARGO_PKG_VERSION"))
+}
+
+/// Parse the command line into `T`: print help (or `--version`, `-V`: the name
+/// and `version`) and exit 0, or print one error line and exit 2. Also makes a
+/// closed stdout or stderr end the program quietly.
+pub fn parse_args_with_version<T: FromArgs>(version: &str) -> T {
     quiet_on_closed_output();
     let args = args_as_text();
     let name = program_name();
+    // `progjar --version`, and `progjar server --version` too (nothing else there
+    // can mean a version: a command's options all take values or are flags).
+    let asks_version = |a: &String| a == "--version" || a == "-V";
+    if args.first().is_some_and(asks_version) || (args.len() == 2 && asks_version(&args[1])) {
+        let _ = writeln!(io::stdout(), "{name} {version}");
+        std::process::exit(EXIT_OK.into())
+    }
     let rest: Vec<&str> = args.iter().map(String::as_str).collect();
     match T::from_args(&[name.as_str()], &rest) {
         Ok(parsed) => parsed,
@@ -126,6 +140,32 @@ pub fn parse_args<T: FromArgs>() -> T {
             usage_error(output.lines().find(|l| !l.trim().is_empty()).unwrap_or("bad arguments"))
         }
     }
+}
+
+/// [`parse_args_with_version`] for a program made of the subcommands `C`: run
+/// with no argument at all, it lists them, one line each, and exits 2.
+pub fn parse_command<T: FromArgs, C: SubCommands>(version: &str) -> T {
+    if std::env::args_os().len() <= 1 {
+        let name = program_name();
+        let mut text = format!("{name} {version}: one of these commands is needed:\n");
+        for command in C::COMMANDS {
+            text.push_str(&format!(
+                "  {:<8} {}\n",
+                command.name,
+                first_sentence(command.description)
+            ));
+        }
+        text.push_str(&format!("Run `{name} COMMAND --help` for its options."));
+        let _ = writeln!(io::stderr(), "{text}");
+        std::process::exit(EXIT_USAGE.into())
+    }
+    parse_args_with_version(version)
+}
+
+/// The first sentence of a doc comment (argh joins its lines with spaces).
+fn first_sentence(doc: &str) -> &str {
+    let end = doc.find(". ").map_or(doc.len(), |i| i + 1);
+    doc[..end].trim_end_matches(':').trim()
 }
 
 /// Print one usage error line (with a pointer to `--help`) and exit 2.

@@ -17,6 +17,7 @@ use progjar::{cli, client, info, parse, server};
 ///
 /// Logs go to stderr; set RUST_LOG=debug to see every piece of data, or
 /// RUST_LOG=trace to watch every readiness event of the server's loop.
+/// `progjar --version` prints the version.
 #[derive(FromArgs)]
 #[argh(help_triggers("-h", "--help"))]
 struct Progjar {
@@ -152,7 +153,7 @@ fn payload(message: Option<String>, file: Option<String>) -> client::Payload {
 }
 
 fn main() -> ExitCode {
-    let args: Progjar = cli::parse_args();
+    let args: Progjar = cli::parse_command::<Progjar, Command>(env!("CARGO_PKG_VERSION"));
     progjar::logging::init();
     match args.command {
         Command::Server(a) => cli::finish(server::run(server::Config {

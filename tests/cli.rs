@@ -149,3 +149,31 @@ fn help_into_a_closed_stdout_is_no_panic() {
     let (code, err) = run_with(&mut cmd, closed_pipe(), Stdio::piped());
     assert_eq!((code, err.as_str()), (0, ""));
 }
+
+// ---------------------------------------------------------------------------
+// --version and bare `progjar`
+
+#[test]
+fn version_is_the_package_version() {
+    let want = format!("progjar {}\n", env!("CARGO_PKG_VERSION"));
+    for args in [&["--version"][..], &["-V"], &["server", "--version"], &["client", "--version"]] {
+        let out = run(progjar().args(args), None);
+        assert_eq!(code(&out), 0, "{args:?}: {}", stderr(&out));
+        assert_eq!(stdout(&out), want, "{args:?}");
+    }
+}
+
+#[test]
+fn bare_progjar_lists_its_commands_one_line_each() {
+    let out = run(&mut progjar(), None);
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    let err = stderr(&out);
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 5, "{err}");
+    assert!(lines[0].ends_with(": one of these commands is needed:"), "{err}");
+    for (line, name) in lines[1..4].iter().zip(["server", "client", "info"]) {
+        assert!(line.starts_with(&format!("  {name} ")), "{line}");
+        assert!(line.ends_with('.') && line.len() < 100, "one short line: {line}");
+    }
+    assert_eq!(lines[4], "Run `progjar COMMAND --help` for its options.");
+}
