@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use argh::FromArgs;
 use progjar::access::Cidr;
-use progjar::{cli, client, info, parse, server};
+use progjar::{cli, client, info, parse, resolve, server};
 
 /// progjar: the network-programming lab's echo server, client and socket info.
 ///
@@ -41,11 +41,12 @@ enum Command {
 #[derive(FromArgs)]
 #[argh(subcommand, name = "server", help_triggers("-h", "--help"))]
 struct ServerArgs {
-    /// address to bind: 0.0.0.0 for every IPv4 address, :: for IPv6 (default 0.0.0.0)
-    #[argh(option, default = "IpAddr::from([0, 0, 0, 0])")]
+    /// address to bind: 0.0.0.0 for every IPv4 address, :: for IPv6 and IPv4,
+    /// or a name such as localhost (default 0.0.0.0)
+    #[argh(option, default = "IpAddr::from([0, 0, 0, 0])", from_str_fn(parse_bind))]
     bind: IpAddr,
     /// port to listen on; 0 picks a free one (default 10000)
-    #[argh(option, default = "10000")]
+    #[argh(option, default = "10000", from_str_fn(parse_port))]
     port: u16,
     /// bytes asked of each read(); 32 reproduces the course server's pieces
     /// (default 64KiB)
@@ -56,7 +57,7 @@ struct ServerArgs {
     #[argh(option, default = "10000", from_str_fn(parse_count))]
     max_connections: usize,
     /// listen backlog: connections the kernel queues before we accept them (default 1024)
-    #[argh(option, default = "1024")]
+    #[argh(option, default = "1024", from_str_fn(parse_backlog))]
     backlog: u32,
     /// unsent bytes one connection may hold before the server stops reading it
     /// (default 4MiB; accepts suffixes K, KiB, M, MiB)
@@ -90,7 +91,7 @@ struct ClientArgs {
     #[argh(positional, default = "String::from(\"localhost\")")]
     host: String,
     /// server port (default 10000)
-    #[argh(option, default = "10000")]
+    #[argh(option, default = "10000", from_str_fn(parse_server_port))]
     port: u16,
     /// text to send (default "INI ADALAH DATA YANG DIKIRIM ABCDEFGHIJKLMNOPQ")
     #[argh(option)]
@@ -114,8 +115,32 @@ struct InfoArgs {
     #[argh(option, default = "String::from(\"www.espnfc.com\")")]
     remote: String,
     /// port for the lookup (default 80)
-    #[argh(option, default = "80")]
+    #[argh(option, default = "80", from_str_fn(parse_port))]
     port: u16,
+}
+
+fn parse_port(s: &str) -> Result<u16, String> {
+    parse::port(s)
+}
+
+/// The client's `--port`: 0 would ask for "any free port", which only a listener can use.
+fn parse_server_port(s: &str) -> Result<u16, String> {
+    match parse::port(s)? {
+        0 => Err("port 0 means \"any free port\" to a server; give the port the server \
+                  listens on, 1 to 65535"
+            .to_string()),
+        port => Ok(port),
+    }
+}
+
+fn parse_backlog(s: &str) -> Result<u32, String> {
+    let n = parse::number_in(s, 0..=u32::MAX.into())?;
+    u32::try_from(n).map_err(|e| e.to_string())
+}
+
+/// An address, or a name resolved to one (IPv4 first: see `resolve::bind_address`).
+fn parse_bind(s: &str) -> Result<IpAddr, String> {
+    resolve::bind_address(s, info::LOOKUP_LIMIT)
 }
 
 fn parse_read_size(s: &str) -> Result<usize, String> {

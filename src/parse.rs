@@ -75,3 +75,20 @@ pub fn count(s: &str) -> Result<usize, String> {
         _ => Err(format!("'{s}' must be a whole number of at least 1")),
     }
 }
+
+/// A TCP port, `0` to `65535` (0 asks the kernel for any free port).
+pub fn port(s: &str) -> Result<u16, String> {
+    let n = number_in(s, 0..=u16::MAX.into());
+    n.ok()
+        .and_then(|n| u16::try_from(n).ok())
+        .ok_or_else(|| "port must be a number from 0 to 65535".to_string())
+}
+
+/// A whole number within `range`, with the same plain words for every number
+/// option (instead of Rust's "invalid digit found in string").
+pub fn number_in(s: &str, range: RangeInclusive<u64>) -> Result<u64, String> {
+    match s.trim().parse::<u64>() {
+        Ok(n) if range.contains(&n) => Ok(n),
+        _ => Err(format!("'{s}' must be a whole number from {} to {}", range.start(), range.end())),
+    }
+}

@@ -57,6 +57,23 @@ pub fn tcp_addresses(host: &OsStr, port: u16, limit: Duration) -> Result<Vec<Soc
     Ok(addrs)
 }
 
+/// The address for a listener's `--bind`: a literal as it is, or the first IPv4
+/// address of a name (else its first). A name such as `localhost` often has both
+/// 127.0.0.1 and ::1; the IPv4 one is what the course's clients use, and one
+/// listener can bind only one of them.
+pub fn bind_address(s: &str, limit: Duration) -> Result<IpAddr, String> {
+    if let Ok(ip) = s.parse() {
+        return Ok(ip);
+    }
+    let use_an_address = "use an address: 0.0.0.0 (every IPv4 address), :: (IPv6 and IPv4) \
+                          or one of this machine's (see progjar info)";
+    let addrs = tcp_addresses(OsStr::new(s), 0, limit).map_err(|e| {
+        format!("'{s}' is not an address and does not resolve ({e}); {use_an_address}")
+    })?;
+    let first = addrs.iter().find(|a| a.is_ipv4()).or(addrs.first());
+    first.map(|a| a.ip()).ok_or_else(|| format!("'{s}' resolves to no address; {use_an_address}"))
+}
+
 /// [`getaddrinfo`] in its own thread, giving up after `limit`.
 ///
 /// getaddrinfo cannot be cancelled; if it outlives `limit`, its thread is left to

@@ -177,3 +177,49 @@ fn bare_progjar_lists_its_commands_one_line_each() {
     }
     assert_eq!(lines[4], "Run `progjar COMMAND --help` for its options.");
 }
+
+// ---------------------------------------------------------------------------
+// Numbers in plain words
+
+#[test]
+fn every_port_option_says_the_same_plain_words() {
+    for command in [&["client"][..], &["server"], &["info"]] {
+        for bad in ["65536", "abc", "-1"] {
+            let out = run(progjar().args(command).args(["--port", bad]), None);
+            assert_eq!(code(&out), 2, "{command:?} {bad}: {}", stderr(&out));
+            let err = stderr(&out);
+            assert_eq!(err.lines().count(), 1, "{err}");
+            assert!(err.contains(": port must be a number from 0 to 65535 "), "{err}");
+        }
+    }
+}
+
+#[test]
+fn client_port_zero_is_a_usage_error() {
+    let out = run(progjar().args(["client", "--port", "0"]), None);
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    assert!(stderr(&out).contains(
+        "port 0 means \"any free port\" to a server; give the port the server listens on, 1 to 65535"
+    ));
+}
+
+#[test]
+fn backlog_says_plain_words_too() {
+    let out = run(progjar().args(["server", "--backlog", "x"]), None);
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    assert!(stderr(&out).contains("'x' must be a whole number from 0 to 4294967295"));
+}
+
+#[test]
+fn server_binds_a_name_by_resolving_it() {
+    let server =
+        common::start_server_with(progjar().args(["server", "--bind", "localhost", "--port", "0"]));
+    assert!(server.addr.ip().is_loopback(), "{}", server.addr);
+    let out = run(progjar().args(["client", "localhost", "--port", &server.port()]), None);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+
+    let out = run(progjar().args(["server", "--bind", "no-such-host.invalid"]), None);
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    assert!(stderr(&out).contains("is not an address and does not resolve"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("use an address: 0.0.0.0"), "{}", stderr(&out));
+}

@@ -218,6 +218,21 @@ fn course_python_server_message_and_file() {
     assert!(stdout(&out).starts_with("sent 1048576 bytes, received 1048576 bytes, identical, "));
 }
 
+#[test]
+fn course_server_busy_with_another_client_is_named_as_the_likely_cause() {
+    let server = start_server_with(Command::new("python3").args(["-c", COURSE_SERVER]));
+    // The first client holds the course's one-at-a-time server; ours waits in its backlog.
+    let first = TcpStream::connect(server.addr).expect("first client");
+    server.wait_for_log("connection from");
+    let out = client(&["127.0.0.1", "--port", &server.port(), "--timeout", "0.5"], None);
+    drop(first);
+    assert_eq!(code(&out), 5, "stderr: {}", stderr(&out));
+    let last = stderr(&out).lines().last().unwrap_or_default().to_string();
+    assert!(last.contains("(received 0 of 46 bytes sent)"), "{last}");
+    assert!(last.contains("the server may be busy with another client"), "{last}");
+    assert!(last.ends_with("(an iterative server, like the course's, serves one at a time)"));
+}
+
 // ---------------------------------------------------------------------------
 // Failures and their exit codes
 
@@ -236,6 +251,26 @@ fn refused_connection_exits_3_with_the_hint() {
         )
     );
     assert!(out.stdout.is_empty(), "no summary without a connection");
+}
+
+#[test]
+fn refused_over_ipv6_suggests_binding_the_server_to_any() {
+    let Ok(listener) = TcpListener::bind("[::1]:0") else {
+        eprintln!("no IPv6 loopback here; skipping");
+        return;
+    };
+    let port = listener.local_addr().unwrap().port().to_string();
+    drop(listener);
+    let out = client(&["::1", "--port", &port], None);
+    assert_eq!(code(&out), 3, "stderr: {}", stderr(&out));
+    assert_eq!(
+        stderr(&out).lines().last().unwrap(),
+        format!(
+            "progjar: error: connection refused by [::1]:{port}: a server bound to 0.0.0.0 (the \
+             default) listens on IPv4 only: start it with --bind :: (IPv6 and IPv4), or connect \
+             to its IPv4 address"
+        )
+    );
 }
 
 #[test]
@@ -266,8 +301,15 @@ fn silent_server_times_out_with_5() {
     done_tx.send(()).unwrap();
     assert_eq!(holder.join().unwrap(), MESSAGE.as_bytes());
     assert_eq!(code(&out), 5, "stderr: {}", stderr(&out));
-    assert!(stderr(&out)
-        .ends_with("progjar: error: timed out: no echo for 0.5 s (received 0 of 46 bytes sent)\n"));
+    assert!(
+        stderr(&out).ends_with(
+            "progjar: error: timed out: no echo for 0.5 s (received 0 of 46 bytes sent); the \
+             connection was accepted but nothing came back: the server may be busy with another \
+             client (an iterative server, like the course's, serves one at a time)\n"
+        ),
+        "{}",
+        stderr(&out)
+    );
     assert!(stdout(&out).starts_with("sent 46 bytes, received 0 bytes, timed out at offset 0, "));
 }
 

@@ -111,10 +111,11 @@ impl<'a> Verdict<'a> {
             Verdict::NoEcho => (
                 EXIT_TIMEOUT,
                 format!(
-                    "timed out: no echo for {} (received {} of {} bytes sent)",
+                    "timed out: no echo for {} (received {} of {} bytes sent){}",
                     secs(t.timeout),
                     t.received,
-                    t.sent
+                    t.sent,
+                    busy_hint(t)
                 ),
             ),
             Verdict::NotClosed => (
@@ -143,13 +144,28 @@ impl<'a> Verdict<'a> {
             ),
             Verdict::SendTimedOut => (
                 EXIT_TIMEOUT,
-                format!("timed out sending: the server took nothing for {}", secs(t.timeout)),
+                format!(
+                    "timed out sending: the server took nothing for {}{}",
+                    secs(t.timeout),
+                    busy_hint(t)
+                ),
             ),
             Verdict::SendFailed(e) => (EXIT_FAILURE, format!("sending failed: {e}")),
             Verdict::Short { reset } => (EXIT_ECHO, short_message(reset, t)),
         };
         Err(Failure::new(code, message))
     }
+}
+
+/// Connected, yet nothing came back: the kernel accepted the connection into
+/// the server's backlog, but the server is not reading it. The course's
+/// iterative server does exactly this while it serves someone else (task 4).
+fn busy_hint(t: &Transfer) -> &'static str {
+    if t.received > 0 {
+        return "";
+    }
+    "; the connection was accepted but nothing came back: the server may be busy with \
+     another client (an iterative server, like the course's, serves one at a time)"
 }
 
 fn difference_message(d: Difference) -> String {
