@@ -37,7 +37,7 @@ use crate::cli::Failure;
 
 pub use connect::REFUSED_HINT;
 pub use exchange::{BLOCK_SIZE, QUEUE_BLOCKS};
-pub use progress::{PIECE_LOG_LIMIT, PROGRESS_EVERY};
+pub use progress::{PIECES_OF_UNKNOWN_SIZE, PIECE_LOG_LIMIT, PROGRESS_EVERY};
 
 /// The course client's message: 46 bytes.
 pub const DEFAULT_MESSAGE: &str = "INI ADALAH DATA YANG DIKIRIM ABCDEFGHIJKLMNOPQ";

@@ -8,10 +8,16 @@ use log::{debug, info};
 use super::secs;
 use crate::preview::preview;
 
-/// Largest payload whose echo is logged piece by piece: 4 KiB is 256 lines at
-/// the default 16-byte chunk, still readable; beyond that, one progress line per
-/// [`PROGRESS_EVERY`] (every piece stays visible with `RUST_LOG=debug`).
+/// Largest payload of known size whose echo is logged piece by piece: 4 KiB is
+/// 256 lines at the default 16-byte chunk, still readable; beyond that, one
+/// progress line per [`PROGRESS_EVERY`] (every piece stays visible with
+/// `RUST_LOG=debug`).
 pub const PIECE_LOG_LIMIT: u64 = 4 * 1024;
+
+/// Pieces logged when the payload's size is unknown (standard input, a pipe):
+/// enough to see the echo start; a long stream of binary-looking pieces would
+/// only push everything else off the screen.
+pub const PIECES_OF_UNKNOWN_SIZE: u64 = 8;
 
 /// How often progress is logged for payloads larger than [`PIECE_LOG_LIMIT`]:
 /// once a second shows that things move without flooding the terminal.
@@ -23,6 +29,8 @@ pub(super) struct Progress {
     total: Option<u64>,
     /// Log every piece (small payloads) rather than progress.
     pieces: bool,
+    /// Pieces logged so far.
+    logged: u64,
     next_report: Instant,
 }
 
@@ -31,21 +39,23 @@ impl Progress {
         Progress {
             total,
             pieces: total.map_or(true, |t| t <= PIECE_LOG_LIMIT),
+            logged: 0,
             next_report: Instant::now() + PROGRESS_EVERY,
         }
     }
 
     /// Log one piece; `received` counts it.
     pub(super) fn piece(&mut self, piece: &[u8], received: u64) {
-        if self.pieces && received > PIECE_LOG_LIMIT {
-            // Only standard input of unknown size gets here.
+        if self.pieces && self.total.is_none() && self.logged == PIECES_OF_UNKNOWN_SIZE {
             self.pieces = false;
             info!(
-                "more than {PIECE_LOG_LIMIT} bytes: logging progress every {} instead",
+                "{PIECES_OF_UNKNOWN_SIZE} pieces shown; from here on, progress every {} \
+                 (RUST_LOG=debug shows every piece)",
                 secs(PROGRESS_EVERY)
             );
         }
         if self.pieces {
+            self.logged += 1;
             info!("{}", preview(piece));
             return;
         }
