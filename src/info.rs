@@ -34,7 +34,9 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV
 use std::time::Duration;
 
 use crate::cli::{self, Failure, EXIT_UNRESOLVED};
-use crate::resolve::{hostname, interfaces, lookup, route_source, AddrInfo, Interface};
+use crate::resolve::{
+    hostname, interfaces, lookup, route_source, AddrInfo, Interface, LOOKUP_LIMIT,
+};
 
 /// `progjar info`'s settings.
 #[derive(Debug, Clone)]
@@ -44,11 +46,6 @@ pub struct Config {
     /// Port for the lookup.
     pub port: u16,
 }
-
-/// Longest wait for one name lookup. A resolver that answers at all answers in
-/// well under a second; glibc's own retries (5 s per server, two attempts) would
-/// otherwise let an unreachable name server stall the report for half a minute.
-pub const LOOKUP_LIMIT: Duration = Duration::from_secs(5);
 
 /// The timeout `progjar info` sets on a fresh socket, like the course's `settimeout(10)`.
 pub const SOCKET_TIMEOUT: Duration = Duration::from_secs(10);

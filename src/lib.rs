@@ -38,8 +38,10 @@
 //!   machine's hostname, interfaces and routes: the only place that asks.
 //!
 //! Shared by the binaries (`progjar`, and `progjar-stress` in `tools/stress`):
-//! - [`cli`]: one-line errors and exit codes for argh command lines.
-//! - [`parse`]: sizes (`64KiB`) and durations (`500ms`) on the command line.
+//! - [`cli`]: the exit codes, one-line errors, `--version`, arguments of any
+//!   bytes and quiet exits on a closed pipe, for argh command lines.
+//! - [`parse`]: sizes (`64KiB`), durations (`500ms`), ports and counts on the
+//!   command line.
 //! - [`logging`]: the course's `INFO:module:message` log format on stderr.
 //! - [`preview`]: bytes shown as Python shows them, `b'...'`.
 //! - [`sock`]: what a socket error means and when a read may stop early,

@@ -140,7 +140,7 @@ fn parse_backlog(s: &str) -> Result<u32, String> {
 
 /// An address, or a name resolved to one (IPv4 first: see `resolve::bind_address`).
 fn parse_bind(s: &str) -> Result<IpAddr, String> {
-    resolve::bind_address(s, info::LOOKUP_LIMIT)
+    resolve::bind_address(s, resolve::LOOKUP_LIMIT)
 }
 
 fn parse_read_size(s: &str) -> Result<usize, String> {

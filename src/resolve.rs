@@ -26,6 +26,11 @@ use std::time::Duration;
 use nix::net::if_::InterfaceFlags;
 use nix::sys::socket::{SockaddrLike, SockaddrStorage};
 
+/// Longest wait for one name lookup. A resolver that answers at all answers in
+/// well under a second; glibc's own retries (5 s per server, two attempts) would
+/// otherwise let an unreachable name server stall a report for half a minute.
+pub const LOOKUP_LIMIT: Duration = Duration::from_secs(5);
+
 /// One `getaddrinfo` result.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AddrInfo {
