@@ -68,6 +68,14 @@ pub fn duration(s: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
+/// A network prefix length from 1 to `max` bits (`64` of an IPv6 address).
+pub fn prefix_len(s: &str, max: u8) -> Result<u8, String> {
+    match s.trim().parse::<u8>() {
+        Ok(n) if (1..=max).contains(&n) => Ok(n),
+        _ => Err(format!("'{s}' must be a prefix length from 1 to {max}")),
+    }
+}
+
 /// A whole number of at least 1 (connections, clients, messages): `500`.
 pub fn count(s: &str) -> Result<usize, String> {
     match s.trim().parse::<usize>() {
