@@ -148,7 +148,8 @@ fn connection_lines(log: &[String]) -> (u64, u64, u64, u64, u64) {
         } else if let Some(rest) = line.strip_prefix("INFO:server:... and ") {
             summaries += 1;
             let words: Vec<&str> = rest.split(' ').collect();
-            let n = |w: &str| w.replace(',', "").parse::<u64>().unwrap_or_else(|_| panic!("{line}"));
+            let n =
+                |w: &str| w.replace(',', "").parse::<u64>().unwrap_or_else(|_| panic!("{line}"));
             match words[..] {
                 [o, "more", _, "opened", "and", c, "closed", "in", "the", "last", "second"] => {
                     quiet_opens += n(o);
@@ -182,7 +183,11 @@ fn connection_churn_prints_a_hundred_lines_a_second_and_counts_the_rest() {
         if opens + quiet_opens >= CONNECTIONS && closes + quiet_closes >= CONNECTIONS {
             break (opens, closes, quiet_opens, quiet_closes, summaries);
         }
-        assert!(Instant::now() < deadline, "lines missing: {:?}", connection_lines(&server.log_lines()));
+        assert!(
+            Instant::now() < deadline,
+            "lines missing: {:?}",
+            connection_lines(&server.log_lines())
+        );
         thread::sleep(Duration::from_millis(10));
     };
     let took = start.elapsed();
