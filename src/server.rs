@@ -504,10 +504,11 @@ impl Server {
         self.warnings.lines.allow(now, line)
     }
 
-    /// `... and 7,640 more connections opened ...` once their second is over.
+    /// `... and 7,640 more connections opened ... (12 open)` once their
+    /// second is over; it ends like the lines it stands for.
     fn log_quiet_lines(&mut self, now: Instant) {
         if let Some(quiet) = self.warnings.lines.end_window(now) {
-            info!("{quiet}");
+            info!("{quiet} ({} open)", self.connections.len());
         }
     }
 
@@ -601,7 +602,7 @@ impl Server {
         // Connections still open (a forced stop) count what they echoed too.
         self.summary.echoed += self.connections.iter().map(|(_, c)| c.echoed).sum::<u64>();
         if let Some(quiet) = self.warnings.lines.finish() {
-            info!("{quiet}");
+            info!("{quiet} ({} open)", self.connections.len());
         }
         let s = &self.summary;
         let idle = if s.idle_closed > 0 {

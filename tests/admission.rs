@@ -147,6 +147,7 @@ fn connection_lines(log: &[String]) -> (u64, u64, u64, u64, u64) {
             closes += 1;
         } else if let Some(rest) = line.strip_prefix("INFO:server:... and ") {
             summaries += 1;
+            let (rest, _open) = rest.rsplit_once(" (").unwrap_or_else(|| panic!("{line}"));
             let words: Vec<&str> = rest.split(' ').collect();
             let n =
                 |w: &str| w.replace(',', "").parse::<u64>().unwrap_or_else(|_| panic!("{line}"));
