@@ -23,8 +23,11 @@
 //!   half-close.
 //! - [`idle`]: `--idle-timeout` as a list in order of last activity, so
 //!   expiring connections costs O(1), never a scan.
-//! - [`access`]: `--allow` networks (CIDR), IPv4 and IPv6.
-//! - [`throttle`]: warnings about floods at most once a second.
+//! - [`access`]: who is let in (`--allow` networks, `--max-connections`,
+//!   `--max-per-ip` per address or IPv6 /64), and each [`access::Refusal`]'s
+//!   count and words.
+//! - [`throttle`]: a short log under floods: warnings at most once a second,
+//!   per-connection lines at most 100 a second with the rest counted.
 //! - [`limits`]: raising the open-file limit, since each client is a descriptor.
 //!
 //! The other commands:

@@ -77,6 +77,10 @@ struct ServerArgs {
     /// most connections open at once from one IP address (default no limit)
     #[argh(option, from_str_fn(parse_count))]
     max_per_ip: Option<usize>,
+    /// bits of an IPv6 address that --max-per-ip counts as one client, since one
+    /// host is usually given a whole /64; IPv4 counts per address (default 64)
+    #[argh(option, default = "64", from_str_fn(parse_prefix6))]
+    per_ip_prefix6: u8,
 }
 
 /// Send a message or a file to the echo server and check the echo comes back whole.
@@ -159,6 +163,10 @@ fn parse_count(s: &str) -> Result<usize, String> {
     parse::count(s)
 }
 
+fn parse_prefix6(s: &str) -> Result<u8, String> {
+    parse::prefix_len(s, 128)
+}
+
 fn parse_duration(s: &str) -> Result<Duration, String> {
     parse::duration(s)
 }
@@ -192,6 +200,7 @@ fn main() -> ExitCode {
             grace: a.grace,
             allow: a.allow,
             max_per_ip: a.max_per_ip,
+            per_ip_prefix6: a.per_ip_prefix6,
         })),
         Command::Client(a) => cli::finish(client::run(client::Config {
             host: cli::os_arg(a.host),

@@ -3,6 +3,12 @@
 //! They are plain functions of `&str` so that argh can call them
 //! (`from_str_fn`) and the property tests in `tests/parse.rs` can hammer them.
 //! Every error is one short line that names the bad value.
+//!
+//! Kept hand-written rather than taken from a crate, because the crates accept
+//! a different language: `humantime` wants a unit on every integer span, so it
+//! refuses the course-style `--timeout 10` and `2.5s`; `parse-size` reads `KB`
+//! as 1000 and takes `1.5K`, `1e3` and `1_000`, where these take binary
+//! multiples of whole numbers only.
 
 use std::ops::RangeInclusive;
 use std::time::Duration;
@@ -66,6 +72,14 @@ pub fn duration(s: &str) -> Result<Duration, String> {
         return Err(format!("'{s}' is less than a nanosecond"));
     }
     Ok(d)
+}
+
+/// A network prefix length from 1 to `max` bits (`64` of an IPv6 address).
+pub fn prefix_len(s: &str, max: u8) -> Result<u8, String> {
+    match s.trim().parse::<u8>() {
+        Ok(n) if (1..=max).contains(&n) => Ok(n),
+        _ => Err(format!("'{s}' must be a prefix length from 1 to {max}")),
+    }
 }
 
 /// A whole number of at least 1 (connections, clients, messages): `500`.

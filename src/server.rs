@@ -32,7 +32,6 @@
 //! - The listener and signal tokens sit at the top of the token space
 //!   (`usize::MAX`, `usize::MAX - 1`) where slab keys never reach.
 
-use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, ErrorKind, Write};
 use std::net::{IpAddr, SocketAddr};
@@ -44,12 +43,12 @@ use mio::{Events, Interest, Poll, Token};
 use signal_hook_mio::v1_0::Signals;
 use slab::Slab;
 
-use crate::access::Cidr;
+use crate::access::{Admission, Cidr, Refusal, Refusals};
 use crate::cli::{Failure, EXIT_FAILURE, EXIT_INTERRUPTED};
 use crate::connection::{Closed, Connection, Next, Readiness};
 use crate::idle::IdleList;
 use crate::limits;
-use crate::throttle::{more, Throttle};
+use crate::throttle::{more, plural, Line, LineBudget, Throttle};
 
 /// The listening socket's token.
 const LISTENER: Token = Token(usize::MAX);
@@ -99,6 +98,8 @@ pub struct Config {
     pub allow: Vec<Cidr>,
     /// Most connections from one address.
     pub max_per_ip: Option<usize>,
+    /// How many leading bits of an IPv6 address `max_per_ip` counts as one client.
+    pub per_ip_prefix6: u8,
 }
 
 impl Default for Config {
@@ -115,6 +116,7 @@ impl Default for Config {
             grace: Duration::from_secs(5),
             allow: Vec::new(),
             max_per_ip: None,
+            per_ip_prefix6: 64,
         }
     }
 }
@@ -126,28 +128,20 @@ pub struct Summary {
     pub served: u64,
     /// Bytes echoed back over all connections.
     pub echoed: u64,
-    /// Closed at accept: `--max-connections` reached.
-    pub over_limit: u64,
-    /// Closed at accept: out of file descriptors.
-    pub no_descriptor: u64,
-    /// Closed at accept: address not in `--allow`.
-    pub not_allowed: u64,
-    /// Closed at accept: `--max-per-ip` reached.
-    pub over_per_ip: u64,
+    /// Closed at accept, by reason.
+    pub refused: Refusals,
     /// Closed for `--idle-timeout`.
     pub idle_closed: u64,
     /// Stopped by a second signal instead of finishing.
     pub forced: bool,
 }
 
-/// Rate-limited warnings, one per kind of refusal.
+/// Rate-limited log lines other than refusals (those are in [`Refusals`]).
 #[derive(Default)]
 struct Warnings {
-    limit: Throttle,
-    descriptors: Throttle,
-    not_allowed: Throttle,
-    per_ip: Throttle,
     accept: Throttle,
+    /// `connection from` and `closing connection from`.
+    lines: LineBudget,
 }
 
 /// The event loop and everything it owns.
@@ -164,8 +158,8 @@ pub struct Server {
     config: Config,
     max_connections: usize,
     idle: Option<IdleList>,
-    /// Open connections per client address, kept only with `--max-per-ip`.
-    per_ip: HashMap<IpAddr, usize>,
+    /// `--allow`, `--max-per-ip` and the per-address counts.
+    admission: Admission,
     /// A descriptor held in reserve (on /dev/null) so that, out of descriptors,
     /// we can still accept and close the connections waiting in the backlog.
     reserve: Option<File>,
@@ -273,7 +267,11 @@ impl Server {
             buf: vec![0; config.read_size.clamp(1, MAX_READ_SIZE)],
             idle: config.idle_timeout.map(IdleList::new),
             max_connections,
-            per_ip: HashMap::new(),
+            admission: Admission::new(
+                config.allow.clone(),
+                config.max_per_ip,
+                config.per_ip_prefix6,
+            ),
             reserve: File::open("/dev/null").ok(),
             retry_accept_at: None,
             again: Vec::new(),
@@ -447,17 +445,17 @@ impl Server {
         if self.reserve.is_none() {
             self.reserve = File::open("/dev/null").ok();
         }
-        self.summary.no_descriptor += shed;
         if shed == 0 && self.retry_accept_at.is_none() {
             // accept() reports EMFILE before it looks at the backlog, so the
             // server's own "anyone else?" accept after taking the last
             // descriptor lands here with nobody waiting: nothing to report.
             return;
         }
-        if let Some(n) = self.warnings.descriptors.hit_n(shed) {
+        if let Some(n) = self.summary.refused.count(&Refusal::NoDescriptor, shed) {
             warn!(
-                "out of file descriptors with {} connections open: closed {shed} new connection(s){}",
-                self.connections.len(),
+                "out of file descriptors with {} open: closed {}{}",
+                plural(self.connections.len() as u64, "connection"),
+                plural(shed, "new connection"),
                 more(n)
             );
         }
@@ -465,38 +463,12 @@ impl Server {
 
     /// Decide about a freshly accepted client: serve it, or close it at once.
     fn admit(&mut self, socket: TcpStream, peer: SocketAddr) {
-        let ip = peer.ip().to_canonical();
-        if !self.config.allow.is_empty() && !self.config.allow.iter().any(|n| n.contains(ip)) {
-            self.summary.not_allowed += 1;
-            if let Some(n) = self.warnings.not_allowed.hit() {
-                warn!("refused {peer}: not in --allow{}", more(n));
+        let open = self.connections.len();
+        if let Err(refusal) = self.admission.check(peer.ip(), open, self.max_connections) {
+            if let Some(n) = self.summary.refused.count(&refusal, 1) {
+                warn!("refused {peer}: {refusal}{}", more(n));
             }
             return; // dropping the socket closes it
-        }
-        if self.connections.len() >= self.max_connections {
-            self.summary.over_limit += 1;
-            if let Some(n) = self.warnings.limit.hit() {
-                warn!(
-                    "refused {peer}: {} connections open (--max-connections){}",
-                    self.max_connections,
-                    more(n)
-                );
-            }
-            return;
-        }
-        if let Some(cap) = self.config.max_per_ip {
-            let open = self.per_ip.entry(ip).or_insert(0);
-            if *open >= cap {
-                self.summary.over_per_ip += 1;
-                if let Some(n) = self.warnings.per_ip.hit() {
-                    warn!(
-                        "refused {peer}: {cap} connections open from {ip} (--max-per-ip){}",
-                        more(n)
-                    );
-                }
-                return;
-            }
-            *open += 1;
         }
         // Nagle's algorithm would hold back a small echo while an earlier one
         // is unacknowledged; an echo server answers at once.
@@ -506,25 +478,37 @@ impl Server {
         let mut conn = Connection::new(socket, peer, self.config.max_pending);
         if let Err(e) = conn.register(self.poll.registry(), Token(key)) {
             warn!("cannot register {peer}: {e}");
-            self.forget_ip(ip);
+            self.forget_ip(peer);
             return;
         }
         entry.insert(conn);
+        // The one clock read per accepted connection, shared by both users.
+        let now = Instant::now();
         if let Some(idle) = &mut self.idle {
-            idle.touch(key, Instant::now());
+            idle.touch(key, now);
         }
         self.summary.served += 1;
-        info!("connection from {peer} ({} open)", self.connections.len());
+        if self.connection_line(now, Line::Opened) {
+            info!("connection from {peer} ({} open)", self.connections.len());
+        }
     }
 
-    fn forget_ip(&mut self, ip: IpAddr) {
-        if self.config.max_per_ip.is_some() {
-            if let Some(open) = self.per_ip.get_mut(&ip) {
-                *open -= 1;
-                if *open == 0 {
-                    self.per_ip.remove(&ip);
-                }
-            }
+    fn forget_ip(&mut self, peer: SocketAddr) {
+        self.admission.left(peer.ip());
+    }
+
+    /// May a per-connection line be printed at `now`? Reports the lines a
+    /// past second kept quiet first, so the log stays in order.
+    fn connection_line(&mut self, now: Instant, line: Line) -> bool {
+        self.log_quiet_lines(now);
+        self.warnings.lines.allow(now, line)
+    }
+
+    /// `... and 7,640 more connections opened ... (12 open)` once their
+    /// second is over; it ends like the lines it stands for.
+    fn log_quiet_lines(&mut self, now: Instant) {
+        if let Some(quiet) = self.warnings.lines.end_window(now) {
+            info!("{quiet} ({} open)", self.connections.len());
         }
     }
 
@@ -535,16 +519,19 @@ impl Server {
         if let Some(idle) = &mut self.idle {
             idle.remove(key);
         }
-        self.forget_ip(conn.peer.ip().to_canonical());
+        self.forget_ip(conn.peer);
         self.summary.echoed += conn.echoed;
-        info!(
-            "closing connection from {} ({}): {} bytes echoed in {:.3}s ({} open)",
-            conn.peer,
-            why.describe(),
-            conn.echoed,
-            conn.opened.elapsed().as_secs_f64(),
-            self.connections.len()
-        );
+        let now = Instant::now();
+        if self.connection_line(now, Line::Closed) {
+            info!(
+                "closing connection from {} ({}): {} bytes echoed in {:.3}s ({} open)",
+                conn.peer,
+                why.describe(),
+                conn.echoed,
+                now.saturating_duration_since(conn.opened).as_secs_f64(),
+                self.connections.len()
+            );
+        }
     }
 
     /// Read the signal pipe. Returns true when the server must stop at once.
@@ -575,17 +562,22 @@ impl Server {
 
     /// Whether any timer is running, i.e. whether a wakeup must read the clock.
     fn needs_clock(&self) -> bool {
-        self.idle.is_some() || self.retry_accept_at.is_some() || self.shutdown_at.is_some()
+        self.idle.is_some()
+            || self.retry_accept_at.is_some()
+            || self.shutdown_at.is_some()
+            || self.warnings.lines.due().is_some()
     }
 
     /// The earliest timer, which bounds how long `poll` may sleep.
     fn next_deadline(&self) -> Option<Instant> {
         let idle = self.idle.as_ref().and_then(IdleList::next_deadline);
-        [idle, self.retry_accept_at, self.shutdown_at].into_iter().flatten().min()
+        let quiet = self.warnings.lines.due();
+        [idle, self.retry_accept_at, self.shutdown_at, quiet].into_iter().flatten().min()
     }
 
     /// Run the timers that are due.
     fn timers(&mut self, now: Instant) {
+        self.log_quiet_lines(now);
         while let Some(key) = self.idle.as_ref().and_then(|idle| idle.expired(now)) {
             self.summary.idle_closed += 1;
             self.close(key, Closed::IdleTimeout);
@@ -609,28 +601,21 @@ impl Server {
     fn finish(mut self) -> Summary {
         // Connections still open (a forced stop) count what they echoed too.
         self.summary.echoed += self.connections.iter().map(|(_, c)| c.echoed).sum::<u64>();
+        if let Some(quiet) = self.warnings.lines.finish() {
+            info!("{quiet} ({} open)", self.connections.len());
+        }
         let s = &self.summary;
-        let refused = [
-            (s.over_limit, "at --max-connections"),
-            (s.no_descriptor, "out of file descriptors"),
-            (s.not_allowed, "not in --allow"),
-            (s.over_per_ip, "at --max-per-ip"),
-        ]
-        .iter()
-        .filter(|(n, _)| *n > 0)
-        .map(|(n, why)| format!("{n} {why}"))
-        .collect::<Vec<_>>();
-        let refused = if refused.is_empty() {
-            String::new()
-        } else {
-            format!("; refused {}", refused.join(", "))
-        };
         let idle = if s.idle_closed > 0 {
             format!("; {} closed idle", s.idle_closed)
         } else {
             String::new()
         };
-        info!("served {} connections, echoed {} bytes{refused}{idle}", s.served, s.echoed);
+        info!(
+            "served {}, echoed {}{}{idle}",
+            plural(s.served, "connection"),
+            plural(s.echoed, "byte"),
+            s.refused.summary()
+        );
         self.summary
     }
 }

@@ -1,17 +1,24 @@
-//! Log a repeated warning at most once a second.
+//! Keep the log short under a flood: warnings at most once a second, and
+//! per-connection lines at most [`LINES_PER_SECOND`] a second.
 //!
 //! A flood of refused connections (connection limit, out of descriptors, not
-//! allowed) would otherwise write a log line per connection and make the log,
-//! not the sockets, the bottleneck. The first occurrence is logged at once;
-//! the rest of that second are counted and reported with the next line.
+//! allowed) or a client churning connections would otherwise write a line per
+//! connection and make the log, not the sockets, the bottleneck. What is not
+//! printed is counted, and the count is printed instead, so the log still adds
+//! up to every connection.
 
+use std::fmt;
 use std::time::{Duration, Instant};
 
-/// How often a throttled message may be logged.
+/// How often a throttled message may be logged, and the window of [`LineBudget`].
 const INTERVAL: Duration = Duration::from_secs(1);
 
+/// Per-connection lines printed in one second before the rest are only counted:
+/// enough to follow a lab by eye, few enough that churn cannot flood the log.
+pub const LINES_PER_SECOND: u32 = 100;
+
 /// One throttled message's state.
-#[derive(Default)]
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Throttle {
     last: Option<Instant>,
     suppressed: u64,
@@ -42,11 +49,169 @@ impl Throttle {
     }
 }
 
-/// ` (and N more in the last second)` or nothing, for the end of a throttled line.
+/// ` (and N more since the last such line)` or nothing, for the end of a throttled line.
 pub fn more(suppressed: u64) -> String {
     if suppressed == 0 {
         String::new()
     } else {
         format!(" (and {suppressed} more since the last such line)")
+    }
+}
+
+/// Which per-connection line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Line {
+    /// `connection from ...`
+    Opened,
+    /// `closing connection from ...`
+    Closed,
+}
+
+/// The per-connection lines of one-second windows: the first
+/// [`LINES_PER_SECOND`] of a window are printed, the rest counted and reported
+/// as one [`Quiet`] line when the window ends.
+#[derive(Debug, Default)]
+pub struct LineBudget {
+    /// When the current window began; `None` between windows.
+    window: Option<Instant>,
+    printed: u32,
+    quiet: Quiet,
+}
+
+impl LineBudget {
+    /// A per-connection line is due at `now`: `true` if it may be printed.
+    /// Call [`LineBudget::end_window`] first, so a past window is reported
+    /// before this line.
+    pub fn allow(&mut self, now: Instant, line: Line) -> bool {
+        let _ = self.window.get_or_insert(now);
+        if self.printed < LINES_PER_SECOND {
+            self.printed += 1;
+            return true;
+        }
+        match line {
+            Line::Opened => self.quiet.opened += 1,
+            Line::Closed => self.quiet.closed += 1,
+        }
+        false
+    }
+
+    /// When the window with unprinted lines ends, for the loop's timers.
+    pub fn due(&self) -> Option<Instant> {
+        let window = self.window?;
+        (!self.quiet.is_empty()).then_some(window + INTERVAL)
+    }
+
+    /// If the window is over at `now`, close it; returns its unprinted lines
+    /// when there were any.
+    pub fn end_window(&mut self, now: Instant) -> Option<Quiet> {
+        let over = self.window.is_some_and(|w| now.saturating_duration_since(w) >= INTERVAL);
+        if over {
+            self.finish()
+        } else {
+            None
+        }
+    }
+
+    /// Close the window now (the server is stopping): its unprinted lines, if any.
+    pub fn finish(&mut self) -> Option<Quiet> {
+        self.window = None;
+        self.printed = 0;
+        let quiet = std::mem::take(&mut self.quiet);
+        (!quiet.is_empty()).then_some(quiet)
+    }
+}
+
+/// Per-connection lines counted instead of printed in one window.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Quiet {
+    /// `connection from` lines.
+    pub opened: u64,
+    /// `closing connection from` lines.
+    pub closed: u64,
+}
+
+impl Quiet {
+    fn is_empty(&self) -> bool {
+        self.opened == 0 && self.closed == 0
+    }
+}
+
+impl fmt::Display for Quiet {
+    /// `... and 7,640 more connections opened and 7,638 closed in the last second`
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let what = match (self.opened, self.closed) {
+            (o, 0) => format!("{} {} opened", grouped(o), noun(o)),
+            (0, c) => format!("{} {} closed", grouped(c), noun(c)),
+            (o, c) => format!("{} {} opened and {} closed", grouped(o), noun(o), grouped(c)),
+        };
+        write!(f, "... and {what} in the last second")
+    }
+}
+
+/// `1 connection`, `2000 connections`: a count with its noun, in the right
+/// number (the digits left plain, for scripts that read the summary).
+pub fn plural(n: u64, noun: &str) -> String {
+    let s = if n == 1 { "" } else { "s" };
+    format!("{n} {noun}{s}")
+}
+
+fn noun(n: u64) -> &'static str {
+    if n == 1 {
+        "more connection"
+    } else {
+        "more connections"
+    }
+}
+
+/// `7640` as `7,640`, for counts a reader compares at a glance.
+pub fn grouped(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_read_as_words() {
+        assert_eq!(grouped(0), "0");
+        assert_eq!(grouped(999), "999");
+        assert_eq!(grouped(7640), "7,640");
+        assert_eq!(grouped(1_234_567), "1,234,567");
+        assert_eq!(plural(1, "connection"), "1 connection");
+        assert_eq!(plural(2000, "connection"), "2000 connections");
+        let both = Quiet { opened: 7640, closed: 7638 };
+        assert_eq!(
+            both.to_string(),
+            "... and 7,640 more connections opened and 7,638 closed in the last second"
+        );
+        let one = Quiet { opened: 0, closed: 1 };
+        assert_eq!(one.to_string(), "... and 1 more connection closed in the last second");
+    }
+
+    #[test]
+    fn a_window_prints_its_budget_and_counts_the_rest() {
+        let start = Instant::now();
+        let mut budget = LineBudget::default();
+        for i in 0..LINES_PER_SECOND + 30 {
+            let line = if i % 2 == 0 { Line::Opened } else { Line::Closed };
+            assert_eq!(budget.end_window(start), None);
+            assert_eq!(budget.allow(start, line), i < LINES_PER_SECOND);
+        }
+        assert_eq!(budget.due(), Some(start + INTERVAL));
+        assert_eq!(budget.end_window(start + INTERVAL / 2), None);
+        let later = start + INTERVAL;
+        assert_eq!(budget.end_window(later), Some(Quiet { opened: 15, closed: 15 }));
+        assert_eq!(budget.due(), None);
+        assert!(budget.allow(later, Line::Opened), "a new window prints again");
+        assert_eq!(budget.finish(), None);
     }
 }

@@ -242,7 +242,25 @@ proptest! {
         prop_assert!(all4.contains(Ipv4Addr::from(a).to_ipv6_mapped().into()));
         prop_assert!(!all4.contains(b.into()));
         prop_assert!(all6.contains(b.into()));
-        prop_assert!(!all6.contains(Ipv4Addr::from(a).into()));
+        // ::/0 holds ::ffff:0:0/96, the IPv4 clients of a dual-stack listener.
+        prop_assert!(all6.contains(Ipv4Addr::from(a).into()));
+        prop_assert!(all6.contains(Ipv4Addr::from(a).to_ipv6_mapped().into()));
+    }
+
+    #[test]
+    fn cidr_matches_ipv4_clients_in_both_forms((bits, width, p, c) in network(), client in any::<u32>()) {
+        // Near the network's own bits too, where a slip in the prefix would show.
+        for v4 in [Ipv4Addr::from(client), Ipv4Addr::from(bits as u32 ^ (client >> p.min(31)))] {
+            let mapped = v4.to_ipv6_mapped();
+            let expected = if width == 32 {
+                c.contains(v4.into())
+            } else {
+                let m = mask(128, p);
+                u128::from(mapped) & m == bits & m
+            };
+            prop_assert_eq!(c.contains(v4.into()), expected, "{} and {}", c, v4);
+            prop_assert_eq!(c.contains(mapped.into()), expected, "{} and {}", c, mapped);
+        }
     }
 
     #[test]

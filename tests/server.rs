@@ -136,7 +136,7 @@ fn sigterm_exits_cleanly_with_a_summary() {
     server.signal(libc::SIGTERM);
     let status = server.wait_exit();
     assert!(status.success(), "{status:?}");
-    server.wait_for_log("served 1 connections, echoed 46 bytes");
+    server.wait_for_log("served 1 connection, echoed 46 bytes");
 }
 
 #[test]
