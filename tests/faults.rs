@@ -718,7 +718,7 @@ fn sigterm_with_100_clients_mid_transfer_flushes_everything() {
         driver.kick(i);
     }
     driver.run(&mut flows, STEP, |_, _| false, |fs| fs.iter().all(|f| f.sent == HALF));
-    server.wait_for_log(&format!("({CLIENTS} open)"));
+    server.wait_for_open(CLIENTS);
     let owed: u64 = flows.iter().map(|f| f.sent - f.received).sum();
     server.signal(libc::SIGTERM);
     let line = server.wait_for_log("shutting down");
@@ -1035,7 +1035,7 @@ fn soak_2000_connections_for_30_seconds() {
     let mut driver = Driver::new();
     let mut flows: Vec<Flow> =
         (0..CONNS).map(|i| Flow::new(server.addr, i as u64, &driver.poll, i)).collect();
-    server.wait_for_log(&format!("({CONNS} open)"));
+    server.wait_for_open(CONNS);
     let next = |i: usize, f: &mut Flow| {
         if f.received == f.limit {
             f.limit += message_len(i as u64, f.rounds);

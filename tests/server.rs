@@ -71,7 +71,7 @@ fn a_thousand_concurrent_clients_each_get_their_own_bytes() {
         let want = format!("client {i:04} says {}\n", "x".repeat(i % 97));
         assert_eq!(read_n(c, want.len()), want.as_bytes(), "client {i}");
     }
-    server.wait_for_log("(1000 open)");
+    server.wait_for_open(1000);
 }
 
 #[test]

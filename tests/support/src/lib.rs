@@ -28,7 +28,8 @@ pub use net::{
 };
 pub use process::{progjar, progjar_path, run, run_bounded, wait_child, wait_until, STEP};
 pub use procfs::{
-    cpu_time, fds_below, proc_status_kib, raise_nofile, rss_kib, server_side_queues, RssSampler,
+    cpu_time, fds_below, open_connections, proc_status_kib, raise_nofile, rss_kib,
+    server_side_queues, RssSampler,
 };
 pub use server::{assert_no_panic, start_server, start_server_logging, start_server_with, Server};
 pub use stream::{random_bytes, Stream};

@@ -2,6 +2,7 @@
 //! descriptors, queues. Tests assert memory bounds and "does not spin" from
 //! these, never speed.
 
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread;
@@ -53,15 +54,50 @@ pub fn fds_below(pid: u32, limit: usize) -> usize {
 /// stopped reading it.
 pub fn server_side_queues(server_port: u16, client_port: u16) -> Option<(u64, u64)> {
     let table = std::fs::read_to_string("/proc/net/tcp").ok()?;
-    let port = |field: &str| u16::from_str_radix(field.rsplit(':').next()?, 16).ok();
     table.lines().skip(1).find_map(|line| {
         let f: Vec<&str> = line.split_whitespace().collect();
-        if f.len() < 5 || port(f[1]) != Some(server_port) || port(f[2]) != Some(client_port) {
+        if f.len() < 5
+            || local_port(f[1]) != Some(server_port)
+            || local_port(f[2]) != Some(client_port)
+        {
             return None;
         }
         let (tx, rx) = f[4].split_once(':')?;
         Some((u64::from_str_radix(tx, 16).ok()?, u64::from_str_radix(rx, 16).ok()?))
     })
+}
+
+/// How many connections the process `pid` holds on its listening `port`: the
+/// sockets in its descriptor table that /proc/net/tcp{,6} lists with that
+/// local port and not listening. Unlike a `(N open)` log line this counts
+/// what the server has accepted and not yet closed, whatever it logs.
+pub fn open_connections(pid: u32, port: u16) -> usize {
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else { return 0 };
+    let inodes: HashSet<u64> = fds
+        .filter_map(|e| {
+            let target = std::fs::read_link(e.ok()?.path()).ok()?;
+            let inode = target.to_str()?.strip_prefix("socket:[")?.strip_suffix(']')?;
+            inode.parse().ok()
+        })
+        .collect();
+    let accepted = |line: &str| {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        // Fields: local address, remote address, state (0A: listening), ..., inode.
+        f.len() > 9
+            && local_port(f[1]) == Some(port)
+            && f[3] != "0A"
+            && f[9].parse().is_ok_and(|inode: u64| inodes.contains(&inode))
+    };
+    ["/proc/net/tcp", "/proc/net/tcp6"]
+        .iter()
+        .filter_map(|table| std::fs::read_to_string(table).ok())
+        .map(|table| table.lines().skip(1).filter(|l| accepted(l)).count())
+        .sum()
+}
+
+/// The port of a /proc/net/tcp address (`0100007F:2710`).
+fn local_port(field: &str) -> Option<u16> {
+    u16::from_str_radix(field.rsplit(':').next()?, 16).ok()
 }
 
 /// Raise this test process's soft open-file limit to the hard one (the servers

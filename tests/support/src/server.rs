@@ -10,6 +10,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::process::{progjar, wait_child, STEP};
+use crate::procfs::open_connections;
 
 /// A running `progjar server`, killed when dropped.
 pub struct Server {
@@ -136,6 +137,22 @@ impl Server {
                 return line.clone();
             }
             assert!(Instant::now() < deadline, "no {what}: {:?}", self.log_lines());
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Wait until the server holds exactly `n` client connections (bounded by
+    /// [`STEP`]). Counted in /proc, not from `(N open)` log lines, which a
+    /// busy server may summarise.
+    pub fn wait_for_open(&self, n: usize) {
+        let (pid, port) = (self.child.id(), self.addr.port());
+        let deadline = Instant::now() + STEP;
+        loop {
+            let open = open_connections(pid, port);
+            if open == n {
+                return;
+            }
+            assert!(Instant::now() < deadline, "{open} connections open, not {n}");
             thread::sleep(Duration::from_millis(10));
         }
     }
