@@ -2,7 +2,7 @@
 //! dual-stack listener, `--max-per-ip` per IPv6 prefix, the per-connection log
 //! lines under churn, and the summary's words.
 
-mod common;
+use progjar_testkit as common;
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpListener, TcpStream};

@@ -2,7 +2,7 @@
 //! a closed stdout or stderr, `--version`, bare `progjar`, and the plain words
 //! for a bad number.
 
-mod common;
+use progjar_testkit as common;
 
 use std::ffi::{OsStr, OsString};
 use std::io::Read;

@@ -5,7 +5,7 @@
 //! Every wait is bounded: commands run through `common::run` (killed after
 //! `common::STEP`), and the in-test servers serve one connection and stop.
 
-mod common;
+use progjar_testkit as common;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};

@@ -2,7 +2,7 @@
 //! `localhost` that works, one of a `.invalid` name (RFC 6761: never resolves)
 //! that fails clearly and fast, and the course's `None` / `10.0` timeouts.
 
-mod common;
+use progjar_testkit as common;
 
 use std::process::Output;
 use std::time::{Duration, Instant};

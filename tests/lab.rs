@@ -8,7 +8,7 @@
 //! happens. No test sends a packet from the host's own namespace: every lab packet
 //! comes from a process the script starts with `ip netns exec`.
 
-mod common;
+use progjar_testkit as common;
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};

@@ -22,7 +22,6 @@
 
 mod conn;
 mod open;
-mod pattern;
 mod report;
 mod run;
 
@@ -33,6 +32,8 @@ use std::time::Duration;
 use argh::FromArgs;
 use progjar::cli::{self, Failure};
 use progjar::parse;
+// The pattern lives in the crate's library, which the tests reuse.
+use progjar_stress::pattern;
 
 use crate::report::Report;
 use crate::run::{Config, Stop};

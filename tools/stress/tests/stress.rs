@@ -3,14 +3,13 @@
 //! close early or never answer. Every child process and every server thread is
 //! bounded in time; all traffic goes to 127.0.0.1.
 
-#[path = "../../../tests/common/process.rs"]
-mod process;
-
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::process::{Command, Output, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
+
+use progjar_testkit::run_bounded;
 
 /// Longest any one `progjar-stress` run may take before the test fails.
 const RUN_LIMIT: Duration = Duration::from_secs(60);
@@ -27,7 +26,7 @@ fn stress(args: &[&str]) -> (Output, Duration) {
 /// Run a prepared command to completion (killed after [`RUN_LIMIT`]).
 fn stress_with(cmd: &mut Command) -> (Output, Duration) {
     let started = Instant::now();
-    let output = process::run_bounded(cmd, None, RUN_LIMIT);
+    let output = run_bounded(cmd, None, RUN_LIMIT);
     (output, started.elapsed())
 }
 

@@ -1,29 +1,20 @@
-//! What every integration test shares: start the real `progjar` binary, wait for
-//! its `listening on` line (never sleep), and run commands with a time bound.
-#![allow(dead_code)] // each test file uses a different part of this module
+//! A running `progjar server`: started on 127.0.0.1 port 0, ready once it has
+//! printed `listening on ADDR`, its stderr captured line by line so a test can
+//! wait for the log line that says an event happened.
 
-mod process;
-pub use process::{run_bounded, wait_child};
-
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpStream};
-use std::os::fd::AsRawFd;
-use std::process::{Child, Command, ExitStatus, Output, Stdio};
-use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{mpsc, Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-/// How long any single step of a test may take before the test fails.
-pub const STEP: Duration = Duration::from_secs(30);
-
-/// The `progjar` binary cargo built for these tests.
-pub fn progjar() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_progjar"))
-}
+use crate::process::{progjar, wait_child, STEP};
+use crate::procfs::open_connections;
 
 /// A running `progjar server`, killed when dropped.
 pub struct Server {
+    /// The server process.
     pub child: Child,
     /// Where it listens (the real port, read from its first stdout line).
     pub addr: SocketAddr,
@@ -106,26 +97,62 @@ impl Server {
     }
 
     /// Wait until at least `n` log lines contain `needle` (bounded by [`STEP`]).
+    /// With `n` = (the count before an action) + 1 it waits for the line the
+    /// action causes, never for an earlier one.
     pub fn wait_for_log_count(&self, needle: &str, n: usize) {
         let deadline = Instant::now() + STEP;
         while self.log_count(needle) < n {
-            assert!(Instant::now() < deadline, "fewer than {n} log lines with {needle:?}");
+            assert!(
+                Instant::now() < deadline,
+                "fewer than {n} log lines with {needle:?}: {:?}",
+                self.log_lines()
+            );
             thread::sleep(Duration::from_millis(10));
         }
     }
 
-    /// Wait until some log line contains `needle` (bounded by [`STEP`]).
+    /// Wait until some log line contains `needle` (bounded by [`STEP`]) and
+    /// return the first such line. Any earlier line with `needle` matches too:
+    /// make `needle` name the event (a peer's port, a reason), or use
+    /// [`Server::wait_for_log_count`] or [`Server::wait_for_close`].
     pub fn wait_for_log(&self, needle: &str) -> String {
+        self.wait_for_line(&format!("a log line with {needle:?}"), |l| l.contains(needle))
+    }
+
+    /// Wait for the line that says the server closed the connection from
+    /// client port `port` (whatever the reason) and return it: the one event,
+    /// not the `connection from` line of the same client nor another's close.
+    pub fn wait_for_close(&self, port: u16) -> String {
+        let peer = format!(":{port} (");
+        self.wait_for_line(&format!("the close of client port {port}"), |l| {
+            l.contains("closing connection from ") && l.contains(&peer)
+        })
+    }
+
+    /// The first log line for which `wanted` holds, waiting up to [`STEP`].
+    fn wait_for_line(&self, what: &str, wanted: impl Fn(&str) -> bool) -> String {
         let deadline = Instant::now() + STEP;
         loop {
-            if let Some(line) = self.log_lines().into_iter().find(|l| l.contains(needle)) {
-                return line;
+            if let Some(line) = self.log.lock().unwrap().iter().find(|l| wanted(l)) {
+                return line.clone();
             }
-            assert!(
-                Instant::now() < deadline,
-                "no log line with {needle:?}: {:?}",
-                self.log_lines()
-            );
+            assert!(Instant::now() < deadline, "no {what}: {:?}", self.log_lines());
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Wait until the server holds exactly `n` client connections (bounded by
+    /// [`STEP`]). Counted in /proc, not from `(N open)` log lines, which a
+    /// busy server may summarise.
+    pub fn wait_for_open(&self, n: usize) {
+        let (pid, port) = (self.child.id(), self.addr.port());
+        let deadline = Instant::now() + STEP;
+        loop {
+            let open = open_connections(pid, port);
+            if open == n {
+                return;
+            }
+            assert!(Instant::now() < deadline, "{open} connections open, not {n}");
             thread::sleep(Duration::from_millis(10));
         }
     }
@@ -144,6 +171,17 @@ impl Server {
     pub fn wait_exit(&mut self) -> ExitStatus {
         wait_child(&mut self.child, STEP).expect("server did not exit in time")
     }
+
+    /// Stop the server with SIGTERM (every client already gone): it must exit
+    /// 0 without a panic. Returns its summary line.
+    pub fn stop(mut self) -> String {
+        self.signal(libc::SIGTERM);
+        let status = self.wait_exit();
+        assert!(status.success(), "{status:?}: {:?}", self.log_lines());
+        let summary = self.wait_for_log("INFO:server:served ");
+        assert_no_panic(&self.log_lines());
+        summary
+    }
 }
 
 impl Drop for Server {
@@ -153,65 +191,10 @@ impl Drop for Server {
     }
 }
 
-/// Run a command to completion with stdin from `input`, bounded by [`STEP`].
-pub fn run(cmd: &mut Command, input: Option<Vec<u8>>) -> Output {
-    run_bounded(cmd, input, STEP)
-}
-
-/// Deterministic pseudo-random bytes (xorshift), so a failing test can be rerun.
-pub fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
-}
-
-/// A blocking client with read and write timeouts, so no test can hang on it.
-pub fn connect(addr: SocketAddr) -> TcpStream {
-    let s = TcpStream::connect_timeout(&addr, STEP).expect("connect");
-    s.set_read_timeout(Some(STEP)).unwrap();
-    s.set_write_timeout(Some(STEP)).unwrap();
-    s
-}
-
-/// Read exactly `n` bytes.
-pub fn read_n(s: &mut TcpStream, n: usize) -> Vec<u8> {
-    let mut v = vec![0; n];
-    s.read_exact(&mut v).expect("read echo");
-    v
-}
-
-/// Send `data` from another thread, then half-close; read everything back
-/// until EOF on this one. Returns what came back.
-pub fn echo_all(mut s: TcpStream, data: Vec<u8>) -> Vec<u8> {
-    let mut w = s.try_clone().unwrap();
-    let writer = thread::spawn(move || {
-        w.write_all(&data).unwrap();
-        w.shutdown(Shutdown::Write).unwrap();
-    });
-    let mut back = Vec::new();
-    s.read_to_end(&mut back).expect("read to EOF");
-    writer.join().unwrap();
-    back
-}
-
-/// SO_LINGER 0: close() sends RST instead of FIN.
-pub fn set_linger_zero(s: &TcpStream) {
-    let linger = libc::linger { l_onoff: 1, l_linger: 0 };
-    // SAFETY: plain setsockopt on a socket we own, with a correctly sized struct.
-    let rc = unsafe {
-        libc::setsockopt(
-            s.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_LINGER,
-            (&linger as *const libc::linger).cast(),
-            std::mem::size_of::<libc::linger>() as libc::socklen_t,
-        )
-    };
-    assert_eq!(rc, 0, "setsockopt(SO_LINGER): {}", std::io::Error::last_os_error());
+/// No line of a log says the process panicked.
+pub fn assert_no_panic(lines: &[String]) {
+    assert!(
+        !lines.iter().any(|l| l.contains("panicked") || l.contains("stack backtrace")),
+        "{lines:#?}"
+    );
 }

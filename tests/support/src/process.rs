@@ -1,11 +1,36 @@
-//! Running a child process to completion with a time bound, collecting its
-//! output. Shared by the progjar tests (`tests/common/mod.rs`) and the stress
-//! tool's (`tools/stress/tests`, through `#[path]`), which cannot share a crate.
+//! The binaries under test, and running a command to completion with a time
+//! bound, collecting its output.
 
 use std::io::{Read, Write};
+use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
+
+/// How long any single step of a test may take before the test fails.
+pub const STEP: Duration = Duration::from_secs(30);
+
+/// The `progjar` binary cargo built for these tests.
+///
+/// `env!("CARGO_BIN_EXE_progjar")` exists only while cargo compiles progjar's own
+/// integration tests, not this library, so the path is found at run time: cargo
+/// puts test executables in `target/<profile>/deps/` and binaries one level up.
+/// `PROGJAR_BIN` overrides it (a binary built elsewhere).
+pub fn progjar_path() -> PathBuf {
+    if let Some(path) = std::env::var_os("PROGJAR_BIN") {
+        return path.into();
+    }
+    let exe = std::env::current_exe().expect("the test executable's path");
+    let dir = exe.parent().and_then(|deps| deps.parent()).expect("target/<profile>/deps/");
+    let path = dir.join("progjar");
+    assert!(path.is_file(), "{} not built: run the tests through cargo", path.display());
+    path
+}
+
+/// A command running the `progjar` binary.
+pub fn progjar() -> Command {
+    Command::new(progjar_path())
+}
 
 /// Wait for a child at most `limit`; `None` (after killing it) if it ran too long.
 pub fn wait_child(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
@@ -53,4 +78,18 @@ pub fn run_bounded(cmd: &mut Command, input: Option<Vec<u8>>, limit: Duration) -
         panic!("{args:?} ran longer than {limit:?}");
     };
     Output { status, stdout: out_t.join().unwrap(), stderr: err_t.join().unwrap() }
+}
+
+/// Run a command to completion with stdin from `input`, bounded by [`STEP`].
+pub fn run(cmd: &mut Command, input: Option<Vec<u8>>) -> Output {
+    run_bounded(cmd, input, STEP)
+}
+
+/// Poll `cond` every 10 ms until it holds, failing after [`STEP`].
+pub fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + STEP;
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        thread::sleep(Duration::from_millis(10));
+    }
 }

@@ -1,0 +1,38 @@
+//! What every progjar test shares, in one crate that every test target uses by
+//! name (`use progjar_testkit as common;`): start the real binaries and wait for
+//! what they print (never sleep), talk to them over loopback sockets, read
+//! `/proc`, generate and check byte streams, and drive many nonblocking clients.
+//!
+//! One concept per module:
+//! * `process`: the binaries, and running a command with a time bound;
+//! * `server`: a running `progjar server`, its log, and waiting for a line;
+//! * `net`: blocking clients and what a test asserts about them;
+//! * `procfs`: `/proc` readers (RSS, CPU time, descriptors, socket queues);
+//! * `stream`: deterministic bytes, the stress tool's pattern;
+//! * `flow`: many nonblocking clients in one mio loop.
+//!
+//! Every wait here has a deadline ([`STEP`] unless the caller gives one), so a
+//! test fails with a message instead of hanging.
+
+mod flow;
+mod net;
+mod process;
+mod procfs;
+mod server;
+mod stream;
+
+pub use flow::{assert_no_flow_failed, Driver, Flow};
+pub use net::{
+    assert_closed_by_server, assert_echo, assert_served, connect, connect_from, echo_all,
+    is_closed, read_n, served_or_closed, set_linger_zero, write_until_stalled,
+};
+pub use process::{progjar, progjar_path, run, run_bounded, wait_child, wait_until, STEP};
+pub use procfs::{
+    cpu_time, fds_below, open_connections, proc_status_kib, raise_nofile, rss_kib,
+    server_side_queues, RssSampler,
+};
+pub use server::{assert_no_panic, start_server, start_server_logging, start_server_with, Server};
+pub use stream::{random_bytes, Stream};
+
+/// A mebibyte, the unit most transfer sizes here are written in.
+pub const MIB: usize = 1024 * 1024;
