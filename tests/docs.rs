@@ -33,7 +33,10 @@ fn documents() -> Vec<(PathBuf, String)> {
         .collect();
     docs.sort();
     paths.extend(docs);
-    paths.into_iter().map(|p| (p.clone(), fs::read_to_string(root().join(&p)).expect("readable"))).collect()
+    paths
+        .into_iter()
+        .map(|p| (p.clone(), fs::read_to_string(root().join(&p)).expect("readable")))
+        .collect()
 }
 
 /// The lines of ```` ```sh ```` blocks, with their line numbers.
@@ -68,7 +71,8 @@ fn inline_commands(text: &str) -> Vec<(usize, String)> {
         }
         for (k, span) in line.split('`').enumerate() {
             let program = span.split_whitespace().find(|w| !is_assignment(w));
-            let is_command = matches!(program, Some("progjar" | "progjar-stress")) && span.contains(' ');
+            let is_command =
+                matches!(program, Some("progjar" | "progjar-stress")) && span.contains(' ');
             if k % 2 == 1 && is_command && !has_placeholder(span) {
                 out.push((i + 1, span.to_string()));
             }
@@ -83,13 +87,16 @@ fn has_placeholder(span: &str) -> bool {
         || span.contains('…')
         || span.contains("...")
         || span.split(|c: char| !c.is_ascii_alphanumeric() && c != '_').any(|w| {
-            w.len() >= 2 && w.chars().all(|c| c.is_ascii_uppercase() || c == '_') && !w.contains("KiB")
+            w.len() >= 2
+                && w.chars().all(|c| c.is_ascii_uppercase() || c == '_')
+                && !w.contains("KiB")
         })
 }
 
 fn is_assignment(word: &str) -> bool {
     word.split_once('=').is_some_and(|(name, _)| {
-        !name.is_empty() && name.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+        !name.is_empty()
+            && name.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
     })
 }
 
@@ -184,7 +191,8 @@ fn check(command: &[String], targets: &[String]) -> Option<String> {
             let out = common::run_bounded(&mut cmd, None, common::STEP);
             let stdout = String::from_utf8_lossy(&out.stdout);
             let parsed = out.status.success() && stdout.starts_with("Usage:");
-            (!parsed).then(|| format!("does not parse: {}", String::from_utf8_lossy(&out.stderr).trim()))
+            (!parsed)
+                .then(|| format!("does not parse: {}", String::from_utf8_lossy(&out.stderr).trim()))
         }
         "make" => args
             .iter()
@@ -217,7 +225,11 @@ fn every_command_in_the_docs_works_as_written() {
             for command in commands(&line) {
                 checked += 1;
                 if let Some(why) = check(&command, &targets) {
-                    failures.push(format!("{}:{line_no}: `{}`: {why}", path.display(), command.join(" ")));
+                    failures.push(format!(
+                        "{}:{line_no}: `{}`: {why}",
+                        path.display(),
+                        command.join(" ")
+                    ));
                 }
             }
         }
@@ -252,7 +264,10 @@ fn anchors(text: &str) -> Vec<String> {
 
 /// Every `](target)` of a markdown text.
 fn links(text: &str) -> Vec<String> {
-    text.split("](").skip(1).filter_map(|rest| rest.split_once(')').map(|(t, _)| t.to_string())).collect()
+    text.split("](")
+        .skip(1)
+        .filter_map(|rest| rest.split_once(')').map(|(t, _)| t.to_string()))
+        .collect()
 }
 
 #[test]
@@ -268,12 +283,20 @@ fn every_relative_link_in_the_docs_lands_on_a_file_and_heading() {
             let target = if file.is_empty() { path.clone() } else { dir.join(file) };
             let Ok(target_text) = fs::read_to_string(root().join(&target)) else {
                 if !root().join(&target).is_dir() {
-                    failures.push(format!("{}: ({link}): no file {}", path.display(), target.display()));
+                    failures.push(format!(
+                        "{}: ({link}): no file {}",
+                        path.display(),
+                        target.display()
+                    ));
                 }
                 continue;
             };
             if !fragment.is_empty() && !anchors(&target_text).iter().any(|a| a == fragment) {
-                failures.push(format!("{}: ({link}): no heading #{fragment} in {}", path.display(), target.display()));
+                failures.push(format!(
+                    "{}: ({link}): no heading #{fragment} in {}",
+                    path.display(),
+                    target.display()
+                ));
             }
         }
     }
@@ -295,10 +318,16 @@ fn the_readme_fits_on_a_page_and_links_every_doc() {
 #[test]
 fn the_extraction_reads_shell_as_a_student_types_it() {
     let line = r#"mesin2$ head -c 50M /dev/urandom | RUST_LOG=debug progjar client 1.2.3.4 --message "a b" & x # c"#;
-    let expected: Vec<Vec<&str>> =
-        vec![vec!["head", "-c", "50M", "/dev/urandom"], vec!["progjar", "client", "1.2.3.4", "--message", "a b"], vec!["x"]];
+    let expected: Vec<Vec<&str>> = vec![
+        vec!["head", "-c", "50M", "/dev/urandom"],
+        vec!["progjar", "client", "1.2.3.4", "--message", "a b"],
+        vec!["x"],
+    ];
     assert_eq!(commands(line), expected);
     assert!(has_placeholder("progjar-stress 127.0.0.1:PORT ARGS --json"));
     assert!(!has_placeholder("progjar-stress -c 2 -s 1MiB --pipeline 8"));
-    assert_eq!(anchor("The course's four tasks, with progjar"), "the-courses-four-tasks-with-progjar");
+    assert_eq!(
+        anchor("The course's four tasks, with progjar"),
+        "the-courses-four-tasks-with-progjar"
+    );
 }
