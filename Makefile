@@ -21,12 +21,14 @@ build:
 run:
 	$(CARGO) run --release --bin progjar -- server
 
-## fmt check, clippy and rustdoc with warnings as errors, and every test.
+## fmt check, clippy and rustdoc with warnings as errors, and every test, the portable
+## build's included (SKIP_PORTABLE=1 leaves it out); then `make install` into a scratch root.
 test: deps
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --no-deps --workspace
-	$(CARGO) test --workspace
+	$(if $(SKIP_PORTABLE),,$(MAKE) --no-print-directory portable)
+	$(if $(SKIP_PORTABLE),,PROGJAR_PORTABLE_DIR=$(PORTABLE)/bin) $(CARGO) test --workspace
 	$(MAKE) --no-print-directory install-check
 
 ## `progjar` and `progjar-stress` on your PATH: into PREFIX/bin when PREFIX is given, else
@@ -71,6 +73,8 @@ deps:
 	command -v ip      >/dev/null || missing="$$missing iproute2"; \
 	command -v ps      >/dev/null || missing="$$missing procps"; \
 	command -v python3 >/dev/null || missing="$$missing python3"; \
+	python3 -c 'import ensurepip' 2>/dev/null || missing="$$missing python3-venv"; \
+	command -v objdump >/dev/null || missing="$$missing binutils"; \
 	[ -x /usr/bin/time ]            || missing="$$missing time"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
