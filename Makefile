@@ -84,7 +84,7 @@ deps:
 
 ## Speed and memory, against a tokio reference peer (docs/bench.md).
 bench: build
-	PROGJAR_BIN=$(RELEASE)/progjar STRESS_BIN=$(RELEASE)/progjar-stress BENCH_NO_BUILD=1 tools/bench/run
+	PROGJAR_BIN=$(RELEASE)/progjar STRESS_BIN=$(RELEASE)/progjar-stress tools/bench/run
 
 ## The course's three machines in network namespaces (root); docs/lab.md.
 lab: build deps
