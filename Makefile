@@ -52,13 +52,16 @@ install-check:
 ## Docker containers): cargo-zigbuild, with zig from PyPI's ziglang in a venv. All of it is
 ## kept under $(TARGET_DIR)/portable, so the second run only rebuilds progjar.
 PORTABLE := $(TARGET_DIR)/portable
+# Pinned: the pair that was tried together; a new zig can break cargo-zigbuild's flags.
+ZIGLANG_VERSION := 0.17.1
+ZIGBUILD_VERSION := 0.24.1
 PORTABLE_TRIPLE := $(shell rustc -vV 2>/dev/null | sed -n 's/^host: //p')
 portable:
 	@[ -x $(PORTABLE)/venv/bin/python3 ] || python3 -m venv $(PORTABLE)/venv
 	@$(PORTABLE)/venv/bin/python3 -c 'import ziglang' 2>/dev/null || \
-	  $(PORTABLE)/venv/bin/pip install --quiet ziglang
+	  $(PORTABLE)/venv/bin/pip install --quiet ziglang==$(ZIGLANG_VERSION)
 	@[ -x $(PORTABLE)/tools/bin/cargo-zigbuild ] || \
-	  $(CARGO) install --locked --quiet --root $(PORTABLE)/tools cargo-zigbuild
+	  $(CARGO) install --locked --quiet --root $(PORTABLE)/tools cargo-zigbuild --version $(ZIGBUILD_VERSION)
 	PATH="$(PORTABLE)/venv/bin:$(PORTABLE)/tools/bin:$$PATH" $(CARGO) zigbuild --release --locked \
 	  --target $(PORTABLE_TRIPLE).2.17 --target-dir $(PORTABLE)/target -p progjar -p progjar-stress
 	mkdir -p $(PORTABLE)/bin
