@@ -1,0 +1,333 @@
+//! The docs say only what works: every command they show parses, every link lands.
+//!
+//! README.md and docs/*.md are read as a student would copy from them. In fenced
+//! ```` ```sh ```` blocks, and in inline code that starts with `progjar`, each
+//! `progjar …` / `progjar-stress …` command is run with `--help --help` appended:
+//! argh parses every option and value first (a wrong option, a bad number, a bad
+//! size fails) and then prints the usage instead of doing anything, so a command
+//! that names another machine (`progjar client 172.16.16.101`) never connects
+//! anywhere. Two `--help`s because a dangling option would swallow the first as its
+//! value. `make X` must name a Makefile target, `tools/…` an executable script,
+//! `cargo test --test X` a file `tests/X.rs`; other programs (docker, wireshark) are
+//! not checked. A prompt `mesinN$` only says on which machine a command runs.
+//! Usage synopses with placeholders go in ```` ```text ```` blocks, which are not run.
+
+mod common;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// README.md and every docs/*.md, as (path relative to the root, text).
+fn documents() -> Vec<(PathBuf, String)> {
+    let mut paths = vec![PathBuf::from("README.md")];
+    let mut docs: Vec<PathBuf> = fs::read_dir(root().join("docs"))
+        .expect("docs/ exists")
+        .map(|e| e.expect("readable docs/ entry").path())
+        .filter(|p| p.extension().is_some_and(|x| x == "md"))
+        .map(|p| p.strip_prefix(root()).expect("under the root").to_path_buf())
+        .collect();
+    docs.sort();
+    paths.extend(docs);
+    paths
+        .into_iter()
+        .map(|p| (p.clone(), fs::read_to_string(root().join(&p)).expect("readable")))
+        .collect()
+}
+
+/// The lines of ```` ```sh ```` blocks, with their line numbers.
+fn sh_lines(text: &str) -> Vec<(usize, String)> {
+    let mut out = Vec::new();
+    let mut fence: Option<String> = None;
+    for (i, line) in text.lines().enumerate() {
+        let trimmed = line.trim_start();
+        if let Some(info) = trimmed.strip_prefix("```") {
+            fence = match fence {
+                None => Some(info.trim().to_string()),
+                Some(_) => None,
+            };
+        } else if fence.as_deref() == Some("sh") {
+            out.push((i + 1, line.to_string()));
+        }
+    }
+    out
+}
+
+/// Inline code spans outside fences that start with a progjar binary.
+fn inline_commands(text: &str) -> Vec<(usize, String)> {
+    let mut out = Vec::new();
+    let mut in_fence = false;
+    for (i, line) in text.lines().enumerate() {
+        if line.trim_start().starts_with("```") {
+            in_fence = !in_fence;
+            continue;
+        }
+        if in_fence {
+            continue;
+        }
+        for (k, span) in line.split('`').enumerate() {
+            let program = span.split_whitespace().find(|w| !is_assignment(w));
+            let is_command =
+                matches!(program, Some("progjar" | "progjar-stress")) && span.contains(' ');
+            if k % 2 == 1 && is_command && !has_placeholder(span) {
+                out.push((i + 1, span.to_string()));
+            }
+        }
+    }
+    out
+}
+
+/// `PORT`, `ARGS`, `[--bind ADDR]`, `…`: a synopsis, not a command to run.
+fn has_placeholder(span: &str) -> bool {
+    span.contains('[')
+        || span.contains('…')
+        || span.contains("...")
+        || span.split(|c: char| !c.is_ascii_alphanumeric() && c != '_').any(|w| {
+            w.len() >= 2
+                && w.chars().all(|c| c.is_ascii_uppercase() || c == '_')
+                && !w.contains("KiB")
+        })
+}
+
+fn is_assignment(word: &str) -> bool {
+    word.split_once('=').is_some_and(|(name, _)| {
+        !name.is_empty()
+            && name.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+    })
+}
+
+/// Shell words of one line: quotes grouped, a `#` comment dropped, and the operators
+/// `|`, `||`, `&&`, `;`, `&` as words of their own.
+fn shell_words(line: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut word = String::new();
+    let mut quote: Option<char> = None;
+    let mut started = false;
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), c) => word.push(c),
+            (None, '\'' | '"') => {
+                quote = Some(c);
+                started = true;
+            }
+            (None, '#') if !started => break,
+            (None, c) if c.is_whitespace() || matches!(c, '|' | '&' | ';') => {
+                if started {
+                    words.push(std::mem::take(&mut word));
+                    started = false;
+                }
+                if matches!(c, '|' | '&' | ';') {
+                    let mut op = c.to_string();
+                    if chars.peek() == Some(&c) {
+                        op.push(chars.next().unwrap_or(c));
+                    }
+                    words.push(op);
+                }
+            }
+            (None, c) => {
+                word.push(c);
+                started = true;
+            }
+        }
+    }
+    if started {
+        words.push(word);
+    }
+    words
+}
+
+/// The simple commands of one line: split at operators, prompt and `VAR=value` dropped.
+fn commands(line: &str) -> Vec<Vec<String>> {
+    let line = line.trim_start();
+    let line = match line.split_once("$ ") {
+        Some((prompt, rest)) if prompt.starts_with("mesin") && !prompt.contains(' ') => rest,
+        _ => line,
+    };
+    shell_words(line)
+        .split(|w| matches!(w.as_str(), "|" | "||" | "&&" | ";" | "&"))
+        .map(|c| c.iter().skip_while(|w| is_assignment(w)).cloned().collect::<Vec<_>>())
+        .filter(|c| !c.is_empty())
+        .collect()
+}
+
+fn make_targets() -> Vec<String> {
+    let text = fs::read_to_string(root().join("Makefile")).expect("Makefile");
+    text.lines()
+        .filter(|l| !l.starts_with(['\t', '#', '.', ' ']))
+        .filter_map(|l| l.split_once(':'))
+        .filter(|(_, rest)| !rest.starts_with('='))
+        .flat_map(|(names, _)| names.split_whitespace().map(str::to_string).collect::<Vec<_>>())
+        .collect()
+}
+
+/// The binary to run for a documented program, or `None` when it is not built here.
+fn binary(program: &str) -> Option<PathBuf> {
+    let progjar = PathBuf::from(env!("CARGO_BIN_EXE_progjar"));
+    match program {
+        "progjar" => Some(progjar),
+        // Another package's binary: `cargo test --workspace` (make test) builds it beside ours.
+        "progjar-stress" => Some(progjar.with_file_name("progjar-stress")).filter(|p| p.exists()),
+        _ => None,
+    }
+}
+
+/// Why one documented command does not work, or `None` when it does.
+fn check(command: &[String], targets: &[String]) -> Option<String> {
+    let (program, args) = command.split_first()?;
+    match program.as_str() {
+        "progjar" | "progjar-stress" => {
+            let Some(bin) = binary(program) else {
+                eprintln!("note: {program} is not built; `cargo test --workspace` checks it");
+                return None;
+            };
+            let mut cmd = Command::new(bin);
+            cmd.args(args).args(["--help", "--help"]);
+            let out = common::run_bounded(&mut cmd, None, common::STEP);
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            let parsed = out.status.success() && stdout.starts_with("Usage:");
+            (!parsed)
+                .then(|| format!("does not parse: {}", String::from_utf8_lossy(&out.stderr).trim()))
+        }
+        "make" => args
+            .iter()
+            .filter(|a| !is_assignment(a) && !a.starts_with('-'))
+            .find(|a| !targets.contains(a))
+            .map(|a| format!("no make target {a:?}")),
+        p if p.starts_with("tools/") => {
+            let executable = fs::metadata(root().join(p)).is_ok_and(|m| {
+                use std::os::unix::fs::PermissionsExt;
+                m.is_file() && m.permissions().mode() & 0o111 != 0
+            });
+            (!executable).then(|| format!("{p} is not an executable script"))
+        }
+        "cargo" => {
+            let test = args.iter().position(|a| a == "--test").and_then(|i| args.get(i + 1))?;
+            let exists = root().join(format!("tests/{test}.rs")).exists();
+            (!exists).then(|| format!("no tests/{test}.rs"))
+        }
+        _ => None,
+    }
+}
+
+#[test]
+fn every_command_in_the_docs_works_as_written() {
+    let targets = make_targets();
+    let mut failures = Vec::new();
+    let mut checked = 0;
+    for (path, text) in documents() {
+        for (line_no, line) in sh_lines(&text).into_iter().chain(inline_commands(&text)) {
+            for command in commands(&line) {
+                checked += 1;
+                if let Some(why) = check(&command, &targets) {
+                    failures.push(format!(
+                        "{}:{line_no}: `{}`: {why}",
+                        path.display(),
+                        command.join(" ")
+                    ));
+                }
+            }
+        }
+    }
+    assert!(checked > 50, "only {checked} commands found: is the extraction broken?");
+    assert!(failures.is_empty(), "commands in the docs that do not work:\n{}", failures.join("\n"));
+}
+
+/// GitHub's anchor for a heading: lower case, punctuation dropped, spaces to dashes.
+fn anchor(heading: &str) -> String {
+    heading
+        .trim()
+        .to_lowercase()
+        .chars()
+        .filter(|c| c.is_alphanumeric() || matches!(c, ' ' | '-' | '_'))
+        .map(|c| if c == ' ' { '-' } else { c })
+        .collect()
+}
+
+fn anchors(text: &str) -> Vec<String> {
+    let mut in_fence = false;
+    let mut out = Vec::new();
+    for line in text.lines() {
+        if line.trim_start().starts_with("```") {
+            in_fence = !in_fence;
+        } else if !in_fence && line.starts_with('#') {
+            out.push(anchor(line.trim_start_matches('#')));
+        }
+    }
+    out
+}
+
+/// Every `](target)` of a markdown text.
+fn links(text: &str) -> Vec<String> {
+    text.split("](")
+        .skip(1)
+        .filter_map(|rest| rest.split_once(')').map(|(t, _)| t.to_string()))
+        .collect()
+}
+
+#[test]
+fn every_relative_link_in_the_docs_lands_on_a_file_and_heading() {
+    let mut failures = Vec::new();
+    for (path, text) in documents() {
+        let dir = path.parent().unwrap_or(Path::new(""));
+        for link in links(&text) {
+            if link.contains("://") || link.starts_with("mailto:") {
+                continue;
+            }
+            let (file, fragment) = link.split_once('#').unwrap_or((&link, ""));
+            let target = if file.is_empty() { path.clone() } else { dir.join(file) };
+            let Ok(target_text) = fs::read_to_string(root().join(&target)) else {
+                if !root().join(&target).is_dir() {
+                    failures.push(format!(
+                        "{}: ({link}): no file {}",
+                        path.display(),
+                        target.display()
+                    ));
+                }
+                continue;
+            };
+            if !fragment.is_empty() && !anchors(&target_text).iter().any(|a| a == fragment) {
+                failures.push(format!(
+                    "{}: ({link}): no heading #{fragment} in {}",
+                    path.display(),
+                    target.display()
+                ));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "broken links:\n{}", failures.join("\n"));
+}
+
+#[test]
+fn the_readme_fits_on_a_page_and_links_every_doc() {
+    let docs = documents();
+    let readme = &docs[0].1;
+    let words = readme.split_whitespace().count();
+    assert!(words <= 1500, "README.md has {words} words; the depth belongs in docs/");
+    for (path, _) in &docs[1..] {
+        let link = format!("]({})", path.display());
+        assert!(readme.contains(&link), "README.md does not link {}", path.display());
+    }
+}
+
+#[test]
+fn the_extraction_reads_shell_as_a_student_types_it() {
+    let line = r#"mesin2$ head -c 50M /dev/urandom | RUST_LOG=debug progjar client 1.2.3.4 --message "a b" & x # c"#;
+    let expected: Vec<Vec<&str>> = vec![
+        vec!["head", "-c", "50M", "/dev/urandom"],
+        vec!["progjar", "client", "1.2.3.4", "--message", "a b"],
+        vec!["x"],
+    ];
+    assert_eq!(commands(line), expected);
+    assert!(has_placeholder("progjar-stress 127.0.0.1:PORT ARGS --json"));
+    assert!(!has_placeholder("progjar-stress -c 2 -s 1MiB --pipeline 8"));
+    assert_eq!(
+        anchor("The course's four tasks, with progjar"),
+        "the-courses-four-tasks-with-progjar"
+    );
+}
