@@ -12,7 +12,7 @@
 //! not checked. A prompt `mesinN$` only says on which machine a command runs.
 //! Usage synopses with placeholders go in ```` ```text ```` blocks, which are not run.
 
-mod common;
+use progjar_testkit as common;
 
 use std::fs;
 use std::path::{Path, PathBuf};

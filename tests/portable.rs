@@ -5,7 +5,7 @@
 //! run alone, this test looks in `<target>/portable/bin` and skips, saying why, when
 //! nothing was built there.
 
-mod common;
+use progjar_testkit as common;
 
 use std::path::PathBuf;
 use std::process::Command;
