@@ -30,7 +30,7 @@ use mio::event::Event;
 use mio::net::TcpStream;
 
 use crate::pattern::Pattern;
-use crate::report::Stats;
+use crate::stats::Stats;
 
 /// How long a connect may take. A SYN dropped because the server's listen
 /// backlog is full is resent after 1, 3 and 7 seconds (Linux's exponential
@@ -55,7 +55,7 @@ pub enum Role {
 
 /// Where the connection is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Phase {
+enum Phase {
     /// `connect()` was called; the handshake has not finished.
     Connecting,
     /// Connected: sending and checking.
@@ -94,9 +94,6 @@ pub struct Shared {
     pub inp: Box<[u8]>,
     /// Where the expected bytes are computed to compare with `inp`.
     pub expect: Box<[u8]>,
-    /// Active connections started and not closed yet: the run is over when this
-    /// is 0 and nothing is left to open.
-    pub active_alive: u64,
     /// The run's counters.
     pub stats: Stats,
 }
@@ -109,7 +106,7 @@ pub struct Conn {
     /// Active or idle.
     pub role: Role,
     /// Where it is in its life.
-    pub phase: Phase,
+    phase: Phase,
     /// The socket.
     pub stream: TcpStream,
     /// When `connect()` was called.
@@ -156,6 +153,11 @@ impl Conn {
             write_blocked: false,
             stamps,
         })
+    }
+
+    /// Has the handshake finished (whatever happened since)?
+    pub fn is_connected(&self) -> bool {
+        self.phase != Phase::Connecting
     }
 
     /// Messages sent whose echo is not complete yet.
@@ -221,9 +223,7 @@ impl Conn {
         }
         self.phase = Phase::Open;
         self.last_progress = now;
-        sh.stats.record_connect(now.saturating_duration_since(self.started));
-        sh.stats.connecting -= 1;
-        sh.stats.open += 1;
+        sh.stats.connected(now.saturating_duration_since(self.started));
         match self.role {
             Role::Active => self.send_and_maybe_finish(sh),
             Role::Idle => Ok(Next::Keep),
@@ -318,11 +318,11 @@ impl Conn {
         let size = sh.pattern.size();
         let done_before = self.received / size;
         self.received += n as u64;
-        sh.stats.bytes_received += n as u64;
+        sh.stats.received(n as u64);
         for _ in done_before..self.received / size {
             // Every completed message was stamped when its first byte was written.
             if let Some(sent_at) = self.stamps.pop_front() {
-                sh.stats.record_message(now.saturating_duration_since(sent_at));
+                sh.stats.message(now.saturating_duration_since(sent_at));
             }
         }
         Ok(())
@@ -386,7 +386,7 @@ impl Conn {
                         self.stamps.push_back(at);
                     }
                     self.sent = end;
-                    sh.stats.bytes_sent += n as u64;
+                    sh.stats.sent(n as u64);
                 }
                 // The socket's send buffer is full: the server is not reading as fast
                 // as we write. A writable event will come when there is room again.

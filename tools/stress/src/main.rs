@@ -9,22 +9,29 @@
 //! in one `mio` loop, the same design as the server it tests.
 //!
 //! The files, one concept each:
-//! * `main.rs`: the command line (argh), checked into a [`run::Config`];
+//! * `main.rs`: the command line (argh), checked into a [`config::Config`];
+//! * `config.rs`: what the run is asked to do, read by every other file;
 //! * `run.rs`: the event loop, timers, stopping;
 //! * `open.rs`: starting connections at the asked rate, and the limits that stop it;
 //! * `conn.rs`: one connection's connect, write, read and check;
 //! * `pattern.rs`: the bytes each message carries, computed, never stored;
-//! * `report.rs`: counters, histograms, the live line, the summary and the JSON.
+//! * `stats.rs`: the counters, the latency histograms and the live line;
+//! * `report.rs`: the summary and the JSON.
+//!
+//! Imports go one way: `main` → `run` → `open` → `conn` → `stats`, `pattern`,
+//! `config`; `report` reads only `config` and `stats`.
 //!
 //! Exit status: 0 when every byte came back right and every connection worked,
 //! 1 when any did not (the summary says which connection and where), 2 for a bad
 //! command line.
 
+mod config;
 mod conn;
 mod open;
 mod pattern;
 mod report;
 mod run;
+mod stats;
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::process::ExitCode;
@@ -34,8 +41,8 @@ use argh::FromArgs;
 use progjar::cli::{self, Failure};
 use progjar::parse;
 
+use crate::config::{Config, Stop};
 use crate::report::Report;
-use crate::run::{Config, Stop};
 
 /// Largest message (`-s`): the pattern is computed in 64 KiB chunks whatever the
 /// size, so this only bounds what one connection keeps in flight
@@ -202,14 +209,14 @@ fn stress(args: &Args, stop: Stop) -> Result<(), Failure> {
     if report.ok() {
         Ok(())
     } else {
-        let s = &outcome.stats;
+        let errors = outcome.stats.errors();
         Err(Failure::new(
             cli::EXIT_FAILURE,
             format!(
                 "the run failed ({} errors, {} connections failed); first: {}",
-                s.errors.total(),
-                s.connections_failed,
-                s.errors.kept().first().map_or("-", String::as_str)
+                errors.total(),
+                outcome.stats.counts().connections_failed,
+                errors.kept().first().map_or("-", String::as_str)
             ),
         ))
     }

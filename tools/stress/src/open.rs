@@ -31,7 +31,9 @@ use mio::{Interest, Registry, Token};
 use progjar::limits::NofileLimits;
 use slab::Slab;
 
-use crate::conn::{describe, Conn, Role, Shared};
+use crate::config::Config;
+use crate::conn::{describe, Conn, Role};
+use crate::stats::Stats;
 
 /// Most connects started in one turn of the loop. Starting 10000 at once would
 /// keep the loop away from `poll()` (and from the connections that are already
@@ -41,7 +43,7 @@ const MAX_CONNECTS_PER_TURN: u32 = 256;
 
 /// File descriptors the process needs besides its connections: stdin, stdout,
 /// stderr and the epoll descriptor, plus a few spare (e.g. reading /proc).
-pub const FD_RESERVE: u64 = 8;
+const FD_RESERVE: u64 = 8;
 
 /// Starts connections in order, at the asked rate, until a limit stops it.
 pub struct Opener {
@@ -66,22 +68,14 @@ pub struct Opener {
 }
 
 impl Opener {
-    /// An opener for `connections` active and `idle` idle connections to `addr`.
-    pub fn new(
-        addr: SocketAddr,
-        connections: u32,
-        idle: u32,
-        rate: Option<u32>,
-        pipeline: u64,
-        start: Instant,
-        limits: Option<NofileLimits>,
-    ) -> Opener {
+    /// An opener for the connections `config` asks for, its ramp starting at `start`.
+    pub fn new(config: &Config, start: Instant, limits: Option<NofileLimits>) -> Opener {
         Opener {
-            addr,
-            connections,
-            idle,
-            rate,
-            pipeline,
+            addr: config.target,
+            connections: config.connections,
+            idle: config.idle,
+            rate: config.connect_rate,
+            pipeline: u64::from(config.pipeline),
             start,
             next: 0,
             first_active: None,
@@ -132,13 +126,15 @@ impl Opener {
     }
 
     /// Start the connections that are due, at most [`MAX_CONNECTS_PER_TURN`].
+    /// Returns how many of them are active.
     pub fn open_due(
         &mut self,
         now: Instant,
         registry: &Registry,
         conns: &mut Slab<Conn>,
-        sh: &mut Shared,
-    ) {
+        stats: &mut Stats,
+    ) -> u64 {
+        let mut active = 0;
         let due = self.due(now).min(self.next + MAX_CONNECTS_PER_TURN);
         while self.next < due {
             let (id, role) = self.identity(self.next);
@@ -151,15 +147,15 @@ impl Opener {
                 Ok(conn) => conn,
                 Err(e) => match e.raw_os_error() {
                     Some(libc::EMFILE | libc::ENFILE | libc::EADDRNOTAVAIL) => {
-                        self.halt(id, &e, sh);
-                        return;
+                        self.halt(id, &e, stats);
+                        return active;
                     }
                     // Anything else (e.g. ENETUNREACH) fails this connection only.
                     _ => {
-                        sh.stats
-                            .errors
-                            .push(format!("connection {id}: connect failed: {}", describe(&e)));
-                        sh.stats.connections_failed += 1;
+                        stats.failed(
+                            format!("connection {id}: connect failed: {}", describe(&e)),
+                            1,
+                        );
                         continue;
                     }
                 },
@@ -172,27 +168,25 @@ impl Opener {
                 Token(entry.key()),
                 Interest::READABLE | Interest::WRITABLE,
             ) {
-                sh.stats
-                    .errors
-                    .push(format!("connection {id}: cannot add the socket to the poll: {e}"));
-                sh.stats.connections_failed += 1;
+                stats.failed(format!("connection {id}: cannot add the socket to the poll: {e}"), 1);
                 continue;
             }
             if role == Role::Active {
                 self.first_active.get_or_insert(started);
-                sh.active_alive += 1;
+                active += 1;
             }
-            sh.stats.connecting += 1;
+            stats.connect_started();
             entry.insert(conn);
         }
+        active
     }
 
     /// A limit stopped connection `id` from opening: say which, in words, and
     /// give up on it and all the rest (they would fail the same way).
-    fn halt(&mut self, id: u32, e: &std::io::Error, sh: &mut Shared) {
+    fn halt(&mut self, id: u32, e: &std::io::Error, stats: &mut Stats) {
         let left = self.remaining() + 1;
         self.next = self.connections + self.idle;
-        let open = sh.stats.open + sh.stats.connecting;
+        let open = stats.counts().open + stats.counts().connecting;
         let why = match e.raw_os_error() {
             Some(libc::EMFILE) => match self.limits {
                 Some(l) => format!(
@@ -220,10 +214,10 @@ impl Opener {
                 ))
             ),
         };
-        sh.stats.errors.push(format!(
-            "connection {id}: cannot open it: {why}; {left} connections were not opened"
-        ));
-        sh.stats.connections_failed += u64::from(left);
+        stats.failed(
+            format!("connection {id}: cannot open it: {why}; {left} connections were not opened"),
+            u64::from(left),
+        );
     }
 
     /// The deadline has passed: open no more. Returns how many were never started.
@@ -234,8 +228,33 @@ impl Opener {
     }
 }
 
+/// Say up front when a limit will stop the run from opening the `wanted`
+/// connections.
+pub fn warn_about_limits(wanted: u64, limits: Option<NofileLimits>) {
+    if let Some(l) = limits {
+        if l.soft < wanted + FD_RESERVE {
+            log::warn!(
+                "the open-file limit is {} (hard limit {}): about {} connections fit but {wanted} were asked; \
+                 the rest will fail with EMFILE (raise the hard limit as root, or use fewer connections)",
+                l.soft,
+                l.hard,
+                l.soft.saturating_sub(FD_RESERVE)
+            );
+        }
+    }
+    if let Some((lo, hi)) = local_port_range() {
+        let ports = u64::from(hi.saturating_sub(lo)) + 1;
+        if wanted > ports {
+            log::warn!(
+                "{wanted} connections to one address need {wanted} local ports, but \
+                 net.ipv4.ip_local_port_range {lo}-{hi} has only {ports}: the rest will fail with EADDRNOTAVAIL"
+            );
+        }
+    }
+}
+
 /// The ephemeral port range `connect()` picks local ports from (Linux).
-pub fn local_port_range() -> Option<(u32, u32)> {
+fn local_port_range() -> Option<(u32, u32)> {
     let text = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").ok()?;
     let mut parts = text.split_whitespace().map(str::parse::<u32>);
     match (parts.next(), parts.next()) {

@@ -1,187 +1,9 @@
-//! What the run counts and how it is shown: the live line, the summary, the JSON.
-//!
-//! Latencies go into HDR histograms (Gil Tene's HdrHistogram): a fixed array of
-//! log-spaced buckets with 3 significant digits, so recording is an index
-//! computation and an increment (no allocation, no sorting) and percentiles up to
-//! p99.9 and the max come out right however many millions of messages were seen.
-//! Averages are left out on purpose: a latency average hides exactly the slow
-//! tail a stress test is looking for.
+//! How the finished run is shown: the summary for people and the JSON for scripts.
 
 use std::fmt::Write as _;
-use std::time::{Duration, Instant};
 
-use hdrhistogram::Histogram;
-
-use crate::run::{Config, Stop};
-
-/// The longest latency the histograms resolve: an hour, far beyond any timeout
-/// here; longer values are recorded as an hour instead of being lost.
-const HISTOGRAM_MAX_US: u64 = 3_600_000_000;
-
-/// Significant digits kept by the histograms: 3 means a value is off by at most
-/// 0.1 %, in about 200 KiB per histogram.
-const HISTOGRAM_DIGITS: u8 = 3;
-
-/// Error messages kept word for word (the rest are only counted). 20 is enough to
-/// see a pattern (one connection, or all of them at the same offset?) without
-/// burying the summary when 10000 connections all fail the same way.
-pub const MAX_ERRORS_KEPT: usize = 20;
-
-/// A new microsecond histogram.
-fn histogram() -> Histogram<u64> {
-    // The bounds are constants that hdrhistogram accepts (low >= 1, high >= 2 * low,
-    // digits <= 5); a failure here is a programming error, caught by every test run.
-    Histogram::new_with_bounds(1, HISTOGRAM_MAX_US, HISTOGRAM_DIGITS)
-        .expect("constant histogram bounds are valid")
-}
-
-/// Whole microseconds, rounding down (the clock batching makes finer digits noise).
-fn micros(d: Duration) -> u64 {
-    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
-}
-
-/// The error messages of the run: the first [`MAX_ERRORS_KEPT`] word for word,
-/// the rest counted.
-#[derive(Debug, Default)]
-pub struct Errors {
-    kept: Vec<String>,
-    total: u64,
-}
-
-impl Errors {
-    /// Record one error. The first few are also logged as they happen, so a
-    /// long run shows trouble at once instead of only in the summary.
-    pub fn push(&mut self, message: String) {
-        self.total += 1;
-        if self.kept.len() < MAX_ERRORS_KEPT {
-            log::warn!("{message}");
-            self.kept.push(message);
-        } else if self.total == MAX_ERRORS_KEPT as u64 + 1 {
-            log::warn!("more errors: from now on they are only counted");
-        }
-    }
-
-    /// How many errors there were in all.
-    pub fn total(&self) -> u64 {
-        self.total
-    }
-
-    /// The ones kept word for word.
-    pub fn kept(&self) -> &[String] {
-        &self.kept
-    }
-}
-
-/// Everything counted during the run.
-pub struct Stats {
-    /// Per-message latency in µs: from handing the message's first byte to the
-    /// kernel to noticing its last echoed byte.
-    latency: Histogram<u64>,
-    /// Connect latency in µs: from `connect()` to the socket reporting it is connected.
-    connect_latency: Histogram<u64>,
-    /// Message latencies of the current second only, for the live line.
-    window_latency: Histogram<u64>,
-    /// Messages whose whole echo arrived and was verified.
-    pub messages: u64,
-    /// Bytes handed to the kernel by `write()`.
-    pub bytes_sent: u64,
-    /// Echoed bytes read and verified.
-    pub bytes_received: u64,
-    /// Messages still in flight when the run gave them up (not an error).
-    pub abandoned: u64,
-    /// Connections that connected and ended without an error.
-    pub connections_ok: u64,
-    /// Connections that could not connect, or hit an error later.
-    pub connections_failed: u64,
-    /// Connections the run stopped before they connected (never opened, or still
-    /// connecting at the deadline).
-    pub connections_unfinished: u64,
-    /// Connections connected and open right now.
-    pub open: u64,
-    /// Connections whose connect is in progress right now.
-    pub connecting: u64,
-    /// The errors.
-    pub errors: Errors,
-    /// Counters at the last live line, to print per-second rates.
-    window_start: (Instant, u64, u64, u64),
-}
-
-impl Stats {
-    /// Empty counters, with `now` as the start of the first live-line second.
-    pub fn new(now: Instant) -> Stats {
-        Stats {
-            latency: histogram(),
-            connect_latency: histogram(),
-            window_latency: histogram(),
-            messages: 0,
-            bytes_sent: 0,
-            bytes_received: 0,
-            abandoned: 0,
-            connections_ok: 0,
-            connections_failed: 0,
-            connections_unfinished: 0,
-            open: 0,
-            connecting: 0,
-            errors: Errors::default(),
-            window_start: (now, 0, 0, 0),
-        }
-    }
-
-    /// One message's echo is complete and verified.
-    #[inline]
-    pub fn record_message(&mut self, latency: Duration) {
-        let us = micros(latency);
-        self.messages += 1;
-        self.latency.saturating_record(us);
-        self.window_latency.saturating_record(us);
-    }
-
-    /// One connection has connected.
-    pub fn record_connect(&mut self, latency: Duration) {
-        self.connect_latency.saturating_record(micros(latency));
-    }
-
-    /// The line printed every second: the rates since the previous one.
-    pub fn live_line(&mut self, now: Instant, since_start: Duration) -> String {
-        let (then, messages, sent, received) = self.window_start;
-        let secs = now.saturating_duration_since(then).as_secs_f64().max(1e-9);
-        let mut line = format!(
-            "[{:5.1}s] open {:>6}{}  {:>9.0} msg/s  MB/s out {:>8.1} in {:>8.1}  p99 {}",
-            since_start.as_secs_f64(),
-            self.open,
-            if self.connecting > 0 {
-                format!(" (+{} connecting)", self.connecting)
-            } else {
-                String::new()
-            },
-            (self.messages - messages) as f64 / secs,
-            (self.bytes_sent - sent) as f64 / secs / 1e6,
-            (self.bytes_received - received) as f64 / secs / 1e6,
-            if self.window_latency.is_empty() {
-                "-".to_string()
-            } else {
-                human_us(self.window_latency.value_at_quantile(0.99))
-            },
-        );
-        if self.errors.total() > 0 {
-            let _ = write!(line, "  errors {}", self.errors.total());
-        }
-        self.window_latency.reset();
-        self.window_start = (now, self.messages, self.bytes_sent, self.bytes_received);
-        line
-    }
-}
-
-/// `812 µs`, `3.41 ms`, `1.20 s`.
-fn human_us(us: u64) -> String {
-    if us < 1_000 {
-        format!("{us} µs")
-    } else if us < 1_000_000 {
-        format!("{:.2} ms", us as f64 / 1e3)
-    } else {
-        format!("{:.2} s", us as f64 / 1e6)
-    }
-}
+use crate::config::{Config, Stop};
+use crate::stats::{human_us, Stats};
 
 /// `1234567` bytes as `1.23 MB` (decimal units, like the Gbit/s beside them).
 fn human_bytes(b: u64) -> String {
@@ -213,7 +35,7 @@ pub struct Report<'a> {
 impl Report<'_> {
     /// True when every byte came back right and every connection worked.
     pub fn ok(&self) -> bool {
-        self.stats.errors.total() == 0 && self.stats.connections_failed == 0
+        self.stats.errors().total() == 0 && self.stats.counts().connections_failed == 0
     }
 
     fn rate(&self, count: u64) -> f64 {
@@ -230,9 +52,18 @@ impl Report<'_> {
 
     /// The summary for people (stdout).
     pub fn text(&self) -> String {
-        let c = self.config;
-        let s = self.stats;
         let mut t = String::new();
+        self.write_totals(&mut t);
+        self.write_latencies(&mut t);
+        self.write_problems(&mut t);
+        let _ = write!(t, "result:      {}", if self.ok() { "OK" } else { "FAILED" });
+        t
+    }
+
+    /// What was asked, and what was counted.
+    fn write_totals(&self, t: &mut String) {
+        let c = self.config;
+        let s = self.stats.counts();
         let mode = match c.stop {
             Stop::After(d) => format!("for {:.1} s", d.as_secs_f64()),
             Stop::Messages(n) => format!("{n} messages each"),
@@ -255,22 +86,22 @@ impl Report<'_> {
             self.rate(s.messages),
             s.abandoned
         );
-        let _ = writeln!(
-            t,
-            "sent:        {} = {:.3} Gbit/s",
-            human_bytes(s.bytes_sent),
-            self.gbit(s.bytes_sent)
-        );
+        let (sent, received) = (s.bytes_sent, s.bytes_received);
+        let _ = writeln!(t, "sent:        {} = {:.3} Gbit/s", human_bytes(sent), self.gbit(sent));
         let _ = writeln!(
             t,
             "received:    {} = {:.3} Gbit/s (every byte checked)",
-            human_bytes(s.bytes_received),
-            self.gbit(s.bytes_received)
+            human_bytes(received),
+            self.gbit(received)
         );
-        if s.latency.is_empty() {
+    }
+
+    /// The message and connect latency percentiles.
+    fn write_latencies(&self, t: &mut String) {
+        let h = self.stats.latency();
+        if h.is_empty() {
             let _ = writeln!(t, "latency:     no message completed");
         } else {
-            let h = &s.latency;
             let _ = writeln!(
                 t,
                 "latency:     p50 {}  p90 {}  p99 {}  p99.9 {}  max {}",
@@ -281,8 +112,8 @@ impl Report<'_> {
                 human_us(h.max())
             );
         }
-        if !s.connect_latency.is_empty() {
-            let h = &s.connect_latency;
+        let h = self.stats.connect_latency();
+        if !h.is_empty() {
             let _ = writeln!(
                 t,
                 "connect:     p50 {}  p99 {}  max {}",
@@ -291,30 +122,34 @@ impl Report<'_> {
                 human_us(h.max())
             );
         }
+    }
+
+    /// The notes, then the errors kept word for word.
+    fn write_problems(&self, t: &mut String) {
         for note in self.notes {
             let _ = writeln!(t, "note:        {note}");
         }
-        if s.errors.total() == 0 {
+        let errors = self.stats.errors();
+        if errors.total() == 0 {
             let _ = writeln!(t, "errors:      none");
-        } else {
-            let _ = writeln!(t, "errors:      {}", s.errors.total());
-            for e in s.errors.kept() {
-                let _ = writeln!(t, "  {e}");
-            }
-            let more = s.errors.total() - s.errors.kept().len() as u64;
-            if more > 0 {
-                let _ = writeln!(t, "  ... and {more} more");
-            }
+            return;
         }
-        let _ = write!(t, "result:      {}", if self.ok() { "OK" } else { "FAILED" });
-        t
+        let _ = writeln!(t, "errors:      {}", errors.total());
+        for e in errors.kept() {
+            let _ = writeln!(t, "  {e}");
+        }
+        let more = errors.total() - errors.kept().len() as u64;
+        if more > 0 {
+            let _ = writeln!(t, "  ... and {more} more");
+        }
     }
 
     /// The summary as one JSON object on one line, for scripts. Written by hand:
     /// the shape is flat and fixed, and only strings need escaping.
     pub fn json(&self) -> String {
         let c = self.config;
-        let s = self.stats;
+        let s = self.stats.counts();
+        let errors = self.stats.errors();
         let mut j = String::from("{");
         let _ = write!(j, "\"target\":{}", json_string(&c.target.to_string()));
         let _ = write!(j, ",\"connections\":{},\"idle\":{}", c.connections, c.idle);
@@ -347,7 +182,7 @@ impl Report<'_> {
             json_f64(self.gbit(s.bytes_sent)),
             json_f64(self.gbit(s.bytes_received))
         );
-        let h = &s.latency;
+        let h = self.stats.latency();
         let _ = write!(
             j,
             ",\"latency_us\":{{\"p50\":{},\"p90\":{},\"p99\":{},\"p999\":{},\"max\":{}}}",
@@ -357,7 +192,7 @@ impl Report<'_> {
             h.value_at_quantile(0.999),
             h.max()
         );
-        let h = &s.connect_latency;
+        let h = self.stats.connect_latency();
         let _ = write!(
             j,
             ",\"connect_latency_us\":{{\"p50\":{},\"p99\":{},\"max\":{}}}",
@@ -365,8 +200,8 @@ impl Report<'_> {
             h.value_at_quantile(0.99),
             h.max()
         );
-        let _ = write!(j, ",\"error_count\":{},\"errors\":[", s.errors.total());
-        for (i, e) in s.errors.kept().iter().enumerate() {
+        let _ = write!(j, ",\"error_count\":{},\"errors\":[", errors.total());
+        for (i, e) in errors.kept().iter().enumerate() {
             if i > 0 {
                 j.push(',');
             }
@@ -427,21 +262,7 @@ mod tests {
     }
 
     #[test]
-    fn errors_keep_the_first_ones_and_count_all() {
-        let mut e = Errors::default();
-        for i in 0..(MAX_ERRORS_KEPT + 5) {
-            e.push(format!("error {i}"));
-        }
-        assert_eq!(e.total(), MAX_ERRORS_KEPT as u64 + 5);
-        assert_eq!(e.kept().len(), MAX_ERRORS_KEPT);
-        assert_eq!(e.kept()[0], "error 0");
-    }
-
-    #[test]
     fn human_units() {
-        assert_eq!(human_us(812), "812 µs");
-        assert_eq!(human_us(3_410), "3.41 ms");
-        assert_eq!(human_us(1_200_000), "1.20 s");
         assert_eq!(human_bytes(1_234_567), "1.2 MB");
     }
 }
