@@ -28,6 +28,7 @@ use std::time::{Duration, Instant};
 
 use mio::event::Event;
 use mio::net::TcpStream;
+use progjar::sock::{is_peer_gone, short_read_empties_queue};
 
 use crate::pattern::Pattern;
 use crate::stats::Stats;
@@ -239,14 +240,10 @@ impl Conn {
                 Ok(0) => return self.on_eof(sh),
                 Ok(n) => {
                     self.check(n, sh, now)?;
-                    // A read that did not fill the buffer emptied the socket. The
-                    // portable rule is to read on until WouldBlock, but on Linux
-                    // epoll reports every later arrival as a new edge, so that last
-                    // read() would only be told "nothing": skipping it saves one
-                    // syscall in three per message (tokio skips it the same way).
-                    // A FIN already seen by this event makes no new edge, so with
-                    // `closing` we read on to meet it.
-                    if n < sh.inp.len() && !closing && cfg!(target_os = "linux") {
+                    // A short read may end the turn (`sock::short_read_empties_queue`
+                    // says why), but not when this event also reported the FIN:
+                    // that makes no new edge, so read on to meet it.
+                    if !closing && short_read_empties_queue(n, sh.inp.len()) {
                         return Ok(Next::Keep);
                     }
                 }
@@ -474,15 +471,26 @@ impl Conn {
 }
 
 /// An I/O error in words, with the errno name students will meet in `man` pages.
+/// Which errors mean "the server is gone" is progjar's rule (`sock::is_peer_gone`).
 pub fn describe(e: &io::Error) -> String {
-    let name = match e.raw_os_error() {
-        Some(libc::ECONNREFUSED) => "ECONNREFUSED: nothing listens there",
-        Some(libc::ECONNRESET) => "ECONNRESET: the server reset the connection",
-        Some(libc::EPIPE) => "EPIPE: the server closed the connection",
-        Some(libc::ETIMEDOUT) => "ETIMEDOUT",
-        Some(libc::EHOSTUNREACH) => "EHOSTUNREACH",
-        Some(libc::ENETUNREACH) => "ENETUNREACH",
-        _ => return e.to_string(),
-    };
-    format!("{name} [{e}]")
+    let gone = if is_peer_gone(e) { "the server reset or closed the connection: " } else { "" };
+    match errno_name(e) {
+        Some(name) => format!("{gone}{name} [{e}]"),
+        None => format!("{gone}{e}"),
+    }
+}
+
+/// The errno names a connection here can meet.
+fn errno_name(e: &io::Error) -> Option<&'static str> {
+    Some(match e.raw_os_error()? {
+        libc::ECONNREFUSED => "ECONNREFUSED: nothing listens there",
+        libc::ECONNRESET => "ECONNRESET",
+        libc::EPIPE => "EPIPE",
+        libc::ECONNABORTED => "ECONNABORTED",
+        libc::ENOTCONN => "ENOTCONN",
+        libc::ETIMEDOUT => "ETIMEDOUT",
+        libc::EHOSTUNREACH => "EHOSTUNREACH",
+        libc::ENETUNREACH => "ENETUNREACH",
+        _ => return None,
+    })
 }

@@ -23,7 +23,8 @@
 //!
 //! Exit status: 0 when every byte came back right and every connection worked,
 //! 1 when any did not (the summary says which connection and where), 2 for a bad
-//! command line.
+//! command line, 130 when a second signal ended the run at once (the summary
+//! still comes out). The codes are progjar's (`progjar::cli`).
 
 mod config;
 mod conn;
@@ -72,7 +73,7 @@ const DEFAULT_DURATION: Duration = Duration::from_secs(10);
 /// A live line goes to stderr every second; the summary goes to stdout.
 /// Exit status: 0 all bytes echoed right, 1 a byte lost or wrong or a
 /// connection failed (the summary names the connection and offset), 2 bad
-/// arguments.
+/// arguments, 130 stopped at once by a second Ctrl-C.
 #[derive(FromArgs)]
 #[argh(help_triggers("-h", "--help"))]
 // The doc comments are argh's help text, where `[::1]:10000` is an address, not a link.
@@ -120,37 +121,42 @@ fn parse_target(s: &str) -> Result<String, String> {
     }
 }
 
-/// A whole number from `lo` to `hi`.
-fn number_in<T: std::str::FromStr + PartialOrd + std::fmt::Display>(
-    s: &str,
-    lo: T,
-    hi: T,
-) -> Result<T, String> {
-    match s.trim().parse::<T>() {
-        Ok(n) if n >= lo && n <= hi => Ok(n),
-        Ok(_) => Err(format!("'{s}' must be from {lo} to {hi}")),
-        Err(_) => Err(format!("'{s}' is not a whole number")),
+/// A count from 1 to `max`: progjar's shared rule for counts, and this tool's ceiling.
+fn count_up_to(s: &str, max: u64) -> Result<u64, String> {
+    let n = parse::count(s)? as u64;
+    if n > max {
+        return Err(format!("'{s}' must be at most {max}"));
     }
+    Ok(n)
+}
+
+/// [`count_up_to`] for the counts kept as `u32` (`max` fits, so the cast is exact).
+fn count_u32(s: &str, max: u32) -> Result<u32, String> {
+    count_up_to(s, u64::from(max)).map(|n| n as u32)
 }
 
 fn parse_connections(s: &str) -> Result<u32, String> {
-    number_in(s, 1, MAX_CONNECTIONS)
+    count_u32(s, MAX_CONNECTIONS)
 }
 
 fn parse_idle(s: &str) -> Result<u32, String> {
-    number_in(s, 0, MAX_CONNECTIONS)
+    // The one count that may be 0: no idle connections.
+    if s.trim() == "0" {
+        return Ok(0);
+    }
+    count_u32(s, MAX_CONNECTIONS)
 }
 
 fn parse_rate(s: &str) -> Result<u32, String> {
-    number_in(s, 1, u32::MAX)
+    count_u32(s, u32::MAX)
 }
 
 fn parse_pipeline(s: &str) -> Result<u32, String> {
-    number_in(s, 1, MAX_PIPELINE)
+    count_u32(s, MAX_PIPELINE)
 }
 
 fn parse_messages(s: &str) -> Result<u64, String> {
-    number_in(s, 1, MAX_MESSAGES)
+    count_up_to(s, MAX_MESSAGES)
 }
 
 fn parse_size(s: &str) -> Result<usize, String> {
@@ -161,12 +167,15 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
     parse::duration(s)
 }
 
-/// The first address `target` resolves to.
+/// The first address `target` (`HOST:PORT`) resolves to. The only name
+/// resolution in this tool: the place to call the shared resolver once
+/// `progjar` has one.
 fn resolve(target: &str) -> Result<SocketAddr, Failure> {
+    let unresolved = |why: String| Failure::new(cli::EXIT_FAILURE, why);
     let mut addrs = target
         .to_socket_addrs()
-        .map_err(|e| Failure::new(1, format!("cannot resolve {target}: {e}")))?;
-    addrs.next().ok_or_else(|| Failure::new(1, format!("{target} resolves to no address")))
+        .map_err(|e| unresolved(format!("cannot resolve {target}: {e}")))?;
+    addrs.next().ok_or_else(|| unresolved(format!("{target} resolves to no address")))
 }
 
 fn main() -> ExitCode {
@@ -183,7 +192,8 @@ fn main() -> ExitCode {
     cli::finish(stress(&args, stop))
 }
 
-/// Resolve, run, print the summary; a failed run is a [`Failure`] (exit 1).
+/// Resolve, run, print the summary; a failed run is a [`Failure`] (exit 1, or
+/// 130 after a second signal).
 fn stress(args: &Args, stop: Stop) -> Result<(), Failure> {
     let config = Config {
         target: resolve(&args.target)?,
@@ -206,7 +216,9 @@ fn stress(args: &Args, stop: Stop) -> Result<(), Failure> {
     } else {
         println!("{}", report.text());
     }
-    if report.ok() {
+    if outcome.forced {
+        Err(Failure::new(cli::EXIT_INTERRUPTED, "stopped at once by a second signal"))
+    } else if report.ok() {
         Ok(())
     } else {
         let errors = outcome.stats.errors();

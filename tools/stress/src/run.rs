@@ -16,7 +16,7 @@
 //! 5. at the deadline: start no new message, let in-flight ones finish.
 //!
 //! Ctrl-C (SIGINT) or SIGTERM moves the deadline to now, so the summary still
-//! comes out (as iperf3 does); a second one ends the run at once.
+//! comes out (as iperf3 does); a second one ends the run at once (exit 130).
 //!
 //! ## Clock reads
 //! `Instant::now()` costs about 20-30 ns (a vDSO call, no syscall); a message
@@ -57,7 +57,7 @@ use std::time::{Duration, Instant};
 
 use mio::event::Event;
 use mio::{Events, Interest, Poll, Token};
-use progjar::cli::Failure;
+use progjar::cli::{Failure, EXIT_FAILURE};
 use signal_hook_mio::v1_0::Signals;
 use slab::Slab;
 
@@ -96,6 +96,8 @@ pub struct Outcome {
     pub seconds: f64,
     /// Things to know that are not errors.
     pub notes: Vec<String>,
+    /// A second signal ended the run at once.
+    pub forced: bool,
 }
 
 /// The moments the loop must wake up for, besides socket events.
@@ -156,13 +158,15 @@ impl Stress {
         };
         let total = u64::from(config.connections) + u64::from(config.idle);
         warn_about_limits(total, limits);
-        let poll =
-            Poll::new().map_err(|e| Failure::new(1, format!("cannot create the poll: {e}")))?;
+        let poll = Poll::new()
+            .map_err(|e| Failure::new(EXIT_FAILURE, format!("cannot create the poll: {e}")))?;
         let signals = Signals::new([libc::SIGINT, libc::SIGTERM])
             .and_then(|mut s| {
                 poll.registry().register(&mut s, SIGNALS, Interest::READABLE).map(|()| s)
             })
-            .map_err(|e| Failure::new(1, format!("cannot install signal handlers: {e}")))?;
+            .map_err(|e| {
+                Failure::new(EXIT_FAILURE, format!("cannot install signal handlers: {e}"))
+            })?;
         let start = Instant::now();
         let pipeline = u64::from(config.pipeline);
         let (stop, per_connection) = match config.stop {
@@ -211,7 +215,7 @@ impl Stress {
                 if e.kind() == ErrorKind::Interrupted {
                     continue;
                 }
-                return Err(Failure::new(1, format!("poll failed: {e}")));
+                return Err(Failure::new(EXIT_FAILURE, format!("poll failed: {e}")));
             }
             // One clock read for the whole batch: it stamps every echo seen in it
             // (the module docs explain why).
@@ -351,6 +355,7 @@ impl Stress {
         }
         let from = self.opener.first_active.unwrap_or(self.start);
         let seconds = end.saturating_duration_since(from).as_secs_f64();
-        Outcome { stats: self.shared.stats, seconds, notes: self.notes }
+        let forced = self.signals_seen > 1;
+        Outcome { stats: self.shared.stats, seconds, notes: self.notes, forced }
     }
 }

@@ -373,3 +373,48 @@ fn ctrl_c_stops_early_and_still_prints_the_summary() {
     assert!(out.contains("interrupted: stopped early by a signal"), "{out}");
     assert!(out.contains("result:      OK"), "{out}");
 }
+
+/// Start `progjar-stress ARGS` with piped output and wait for its first live
+/// line on stderr (the loop is running); returns the child and that line.
+fn spawn_until_live_line(args: &[&str]) -> (std::process::Child, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_progjar-stress"))
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn progjar-stress");
+    let mut err = child.stderr.take().expect("stderr");
+    let mut seen = Vec::new();
+    let mut byte = [0u8; 1];
+    while !seen.ends_with(b"\n") && err.read(&mut byte).unwrap_or(0) == 1 {
+        seen.push(byte[0]);
+    }
+    // Keep reading stderr in the background so the child never blocks on it.
+    thread::spawn(move || std::io::copy(&mut err, &mut std::io::sink()));
+    (child, text(&seen))
+}
+
+#[test]
+fn a_second_signal_ends_the_run_at_once_with_130_and_the_summary() {
+    // The echo never comes, so after the first signal the run would wait for it
+    // (the echo timeout); the second must end it at once.
+    let addr = faulty_server(1, never_echo).to_string();
+    let (mut child, line) = spawn_until_live_line(&[&addr, "-c", "1", "-d", "50"]);
+    assert!(line.contains("msg/s"), "no live line: {line}");
+    let pid = child.id().to_string();
+    let signalled = Instant::now();
+    for signal in ["-INT", "-TERM"] {
+        assert!(Command::new("kill").args([signal, &pid]).status().expect("kill").success());
+    }
+    let status = process::wait_child(&mut child, RUN_LIMIT).expect("progjar-stress ends");
+    let waited = signalled.elapsed();
+    // The summary is a few hundred bytes: it sits in the pipe until read here.
+    let mut out = String::new();
+    child.stdout.take().expect("stdout").read_to_string(&mut out).expect("read stdout");
+    assert_eq!(status.code(), Some(130), "{out}");
+    assert!(out.contains("interrupted: stopped early by a signal"), "{out}");
+    assert!(out.contains("result:"), "{out}");
+    // Well before the 5 s echo timeout the first signal alone would wait for.
+    assert!(waited < Duration::from_secs(4), "took {waited:?}");
+}
