@@ -145,6 +145,7 @@ fn parse_idle(s: &str) -> Result<u32, String> {
         return Ok(0);
     }
     count_u32(s, MAX_CONNECTIONS)
+        .map_err(|_| format!("'{s}' must be a whole number from 0 to {MAX_CONNECTIONS}"))
 }
 
 fn parse_rate(s: &str) -> Result<u32, String> {

@@ -1,6 +1,9 @@
 //! How the finished run is shown: the summary for people and the JSON for scripts.
 
 use std::fmt::Write as _;
+use std::net::SocketAddr;
+
+use serde::Serialize;
 
 use crate::config::{Config, Stop};
 use crate::stats::{human_us, Stats};
@@ -144,122 +147,102 @@ impl Report<'_> {
         }
     }
 
-    /// The summary as one JSON object on one line, for scripts. Written by hand:
-    /// the shape is flat and fixed, and only strings need escaping.
+    /// The summary as one JSON object on one line, for scripts.
     pub fn json(&self) -> String {
         let c = self.config;
         let s = self.stats.counts();
-        let errors = self.stats.errors();
-        let mut j = String::from("{");
-        let _ = write!(j, "\"target\":{}", json_string(&c.target.to_string()));
-        let _ = write!(j, ",\"connections\":{},\"idle\":{}", c.connections, c.idle);
-        let _ = write!(j, ",\"message_size\":{},\"pipeline\":{}", c.message_size, c.pipeline);
-        match c.stop {
-            Stop::After(d) => {
-                let _ = write!(
-                    j,
-                    ",\"duration_secs\":{},\"messages_per_connection\":null",
-                    json_f64(d.as_secs_f64())
-                );
-            }
-            Stop::Messages(n) => {
-                let _ = write!(j, ",\"duration_secs\":null,\"messages_per_connection\":{n}");
-            }
-        }
-        let _ = write!(j, ",\"seconds\":{}", json_f64(self.seconds));
-        let _ = write!(
-            j,
-            ",\"connections_ok\":{},\"connections_failed\":{},\"connections_unfinished\":{}",
-            s.connections_ok, s.connections_failed, s.connections_unfinished
-        );
-        let _ = write!(j, ",\"messages\":{},\"messages_abandoned\":{}", s.messages, s.abandoned);
-        let _ =
-            write!(j, ",\"bytes_sent\":{},\"bytes_received\":{}", s.bytes_sent, s.bytes_received);
-        let _ = write!(j, ",\"messages_per_sec\":{}", json_f64(self.rate(s.messages)));
-        let _ = write!(
-            j,
-            ",\"gbit_per_sec_sent\":{},\"gbit_per_sec_received\":{}",
-            json_f64(self.gbit(s.bytes_sent)),
-            json_f64(self.gbit(s.bytes_received))
-        );
-        let h = self.stats.latency();
-        let _ = write!(
-            j,
-            ",\"latency_us\":{{\"p50\":{},\"p90\":{},\"p99\":{},\"p999\":{},\"max\":{}}}",
-            h.value_at_quantile(0.50),
-            h.value_at_quantile(0.90),
-            h.value_at_quantile(0.99),
-            h.value_at_quantile(0.999),
-            h.max()
-        );
-        let h = self.stats.connect_latency();
-        let _ = write!(
-            j,
-            ",\"connect_latency_us\":{{\"p50\":{},\"p99\":{},\"max\":{}}}",
-            h.value_at_quantile(0.50),
-            h.value_at_quantile(0.99),
-            h.max()
-        );
-        let _ = write!(j, ",\"error_count\":{},\"errors\":[", errors.total());
-        for (i, e) in errors.kept().iter().enumerate() {
-            if i > 0 {
-                j.push(',');
-            }
-            j.push_str(&json_string(e));
-        }
-        j.push(']');
-        j.push_str(",\"notes\":[");
-        for (i, n) in self.notes.iter().enumerate() {
-            if i > 0 {
-                j.push(',');
-            }
-            j.push_str(&json_string(n));
-        }
-        j.push(']');
-        let _ = write!(j, ",\"ok\":{}}}", self.ok());
-        j
+        let (duration_secs, messages_per_connection) = match c.stop {
+            Stop::After(d) => (Some(d.as_secs_f64()), None),
+            Stop::Messages(n) => (None, Some(n)),
+        };
+        let (h, ch) = (self.stats.latency(), self.stats.connect_latency());
+        let json = Json {
+            target: c.target,
+            connections: c.connections,
+            idle: c.idle,
+            message_size: c.message_size,
+            pipeline: c.pipeline,
+            duration_secs,
+            messages_per_connection,
+            seconds: self.seconds,
+            connections_ok: s.connections_ok,
+            connections_failed: s.connections_failed,
+            connections_unfinished: s.connections_unfinished,
+            messages: s.messages,
+            messages_abandoned: s.abandoned,
+            bytes_sent: s.bytes_sent,
+            bytes_received: s.bytes_received,
+            messages_per_sec: self.rate(s.messages),
+            gbit_per_sec_sent: self.gbit(s.bytes_sent),
+            gbit_per_sec_received: self.gbit(s.bytes_received),
+            latency_us: Latency {
+                p50: h.value_at_quantile(0.50),
+                p90: Some(h.value_at_quantile(0.90)),
+                p99: h.value_at_quantile(0.99),
+                p999: Some(h.value_at_quantile(0.999)),
+                max: h.max(),
+            },
+            connect_latency_us: Latency {
+                p50: ch.value_at_quantile(0.50),
+                p90: None,
+                p99: ch.value_at_quantile(0.99),
+                p999: None,
+                max: ch.max(),
+            },
+            error_count: self.stats.errors().total(),
+            errors: self.stats.errors().kept(),
+            notes: self.notes,
+            ok: self.ok(),
+        };
+        // Numbers, strings and lists only: serializing cannot fail.
+        serde_json::to_string(&json).expect("the summary serializes")
     }
 }
 
-/// A finite number as JSON (JSON has no NaN or infinity; they become 0).
-fn json_f64(x: f64) -> String {
-    if x.is_finite() {
-        format!("{x:.6}")
-    } else {
-        "0".to_string()
-    }
+/// The `--json` summary: its field names are the documented keys, in order.
+#[derive(Serialize)]
+struct Json<'a> {
+    target: SocketAddr,
+    connections: u32,
+    idle: u32,
+    message_size: usize,
+    pipeline: u32,
+    duration_secs: Option<f64>,
+    messages_per_connection: Option<u64>,
+    seconds: f64,
+    connections_ok: u64,
+    connections_failed: u64,
+    connections_unfinished: u64,
+    messages: u64,
+    messages_abandoned: u64,
+    bytes_sent: u64,
+    bytes_received: u64,
+    messages_per_sec: f64,
+    gbit_per_sec_sent: f64,
+    gbit_per_sec_received: f64,
+    latency_us: Latency,
+    connect_latency_us: Latency,
+    error_count: u64,
+    errors: &'a [String],
+    notes: &'a [String],
+    ok: bool,
 }
 
-/// A JSON string literal: quotes, backslashes and control characters escaped.
-fn json_string(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for ch in s.chars() {
-        match ch {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
+/// Latency percentiles in µs; connect latencies leave out p90 and p99.9.
+#[derive(Serialize)]
+struct Latency {
+    p50: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    p90: Option<u64>,
+    p99: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    p999: Option<u64>,
+    max: u64,
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn json_strings_are_escaped() {
-        assert_eq!(json_string("a\"b\\c\nd\u{1}"), r#""a\"b\\c\nd\u0001""#);
-        assert_eq!(json_string("µs"), "\"µs\"");
-    }
 
     #[test]
     fn human_units() {
