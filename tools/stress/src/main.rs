@@ -179,7 +179,25 @@ fn resolve(target: &str) -> Result<SocketAddr, Failure> {
     addrs.next().ok_or_else(|| unresolved(format!("{target} resolves to no address")))
 }
 
+/// Let a closed stdout or stderr end the tool quietly, as it ends `cat` or `yes`.
+///
+/// Rust starts programs with SIGPIPE ignored, so a write to a pipe whose reader
+/// has gone (`progjar-stress ... 2>&1 | head -2`) fails with EPIPE and
+/// `println!`/`eprintln!` panic (exit 134 in release). The Unix default ends the
+/// process by SIGPIPE instead, silently, whichever write meets the closed pipe:
+/// the live line, the summary, a log line or the help. Sockets are not affected:
+/// std sends on them with `MSG_NOSIGNAL`, so a server that leaves is still an
+/// EPIPE error on that one connection.
+fn end_quietly_on_closed_output() {
+    // SAFETY: restoring a signal's default disposition, before any other thread
+    // exists; no handler code runs.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 fn main() -> ExitCode {
+    end_quietly_on_closed_output();
     let args: Args = cli::parse_args();
     let stop = match (args.duration, args.messages) {
         (Some(_), Some(_)) => {

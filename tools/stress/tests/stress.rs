@@ -418,3 +418,33 @@ fn a_second_signal_ends_the_run_at_once_with_130_and_the_summary() {
     // Well before the 5 s echo timeout the first signal alone would wait for.
     assert!(waited < Duration::from_secs(4), "took {waited:?}");
 }
+
+#[test]
+fn a_closed_output_pipe_ends_the_run_quietly() {
+    use std::io::{BufRead, BufReader};
+    use std::os::unix::process::ExitStatusExt;
+    // `progjar-stress ... 2>&1 | head -2`: both streams into one pipe whose
+    // reader leaves after two lines (the live lines of seconds 1 and 2).
+    let addr = progjar_server().to_string();
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg("exec \"$0\" \"$@\" 2>&1")
+        .arg(env!("CARGO_BIN_EXE_progjar-stress"))
+        .args([&addr, "-c", "2", "-d", "30"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn progjar-stress");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout"));
+    for _ in 0..2 {
+        let mut line = String::new();
+        assert!(lines.read_line(&mut line).expect("read a line") > 0, "output ended early");
+        assert!(line.contains("msg/s"), "{line}");
+    }
+    drop(lines);
+    // The next live line meets the closed pipe: the tool ends by SIGPIPE, as
+    // `cat` or `yes` would, long before -d 30 (a panic would exit 101 or 134).
+    let status = process::wait_child(&mut child, Duration::from_secs(20)).expect("it ends");
+    assert_eq!(status.signal(), Some(libc::SIGPIPE), "{status:?}");
+}
