@@ -32,4 +32,7 @@ pub struct Config {
     pub stop: Stop,
     /// Messages in flight per connection.
     pub pipeline: u32,
+    /// An echo that takes longer is late (`--echo-timeout`); one that has not
+    /// come after twice as long is lost.
+    pub echo_timeout: Duration,
 }

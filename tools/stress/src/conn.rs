@@ -39,12 +39,6 @@ use crate::stats::Stats;
 /// counts as a failure.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// How long a connection may wait without receiving a single echo byte while an
-/// echo is owed (or, after our FIN, for the server's). On loopback an echo takes
-/// microseconds, and even 10000 busy connections take milliseconds; five seconds
-/// of silence means the bytes are lost, not late.
-pub const ECHO_TIMEOUT: Duration = Duration::from_secs(5);
-
 /// What this connection is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
@@ -89,6 +83,8 @@ pub struct Shared {
     pub per_connection: Option<u64>,
     /// The deadline has passed: start no new message.
     pub stopping: bool,
+    /// `--echo-timeout`: an echo slower than this is late.
+    pub echo_timeout: Duration,
     /// Where the pattern is written before each `write()`.
     pub out: Box<[u8]>,
     /// Where each `read()` lands.
@@ -97,6 +93,15 @@ pub struct Shared {
     pub expect: Box<[u8]>,
     /// The run's counters.
     pub stats: Stats,
+}
+
+impl Shared {
+    /// How long a connection may go without an echo byte while owing some
+    /// before they count as lost: twice `--echo-timeout`, so that an echo that
+    /// is late, even by as much again, is still seen and reported as late.
+    pub fn lost_after(&self) -> Duration {
+        self.echo_timeout.saturating_mul(2)
+    }
 }
 
 /// One client connection.
@@ -316,13 +321,29 @@ impl Conn {
         let done_before = self.received / size;
         self.received += n as u64;
         sh.stats.received(n as u64);
-        for _ in done_before..self.received / size {
+        for message in done_before..self.received / size {
             // Every completed message was stamped when its first byte was written.
             if let Some(sent_at) = self.stamps.pop_front() {
-                sh.stats.message(now.saturating_duration_since(sent_at));
+                let latency = now.saturating_duration_since(sent_at);
+                sh.stats.message(latency);
+                if latency > sh.echo_timeout {
+                    self.late(message, latency, sh);
+                }
             }
         }
         Ok(())
+    }
+
+    /// Message `message` came back, but after `--echo-timeout`: an error, yet
+    /// not a lost byte, and the connection carries on.
+    #[cold]
+    fn late(&self, message: u64, latency: Duration, sh: &mut Shared) {
+        let why = self.fault(format_args!(
+            "late echo: message {message} came back after {:.2} s, over --echo-timeout {:?}",
+            latency.as_secs_f64(),
+            sh.echo_timeout
+        ));
+        sh.stats.late(why.0);
     }
 
     /// How far the stream may be written now.
@@ -453,17 +474,18 @@ impl Conn {
                     CONNECT_TIMEOUT.as_secs()
                 )))
             }
-            Phase::Open if self.received < self.sent && waited > ECHO_TIMEOUT => {
+            Phase::Open if self.received < self.sent && waited > sh.lost_after() => {
                 Some(self.fault(format_args!(
-                    "no echo byte for {} s: {} bytes lost from {}",
-                    ECHO_TIMEOUT.as_secs(),
+                    "no echo byte for {:?} (twice --echo-timeout {:?}): {} bytes lost from {}",
+                    sh.lost_after(),
+                    sh.echo_timeout,
                     self.sent - self.received,
                     self.at(self.received, sh)
                 )))
             }
-            Phase::Closing if waited > ECHO_TIMEOUT => Some(self.fault(format_args!(
-                "the server did not close its side within {} s of ours (does it close on EOF?)",
-                ECHO_TIMEOUT.as_secs()
+            Phase::Closing if waited > sh.echo_timeout => Some(self.fault(format_args!(
+                "the server did not close its side within {:?} of ours (does it close on EOF?)",
+                sh.echo_timeout
             ))),
             _ => None,
         }

@@ -64,6 +64,10 @@ const MAX_PIPELINE: u32 = 1024;
 /// (`messages × size`) far inside 64 bits.
 const MAX_MESSAGES: u64 = 1_000_000_000;
 
+/// The default `--echo-timeout`. On loopback an echo takes microseconds, and
+/// even 10000 busy connections take milliseconds: five seconds is a stall.
+const DEFAULT_ECHO_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// The default run length when neither `-d` nor `-n` is given.
 const DEFAULT_DURATION: Duration = Duration::from_secs(10);
 
@@ -108,6 +112,10 @@ struct Args {
     /// (default 0)
     #[argh(option, default = "0", from_str_fn(parse_idle))]
     idle: u32,
+    /// an echo slower than this is reported late (a failure); one still
+    /// missing after twice as long is lost (default 5s)
+    #[argh(option, default = "DEFAULT_ECHO_TIMEOUT", from_str_fn(parse_duration))]
+    echo_timeout: Duration,
     /// print the summary as one JSON object on stdout instead of text
     /// (default off)
     #[argh(switch)]
@@ -222,6 +230,7 @@ fn stress(args: &Args, stop: Stop) -> Result<(), Failure> {
         message_size: args.size,
         stop,
         pipeline: args.pipeline,
+        echo_timeout: args.echo_timeout,
     };
     let outcome = run::run(&config)?;
     let report = Report {

@@ -83,11 +83,12 @@ impl Report<'_> {
         );
         let _ = writeln!(
             t,
-            "messages:    {} verified in {:.2} s = {:.0} msg/s ({} in flight abandoned at the end)",
+            "messages:    {} verified in {:.2} s = {:.0} msg/s ({} in flight abandoned at the end{})",
             s.messages,
             self.seconds,
             self.rate(s.messages),
-            s.abandoned
+            s.abandoned,
+            if s.late > 0 { format!(", {} late", s.late) } else { String::new() }
         );
         let (sent, received) = (s.bytes_sent, s.bytes_received);
         let _ = writeln!(t, "sent:        {} = {:.3} Gbit/s", human_bytes(sent), self.gbit(sent));
@@ -170,6 +171,7 @@ impl Report<'_> {
             connections_unfinished: s.connections_unfinished,
             messages: s.messages,
             messages_abandoned: s.abandoned,
+            messages_late: s.late,
             bytes_sent: s.bytes_sent,
             bytes_received: s.bytes_received,
             messages_per_sec: self.rate(s.messages),
@@ -215,6 +217,7 @@ struct Json<'a> {
     connections_unfinished: u64,
     messages: u64,
     messages_abandoned: u64,
+    messages_late: u64,
     bytes_sent: u64,
     bytes_received: u64,
     messages_per_sec: f64,

@@ -45,12 +45,13 @@
 //! With `-d`, at the deadline no new message starts; messages already started
 //! are finished and their echoes awaited, then each connection sends its FIN and
 //! waits for the server's. In-flight messages are not errors: the run waits at
-//! most [`ECHO_TIMEOUT`] for them, and only a connection that received no byte
-//! for that long counts as having lost data. With `-n` the run ends when every
-//! connection has echoed its messages; the per-connection timeouts
-//! ([`CONNECT_TIMEOUT`](crate::conn::CONNECT_TIMEOUT), [`ECHO_TIMEOUT`]) bound
-//! it: a connection either makes progress or fails, so a dead or stuck server
-//! cannot hang the tool.
+//! most twice `--echo-timeout` for them ([`Shared::lost_after`]), and only a
+//! connection that received no byte for that long counts as having lost data.
+//! An echo that comes back later than `--echo-timeout` is reported as late, not
+//! lost. With `-n` the run ends when every connection has echoed its messages;
+//! the per-connection timeouts ([`CONNECT_TIMEOUT`](crate::conn::CONNECT_TIMEOUT)
+//! and the same lost-echo bound) bound it: a connection either makes progress or
+//! fails, so a dead or stuck server cannot hang the tool.
 
 use std::io::ErrorKind;
 use std::time::{Duration, Instant};
@@ -62,7 +63,7 @@ use signal_hook_mio::v1_0::Signals;
 use slab::Slab;
 
 use crate::config::{Config, Stop};
-use crate::conn::{Conn, Next, Role, Shared, ECHO_TIMEOUT};
+use crate::conn::{Conn, Next, Role, Shared};
 use crate::open::{warn_about_limits, Opener};
 use crate::pattern::Pattern;
 use crate::stats::{End, Stats};
@@ -186,6 +187,7 @@ impl Stress {
                 pipeline,
                 per_connection,
                 stopping: false,
+                echo_timeout: config.echo_timeout,
                 out: vec![0; WRITE_CHUNK].into_boxed_slice(),
                 inp: vec![0; READ_CHUNK].into_boxed_slice(),
                 expect: vec![0; READ_CHUNK].into_boxed_slice(),
@@ -290,12 +292,12 @@ impl Stress {
     }
 
     /// The deadline (or a signal): open no more, start no new message, let
-    /// in-flight ones finish within the echo timeout.
+    /// in-flight ones finish before they would count as lost.
     fn begin_stop(&mut self, now: Instant) {
         self.shared.stopping = true;
         self.deadlines.stop = None;
         if self.deadlines.drain_end.is_none() {
-            self.deadlines.drain_end = Some(now + ECHO_TIMEOUT);
+            self.deadlines.drain_end = Some(now + self.shared.lost_after());
         }
         let never = u64::from(self.opener.stop());
         self.shared.stats.never_started(never);

@@ -97,6 +97,8 @@ pub struct Counts {
     pub bytes_received: u64,
     /// Messages still in flight when the run gave them up (not an error).
     pub abandoned: u64,
+    /// Messages whose echo came back complete but after `--echo-timeout`.
+    pub late: u64,
     /// Connections that connected and ended without an error.
     pub connections_ok: u64,
     /// Connections that could not connect, or hit an error later.
@@ -195,6 +197,12 @@ impl Stats {
     pub fn failed(&mut self, message: String, count: u64) {
         self.errors.push(message);
         self.counts.connections_failed += count;
+    }
+
+    /// A message's echo came back after `--echo-timeout`, for the reason `message`.
+    pub fn late(&mut self, message: String) {
+        self.counts.late += 1;
+        self.errors.push(message);
     }
 
     /// `count` connections were never started: the run ended first.

@@ -176,16 +176,50 @@ fn an_early_close_fails_the_run_and_names_connection_and_offset() {
 #[test]
 fn a_lost_echo_fails_even_when_the_deadline_comes_first() {
     // The echo never comes; at the deadline the message is "in flight", but after
-    // ECHO_TIMEOUT (5 s) without a byte it counts as lost.
+    // twice --echo-timeout without a byte it counts as lost.
     let addr = faulty_server(2, never_echo).to_string();
-    let (o, elapsed) = stress(&[&addr, "-c", "2", "-d", "0.5"]);
+    let (o, elapsed) = stress(&[&addr, "-c", "2", "-d", "0.5", "--echo-timeout", "1"]);
     let out = all_output(&o);
     assert_eq!(o.status.code(), Some(1), "{out}");
     assert!(
-        out.contains("connection 0: no echo byte for 5 s: 512 bytes lost from offset 0"),
+        out.contains(
+            "connection 0: no echo byte for 2s (twice --echo-timeout 1s): 512 bytes lost from offset 0"
+        ),
         "{out}"
     );
+    assert!(!out.contains("late echo"), "{out}");
     assert!(elapsed < Duration::from_secs(15), "took {elapsed:?}");
+}
+
+/// Hold the first 512-byte message for 2.5 s before echoing it, then echo
+/// everything at once: a slow server, not a lossy one.
+fn echo_first_message_after_2500ms(mut s: TcpStream, _: usize) {
+    let mut first = [0u8; 512];
+    if s.read_exact(&mut first).is_err() {
+        return;
+    }
+    // The delay is the behaviour under test (a stalled server), not a wait for an event.
+    thread::sleep(Duration::from_millis(2500));
+    if s.write_all(&first).is_err() {
+        return;
+    }
+    echo_in_7_byte_pieces(s, 0);
+}
+
+#[test]
+fn an_echo_later_than_the_echo_timeout_is_reported_late_not_lost() {
+    // --echo-timeout 2: the echo at 2.5 s is late; it would count as lost only
+    // after 4 s without a byte, so it is seen.
+    let addr = faulty_server(1, echo_first_message_after_2500ms).to_string();
+    let (o, _) = stress(&[&addr, "-c", "1", "-n", "3", "--echo-timeout", "2"]);
+    let out = all_output(&o);
+    assert_eq!(o.status.code(), Some(1), "a late echo fails the run: {out}");
+    assert!(out.contains("connection 0: late echo: message 0 came back after 2."), "{out}");
+    assert!(out.contains("over --echo-timeout 2s"), "{out}");
+    assert!(text(&o.stdout).contains("messages:    3 verified"), "{out}");
+    assert!(text(&o.stdout).contains(", 1 late)"), "{out}");
+    assert!(text(&o.stdout).contains("connections: 1 ok, 0 failed"), "{out}");
+    assert!(!out.contains("lost"), "{out}");
 }
 
 #[test]
@@ -317,6 +351,7 @@ fn help_shows_every_default_and_exits_0() {
             "(default 1)",
             "(default 0)",
             "(default off)",
+            "(default 5s)",
         ] {
             assert!(help.contains(default), "{flag} lacks {default:?}:\n{help}");
         }
