@@ -28,8 +28,9 @@ use std::time::{Duration, Instant};
 
 use mio::event::Event;
 use mio::net::TcpStream;
-use progjar::sock::{is_peer_gone, short_read_empties_queue};
+use progjar::sock::short_read_empties_queue;
 
+use crate::describe::describe;
 use crate::pattern::Pattern;
 use crate::stats::Stats;
 
@@ -490,29 +491,4 @@ impl Conn {
             _ => None,
         }
     }
-}
-
-/// An I/O error in words, with the errno name students will meet in `man` pages.
-/// Which errors mean "the server is gone" is progjar's rule (`sock::is_peer_gone`).
-pub fn describe(e: &io::Error) -> String {
-    let gone = if is_peer_gone(e) { "the server reset or closed the connection: " } else { "" };
-    match errno_name(e) {
-        Some(name) => format!("{gone}{name} [{e}]"),
-        None => format!("{gone}{e}"),
-    }
-}
-
-/// The errno names a connection here can meet.
-fn errno_name(e: &io::Error) -> Option<&'static str> {
-    Some(match e.raw_os_error()? {
-        libc::ECONNREFUSED => "ECONNREFUSED: nothing listens there",
-        libc::ECONNRESET => "ECONNRESET",
-        libc::EPIPE => "EPIPE",
-        libc::ECONNABORTED => "ECONNABORTED",
-        libc::ENOTCONN => "ENOTCONN",
-        libc::ETIMEDOUT => "ETIMEDOUT",
-        libc::EHOSTUNREACH => "EHOSTUNREACH",
-        libc::ENETUNREACH => "ENETUNREACH",
-        _ => return None,
-    })
 }

@@ -14,12 +14,13 @@
 //! * `run.rs`: the event loop, timers, stopping;
 //! * `open.rs`: starting connections at the asked rate, and the limits that stop it;
 //! * `conn.rs`: one connection's connect, write, read and check;
+//! * `describe.rs`: an I/O error in words, with its errno name;
 //! * `pattern.rs`: the bytes each message carries, computed, never stored;
 //! * `stats.rs`: the counters, the latency histograms and the live line;
 //! * `report.rs`: the summary and the JSON.
 //!
 //! Imports go one way: `main` → `run` → `open` → `conn` → `stats`, `pattern`,
-//! `config`; `report` reads only `config` and `stats`.
+//! `describe`, `config`; `report` reads only `config` and `stats`.
 //!
 //! Exit status: 0 when every byte came back right and every connection worked,
 //! 1 when any did not (the summary says which connection and where), 2 for a bad
@@ -28,6 +29,7 @@
 
 mod config;
 mod conn;
+mod describe;
 mod open;
 mod pattern;
 mod report;

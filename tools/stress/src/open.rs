@@ -32,7 +32,8 @@ use progjar::limits::NofileLimits;
 use slab::Slab;
 
 use crate::config::Config;
-use crate::conn::{describe, Conn, Role};
+use crate::conn::{Conn, Role};
+use crate::describe::describe;
 use crate::stats::Stats;
 
 /// Most connects started in one turn of the loop. Starting 10000 at once would
