@@ -3,7 +3,7 @@
 //! Its own file so that every side can read it without importing the others:
 //! `main.rs` builds it, `run.rs` acts on it and `report.rs` prints it.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 /// When the run stops.
@@ -32,6 +32,11 @@ pub struct Config {
     pub stop: Stop,
     /// Messages in flight per connection.
     pub pipeline: u32,
+    /// `--per-connection`: close each active connection after this many
+    /// messages and open another in its place.
+    pub per_connection: Option<u64>,
+    /// `--source`: local addresses the connections are spread over.
+    pub sources: Vec<IpAddr>,
     /// An echo that takes longer is late (`--echo-timeout`); one that has not
     /// come after twice as long is lost.
     pub echo_timeout: Duration,

@@ -22,8 +22,8 @@
 //! an event that will not come.
 
 use std::collections::VecDeque;
-use std::io::{self, ErrorKind, Read, Write};
-use std::net::{Shutdown, SocketAddr};
+use std::io::{ErrorKind, Read, Write};
+use std::net::Shutdown;
 use std::time::{Duration, Instant};
 
 use mio::event::Event;
@@ -132,23 +132,16 @@ pub struct Conn {
 }
 
 impl Conn {
-    /// Start a nonblocking connect to `addr`. Returns at once: the handshake
-    /// finishes later and shows up as a writable event.
-    pub fn connect(
-        id: u32,
-        role: Role,
-        addr: SocketAddr,
-        now: Instant,
-        pipeline: u64,
-    ) -> io::Result<Conn> {
-        let stream = TcpStream::connect(addr)?;
+    /// Connection `id`, whose nonblocking connect on `stream` was started at
+    /// `now`: the handshake finishes later and shows up as a writable event.
+    pub fn new(id: u32, role: Role, stream: TcpStream, now: Instant, pipeline: u64) -> Conn {
         // Room for a few stamps now; it grows to `pipeline` once and stays there.
         let stamps = VecDeque::with_capacity(if role == Role::Active {
             pipeline.min(16) as usize
         } else {
             0
         });
-        Ok(Conn {
+        Conn {
             id,
             role,
             phase: Phase::Connecting,
@@ -159,7 +152,7 @@ impl Conn {
             received: 0,
             write_blocked: false,
             stamps,
-        })
+        }
     }
 
     /// Has the handshake finished (whatever happened since)?

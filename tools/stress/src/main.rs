@@ -36,7 +36,7 @@ mod report;
 mod run;
 mod stats;
 
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -118,6 +118,16 @@ struct Args {
     /// missing after twice as long is lost (default 5s)
     #[argh(option, default = "DEFAULT_ECHO_TIMEOUT", from_str_fn(parse_duration))]
     echo_timeout: Duration,
+    /// with -d: close each connection after this many messages and open a new
+    /// one in its place, measuring connects per second (default: keep each
+    /// connection for the whole run)
+    #[argh(option, from_str_fn(parse_messages))]
+    per_connection: Option<u64>,
+    /// local address to connect from; repeat it to spread the connections over
+    /// several (e.g. 127.0.0.2 and 127.0.0.3 on loopback), each with its own
+    /// ~28000 local ports (default: the kernel chooses)
+    #[argh(option)]
+    source: Vec<IpAddr>,
     /// print the summary as one JSON object on stdout instead of text
     /// (default off)
     #[argh(switch)]
@@ -217,6 +227,9 @@ fn main() -> ExitCode {
         (None, Some(n)) => Stop::Messages(n),
         (None, None) => Stop::After(DEFAULT_DURATION),
     };
+    if args.messages.is_some() && args.per_connection.is_some() {
+        cli::usage_error("-n and --per-connection cannot be used together: -n ends the run, --per-connection reconnects")
+    }
     progjar::logging::init();
     cli::finish(stress(&args, stop))
 }
@@ -224,8 +237,14 @@ fn main() -> ExitCode {
 /// Resolve, run, print the summary; a failed run is a [`Failure`] (exit 1, or
 /// 130 after a second signal).
 fn stress(args: &Args, stop: Stop) -> Result<(), Failure> {
+    let target = resolve(&args.target)?;
+    for &ip in &args.source {
+        if let Err(why) = open::check_source(ip, target) {
+            cli::usage_error(&why)
+        }
+    }
     let config = Config {
-        target: resolve(&args.target)?,
+        target,
         connections: args.connections,
         idle: args.idle,
         connect_rate: args.connect_rate,
@@ -233,6 +252,8 @@ fn stress(args: &Args, stop: Stop) -> Result<(), Failure> {
         stop,
         pipeline: args.pipeline,
         echo_timeout: args.echo_timeout,
+        per_connection: args.per_connection,
+        sources: args.source.clone(),
     };
     let outcome = run::run(&config)?;
     let report = Report {

@@ -67,9 +67,12 @@ impl Report<'_> {
     fn write_totals(&self, t: &mut String) {
         let c = self.config;
         let s = self.stats.counts();
-        let mode = match c.stop {
-            Stop::After(d) => format!("for {:.1} s", d.as_secs_f64()),
-            Stop::Messages(n) => format!("{n} messages each"),
+        let mode = match (c.stop, c.per_connection) {
+            (Stop::After(d), None) => format!("for {:.1} s", d.as_secs_f64()),
+            (Stop::After(d), Some(n)) => {
+                format!("for {:.1} s, a new connection after every {n} messages", d.as_secs_f64())
+            }
+            (Stop::Messages(n), _) => format!("{n} messages each"),
         };
         let _ = writeln!(
             t,
@@ -90,6 +93,13 @@ impl Report<'_> {
             s.abandoned,
             if s.late > 0 { format!(", {} late", s.late) } else { String::new() }
         );
+        if c.per_connection.is_some() {
+            let _ = writeln!(
+                t,
+                "connects:    {:.0} connections/s (connect, messages, close, as netperf's TCP_CRR)",
+                self.rate(s.connections_ok)
+            );
+        }
         let (sent, received) = (s.bytes_sent, s.bytes_received);
         let _ = writeln!(t, "sent:        {} = {:.3} Gbit/s", human_bytes(sent), self.gbit(sent));
         let _ = writeln!(
@@ -153,7 +163,7 @@ impl Report<'_> {
         let c = self.config;
         let s = self.stats.counts();
         let (duration_secs, messages_per_connection) = match c.stop {
-            Stop::After(d) => (Some(d.as_secs_f64()), None),
+            Stop::After(d) => (Some(d.as_secs_f64()), c.per_connection),
             Stop::Messages(n) => (None, Some(n)),
         };
         let (h, ch) = (self.stats.latency(), self.stats.connect_latency());
@@ -175,6 +185,7 @@ impl Report<'_> {
             bytes_sent: s.bytes_sent,
             bytes_received: s.bytes_received,
             messages_per_sec: self.rate(s.messages),
+            connections_per_sec: self.rate(s.connections_ok),
             gbit_per_sec_sent: self.gbit(s.bytes_sent),
             gbit_per_sec_received: self.gbit(s.bytes_received),
             latency_us: Latency {
@@ -221,6 +232,7 @@ struct Json<'a> {
     bytes_sent: u64,
     bytes_received: u64,
     messages_per_sec: f64,
+    connections_per_sec: f64,
     gbit_per_sec_sent: f64,
     gbit_per_sec_received: f64,
     latency_us: Latency,

@@ -133,6 +133,8 @@ pub struct Stress {
     /// Active connections started and not closed yet: the run is over when
     /// this is 0 and nothing is left to open or connecting.
     active: u64,
+    /// `--per-connection`: an active connection that ended well is replaced.
+    reopen: bool,
     opener: Opener,
     deadlines: Deadlines,
     /// The plan, the scratch buffers and the counters every connection uses.
@@ -158,7 +160,7 @@ impl Stress {
             }
         };
         let total = u64::from(config.connections) + u64::from(config.idle);
-        warn_about_limits(total, limits);
+        warn_about_limits(total, config.sources.len(), limits);
         let poll = Poll::new()
             .map_err(|e| Failure::new(EXIT_FAILURE, format!("cannot create the poll: {e}")))?;
         let signals = Signals::new([libc::SIGINT, libc::SIGTERM])
@@ -171,7 +173,7 @@ impl Stress {
         let start = Instant::now();
         let pipeline = u64::from(config.pipeline);
         let (stop, per_connection) = match config.stop {
-            Stop::After(d) => (Some(start + d), None),
+            Stop::After(d) => (Some(start + d), config.per_connection),
             Stop::Messages(n) => (None, Some(n)),
         };
         Ok(Stress {
@@ -180,6 +182,7 @@ impl Stress {
             signals_seen: 0,
             connections: Slab::with_capacity(total as usize),
             active: 0,
+            reopen: config.per_connection.is_some(),
             opener: Opener::new(config, start, limits),
             deadlines: Deadlines { tick: start + TICK, stop, drain_end: None },
             shared: Shared {
@@ -333,6 +336,9 @@ impl Stress {
         let _ = self.poll.registry().deregister(&mut conn.stream);
         if conn.role == Role::Active {
             self.active -= 1;
+            if self.reopen && !self.shared.stopping && matches!(end, End::Ok) {
+                self.opener.reopen();
+            }
         }
         self.shared.stats.closed(conn.is_connected(), conn.in_flight(), end);
         // Dropping `conn` closes the socket. With nothing unread this sends a FIN;

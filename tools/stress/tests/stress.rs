@@ -483,3 +483,63 @@ fn a_closed_output_pipe_ends_the_run_quietly() {
     let status = process::wait_child(&mut child, Duration::from_secs(20)).expect("it ends");
     assert_eq!(status.signal(), Some(libc::SIGPIPE), "{status:?}");
 }
+
+#[test]
+fn per_connection_closes_after_n_messages_and_opens_a_new_one() {
+    let addr = progjar_server().to_string();
+    let (o, _) = stress(&[&addr, "-c", "4", "--per-connection", "5", "-d", "1", "--json"]);
+    let out = all_output(&o);
+    assert!(o.status.success(), "{out}");
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("valid JSON");
+    let ok = v["connections_ok"].as_u64().expect("connections_ok");
+    let messages = v["messages"].as_u64().expect("messages");
+    // Far more connections than the 4 running at a time: each was replaced.
+    assert!(ok > 8, "{out}");
+    // Each carried 5 messages, except the 4 the deadline cut short.
+    assert!(messages <= 5 * ok && messages >= 5 * (ok - 4), "{out}");
+    assert_eq!(v["messages_per_connection"], 5, "{out}");
+    assert!(v["connections_per_sec"].as_f64() > Some(0.0), "{out}");
+    assert_eq!(v["ok"], true, "{out}");
+}
+
+#[test]
+fn source_spreads_connections_over_local_addresses() {
+    // An echo server that reports each client's address.
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind");
+    let addr = listener.local_addr().expect("addr").to_string();
+    let (peers, seen) = std::sync::mpsc::channel();
+    thread::spawn(move || {
+        for _ in 0..6 {
+            let Ok((stream, peer)) = listener.accept() else { return };
+            let _ = peers.send(peer.ip());
+            let _ = stream.set_read_timeout(Some(SERVER_IO_TIMEOUT));
+            thread::spawn(move || echo_in_7_byte_pieces(stream, 0));
+        }
+    });
+    let sources = ["--source", "127.0.0.2", "--source", "127.0.0.3"];
+    let (o, _) = stress(&[&[addr.as_str(), "-c", "6", "-n", "3"][..], &sources].concat());
+    let out = all_output(&o);
+    assert!(o.status.success(), "{out}");
+    let mut from: Vec<String> = seen.try_iter().map(|ip| ip.to_string()).collect();
+    from.sort();
+    assert_eq!(
+        from,
+        ["127.0.0.2", "127.0.0.2", "127.0.0.2", "127.0.0.3", "127.0.0.3", "127.0.0.3"]
+    );
+}
+
+#[test]
+fn a_source_that_is_not_local_or_the_wrong_family_exits_2_with_one_line() {
+    // Nothing is sent: the check binds a UDP socket, and the run never starts.
+    for (source, words) in [
+        ("192.0.2.1", "--source 192.0.2.1 is not an address of this machine"),
+        ("::1", "--source ::1 cannot reach 127.0.0.1:9: one is IPv4, the other IPv6"),
+    ] {
+        let (o, _) = stress(&["127.0.0.1:9", "-c", "1", "-n", "1", "--source", source]);
+        let err = text(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{source}: {}", all_output(&o));
+        assert_eq!(err.trim().lines().count(), 1, "{source}: {err}");
+        assert!(err.contains(words), "{source}: {err}");
+        assert!(o.stdout.is_empty(), "{source}");
+    }
+}
