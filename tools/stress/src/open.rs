@@ -22,7 +22,13 @@
 //! * EADDRNOTAVAIL: every connection to the same server address and port needs
 //!   its own local port, taken from `net.ipv4.ip_local_port_range`
 //!   (about 28000 ports by default), and ports of closed connections stay in
-//!   TIME_WAIT for a minute.
+//!   TIME_WAIT for a minute. Each `--source` address has its own range, so
+//!   spreading connections over several (127.0.0.2, 127.0.0.3, ... on
+//!   loopback) lifts this limit, as tcpkali does.
+//!
+//! With `--per-connection N`, an active connection that has had its N messages
+//! echoed closes, and a replacement is started at once (its id follows the
+//! first ones'), so a run also measures connects per second (netperf's TCP_CRR).
 
 use std::io;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
