@@ -22,27 +22,23 @@
 //! an event that will not come.
 
 use std::collections::VecDeque;
-use std::io::{self, ErrorKind, Read, Write};
-use std::net::{Shutdown, SocketAddr};
+use std::io::{ErrorKind, Read, Write};
+use std::net::Shutdown;
 use std::time::{Duration, Instant};
 
 use mio::event::Event;
 use mio::net::TcpStream;
+use progjar::sock::short_read_empties_queue;
 
+use crate::describe::describe;
 use crate::pattern::Pattern;
-use crate::report::Stats;
+use crate::stats::Stats;
 
 /// How long a connect may take. A SYN dropped because the server's listen
 /// backlog is full is resent after 1, 3 and 7 seconds (Linux's exponential
 /// backoff), so 10 s lets a flood of connects ride out three drops before it
 /// counts as a failure.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// How long a connection may wait without receiving a single echo byte while an
-/// echo is owed (or, after our FIN, for the server's). On loopback an echo takes
-/// microseconds, and even 10000 busy connections take milliseconds; five seconds
-/// of silence means the bytes are lost, not late.
-pub const ECHO_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What this connection is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,7 +51,7 @@ pub enum Role {
 
 /// Where the connection is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Phase {
+enum Phase {
     /// `connect()` was called; the handshake has not finished.
     Connecting,
     /// Connected: sending and checking.
@@ -88,17 +84,25 @@ pub struct Shared {
     pub per_connection: Option<u64>,
     /// The deadline has passed: start no new message.
     pub stopping: bool,
+    /// `--echo-timeout`: an echo slower than this is late.
+    pub echo_timeout: Duration,
     /// Where the pattern is written before each `write()`.
     pub out: Box<[u8]>,
     /// Where each `read()` lands.
     pub inp: Box<[u8]>,
     /// Where the expected bytes are computed to compare with `inp`.
     pub expect: Box<[u8]>,
-    /// Active connections started and not closed yet: the run is over when this
-    /// is 0 and nothing is left to open.
-    pub active_alive: u64,
     /// The run's counters.
     pub stats: Stats,
+}
+
+impl Shared {
+    /// How long a connection may go without an echo byte while owing some
+    /// before they count as lost: twice `--echo-timeout`, so that an echo that
+    /// is late, even by as much again, is still seen and reported as late.
+    pub fn lost_after(&self) -> Duration {
+        self.echo_timeout.saturating_mul(2)
+    }
 }
 
 /// One client connection.
@@ -109,7 +113,7 @@ pub struct Conn {
     /// Active or idle.
     pub role: Role,
     /// Where it is in its life.
-    pub phase: Phase,
+    phase: Phase,
     /// The socket.
     pub stream: TcpStream,
     /// When `connect()` was called.
@@ -128,23 +132,16 @@ pub struct Conn {
 }
 
 impl Conn {
-    /// Start a nonblocking connect to `addr`. Returns at once: the handshake
-    /// finishes later and shows up as a writable event.
-    pub fn connect(
-        id: u32,
-        role: Role,
-        addr: SocketAddr,
-        now: Instant,
-        pipeline: u64,
-    ) -> io::Result<Conn> {
-        let stream = TcpStream::connect(addr)?;
+    /// Connection `id`, whose nonblocking connect on `stream` was started at
+    /// `now`: the handshake finishes later and shows up as a writable event.
+    pub fn new(id: u32, role: Role, stream: TcpStream, now: Instant, pipeline: u64) -> Conn {
         // Room for a few stamps now; it grows to `pipeline` once and stays there.
         let stamps = VecDeque::with_capacity(if role == Role::Active {
             pipeline.min(16) as usize
         } else {
             0
         });
-        Ok(Conn {
+        Conn {
             id,
             role,
             phase: Phase::Connecting,
@@ -155,7 +152,12 @@ impl Conn {
             received: 0,
             write_blocked: false,
             stamps,
-        })
+        }
+    }
+
+    /// Has the handshake finished (whatever happened since)?
+    pub fn is_connected(&self) -> bool {
+        self.phase != Phase::Connecting
     }
 
     /// Messages sent whose echo is not complete yet.
@@ -221,9 +223,7 @@ impl Conn {
         }
         self.phase = Phase::Open;
         self.last_progress = now;
-        sh.stats.record_connect(now.saturating_duration_since(self.started));
-        sh.stats.connecting -= 1;
-        sh.stats.open += 1;
+        sh.stats.connected(now.saturating_duration_since(self.started));
         match self.role {
             Role::Active => self.send_and_maybe_finish(sh),
             Role::Idle => Ok(Next::Keep),
@@ -239,14 +239,10 @@ impl Conn {
                 Ok(0) => return self.on_eof(sh),
                 Ok(n) => {
                     self.check(n, sh, now)?;
-                    // A read that did not fill the buffer emptied the socket. The
-                    // portable rule is to read on until WouldBlock, but on Linux
-                    // epoll reports every later arrival as a new edge, so that last
-                    // read() would only be told "nothing": skipping it saves one
-                    // syscall in three per message (tokio skips it the same way).
-                    // A FIN already seen by this event makes no new edge, so with
-                    // `closing` we read on to meet it.
-                    if n < sh.inp.len() && !closing && cfg!(target_os = "linux") {
+                    // A short read may end the turn (`sock::short_read_empties_queue`
+                    // says why), but not when this event also reported the FIN:
+                    // that makes no new edge, so read on to meet it.
+                    if !closing && short_read_empties_queue(n, sh.inp.len()) {
                         return Ok(Next::Keep);
                     }
                 }
@@ -318,14 +314,30 @@ impl Conn {
         let size = sh.pattern.size();
         let done_before = self.received / size;
         self.received += n as u64;
-        sh.stats.bytes_received += n as u64;
-        for _ in done_before..self.received / size {
+        sh.stats.received(n as u64);
+        for message in done_before..self.received / size {
             // Every completed message was stamped when its first byte was written.
             if let Some(sent_at) = self.stamps.pop_front() {
-                sh.stats.record_message(now.saturating_duration_since(sent_at));
+                let latency = now.saturating_duration_since(sent_at);
+                sh.stats.message(latency);
+                if latency > sh.echo_timeout {
+                    self.late(message, latency, sh);
+                }
             }
         }
         Ok(())
+    }
+
+    /// Message `message` came back, but after `--echo-timeout`: an error, yet
+    /// not a lost byte, and the connection carries on.
+    #[cold]
+    fn late(&self, message: u64, latency: Duration, sh: &mut Shared) {
+        let why = self.fault(format_args!(
+            "late echo: message {message} came back after {:.2} s, over --echo-timeout {:?}",
+            latency.as_secs_f64(),
+            sh.echo_timeout
+        ));
+        sh.stats.late(why.0);
     }
 
     /// How far the stream may be written now.
@@ -386,7 +398,7 @@ impl Conn {
                         self.stamps.push_back(at);
                     }
                     self.sent = end;
-                    sh.stats.bytes_sent += n as u64;
+                    sh.stats.sent(n as u64);
                 }
                 // The socket's send buffer is full: the server is not reading as fast
                 // as we write. A writable event will come when there is room again.
@@ -456,33 +468,20 @@ impl Conn {
                     CONNECT_TIMEOUT.as_secs()
                 )))
             }
-            Phase::Open if self.received < self.sent && waited > ECHO_TIMEOUT => {
+            Phase::Open if self.received < self.sent && waited > sh.lost_after() => {
                 Some(self.fault(format_args!(
-                    "no echo byte for {} s: {} bytes lost from {}",
-                    ECHO_TIMEOUT.as_secs(),
+                    "no echo byte for {:?} (twice --echo-timeout {:?}): {} bytes lost from {}",
+                    sh.lost_after(),
+                    sh.echo_timeout,
                     self.sent - self.received,
                     self.at(self.received, sh)
                 )))
             }
-            Phase::Closing if waited > ECHO_TIMEOUT => Some(self.fault(format_args!(
-                "the server did not close its side within {} s of ours (does it close on EOF?)",
-                ECHO_TIMEOUT.as_secs()
+            Phase::Closing if waited > sh.echo_timeout => Some(self.fault(format_args!(
+                "the server did not close its side within {:?} of ours (does it close on EOF?)",
+                sh.echo_timeout
             ))),
             _ => None,
         }
     }
-}
-
-/// An I/O error in words, with the errno name students will meet in `man` pages.
-pub fn describe(e: &io::Error) -> String {
-    let name = match e.raw_os_error() {
-        Some(libc::ECONNREFUSED) => "ECONNREFUSED: nothing listens there",
-        Some(libc::ECONNRESET) => "ECONNRESET: the server reset the connection",
-        Some(libc::EPIPE) => "EPIPE: the server closed the connection",
-        Some(libc::ETIMEDOUT) => "ETIMEDOUT",
-        Some(libc::EHOSTUNREACH) => "EHOSTUNREACH",
-        Some(libc::ENETUNREACH) => "ENETUNREACH",
-        _ => return e.to_string(),
-    };
-    format!("{name} [{e}]")
 }

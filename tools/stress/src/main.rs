@@ -9,23 +9,33 @@
 //! in one `mio` loop, the same design as the server it tests.
 //!
 //! The files, one concept each:
-//! * `main.rs`: the command line (argh), checked into a [`run::Config`];
+//! * `main.rs`: the command line (argh), checked into a [`config::Config`];
+//! * `config.rs`: what the run is asked to do, read by every other file;
 //! * `run.rs`: the event loop, timers, stopping;
 //! * `open.rs`: starting connections at the asked rate, and the limits that stop it;
 //! * `conn.rs`: one connection's connect, write, read and check;
+//! * `describe.rs`: an I/O error in words, with its errno name;
 //! * `pattern.rs`: the bytes each message carries, computed, never stored;
-//! * `report.rs`: counters, histograms, the live line, the summary and the JSON.
+//! * `stats.rs`: the counters, the latency histograms and the live line;
+//! * `report.rs`: the summary and the JSON.
+//!
+//! Imports go one way: `main` → `run` → `open` → `conn` → `stats`, `pattern`,
+//! `describe`, `config`; `report` reads only `config` and `stats`.
 //!
 //! Exit status: 0 when every byte came back right and every connection worked,
 //! 1 when any did not (the summary says which connection and where), 2 for a bad
-//! command line.
+//! command line, 130 when a second signal ended the run at once (the summary
+//! still comes out). The codes are progjar's (`progjar::cli`).
 
+mod config;
 mod conn;
+mod describe;
 mod open;
 mod report;
 mod run;
+mod stats;
 
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -35,8 +45,8 @@ use progjar::parse;
 // The pattern lives in the crate's library, which the tests reuse.
 use progjar_stress::pattern;
 
+use crate::config::{Config, Stop};
 use crate::report::Report;
-use crate::run::{Config, Stop};
 
 /// Largest message (`-s`): the pattern is computed in 64 KiB chunks whatever the
 /// size, so this only bounds what one connection keeps in flight
@@ -57,6 +67,10 @@ const MAX_PIPELINE: u32 = 1024;
 /// (`messages × size`) far inside 64 bits.
 const MAX_MESSAGES: u64 = 1_000_000_000;
 
+/// The default `--echo-timeout`. On loopback an echo takes microseconds, and
+/// even 10000 busy connections take milliseconds: five seconds is a stall.
+const DEFAULT_ECHO_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// The default run length when neither `-d` nor `-n` is given.
 const DEFAULT_DURATION: Duration = Duration::from_secs(10);
 
@@ -66,7 +80,7 @@ const DEFAULT_DURATION: Duration = Duration::from_secs(10);
 /// A live line goes to stderr every second; the summary goes to stdout.
 /// Exit status: 0 all bytes echoed right, 1 a byte lost or wrong or a
 /// connection failed (the summary names the connection and offset), 2 bad
-/// arguments.
+/// arguments, 130 stopped at once by a second Ctrl-C.
 #[derive(FromArgs)]
 #[argh(help_triggers("-h", "--help"))]
 // The doc comments are argh's help text, where `[::1]:10000` is an address, not a link.
@@ -101,6 +115,20 @@ struct Args {
     /// (default 0)
     #[argh(option, default = "0", from_str_fn(parse_idle))]
     idle: u32,
+    /// an echo slower than this is reported late (a failure); one still
+    /// missing after twice as long is lost (default 5s)
+    #[argh(option, default = "DEFAULT_ECHO_TIMEOUT", from_str_fn(parse_duration))]
+    echo_timeout: Duration,
+    /// with -d: close each connection after this many messages and open a new
+    /// one in its place, measuring connects per second (default: keep each
+    /// connection for the whole run)
+    #[argh(option, from_str_fn(parse_messages))]
+    per_connection: Option<u64>,
+    /// local address to connect from; repeat it to spread the connections over
+    /// several (e.g. 127.0.0.2 and 127.0.0.3 on loopback), each with its own
+    /// ~28000 local ports (default: the kernel chooses)
+    #[argh(option)]
+    source: Vec<IpAddr>,
     /// print the summary as one JSON object on stdout instead of text
     /// (default off)
     #[argh(switch)]
@@ -114,37 +142,43 @@ fn parse_target(s: &str) -> Result<String, String> {
     }
 }
 
-/// A whole number from `lo` to `hi`.
-fn number_in<T: std::str::FromStr + PartialOrd + std::fmt::Display>(
-    s: &str,
-    lo: T,
-    hi: T,
-) -> Result<T, String> {
-    match s.trim().parse::<T>() {
-        Ok(n) if n >= lo && n <= hi => Ok(n),
-        Ok(_) => Err(format!("'{s}' must be from {lo} to {hi}")),
-        Err(_) => Err(format!("'{s}' is not a whole number")),
+/// A count from 1 to `max`: progjar's shared rule for counts, and this tool's ceiling.
+fn count_up_to(s: &str, max: u64) -> Result<u64, String> {
+    let n = parse::count(s)? as u64;
+    if n > max {
+        return Err(format!("'{s}' must be at most {max}"));
     }
+    Ok(n)
+}
+
+/// [`count_up_to`] for the counts kept as `u32` (`max` fits, so the cast is exact).
+fn count_u32(s: &str, max: u32) -> Result<u32, String> {
+    count_up_to(s, u64::from(max)).map(|n| n as u32)
 }
 
 fn parse_connections(s: &str) -> Result<u32, String> {
-    number_in(s, 1, MAX_CONNECTIONS)
+    count_u32(s, MAX_CONNECTIONS)
 }
 
 fn parse_idle(s: &str) -> Result<u32, String> {
-    number_in(s, 0, MAX_CONNECTIONS)
+    // The one count that may be 0: no idle connections.
+    if s.trim() == "0" {
+        return Ok(0);
+    }
+    count_u32(s, MAX_CONNECTIONS)
+        .map_err(|_| format!("'{s}' must be a whole number from 0 to {MAX_CONNECTIONS}"))
 }
 
 fn parse_rate(s: &str) -> Result<u32, String> {
-    number_in(s, 1, u32::MAX)
+    count_u32(s, u32::MAX)
 }
 
 fn parse_pipeline(s: &str) -> Result<u32, String> {
-    number_in(s, 1, MAX_PIPELINE)
+    count_u32(s, MAX_PIPELINE)
 }
 
 fn parse_messages(s: &str) -> Result<u64, String> {
-    number_in(s, 1, MAX_MESSAGES)
+    count_up_to(s, MAX_MESSAGES)
 }
 
 fn parse_size(s: &str) -> Result<usize, String> {
@@ -155,12 +189,15 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
     parse::duration(s)
 }
 
-/// The first address `target` resolves to.
+/// The first address `target` (`HOST:PORT`) resolves to. The only name
+/// resolution in this tool: the place to call the shared resolver once
+/// `progjar` has one.
 fn resolve(target: &str) -> Result<SocketAddr, Failure> {
+    let unresolved = |why: String| Failure::new(cli::EXIT_FAILURE, why);
     let mut addrs = target
         .to_socket_addrs()
-        .map_err(|e| Failure::new(1, format!("cannot resolve {target}: {e}")))?;
-    addrs.next().ok_or_else(|| Failure::new(1, format!("{target} resolves to no address")))
+        .map_err(|e| unresolved(format!("cannot resolve {target}: {e}")))?;
+    addrs.next().ok_or_else(|| unresolved(format!("{target} resolves to no address")))
 }
 
 fn main() -> ExitCode {
@@ -173,20 +210,33 @@ fn main() -> ExitCode {
         (None, Some(n)) => Stop::Messages(n),
         (None, None) => Stop::After(DEFAULT_DURATION),
     };
+    if args.messages.is_some() && args.per_connection.is_some() {
+        cli::usage_error("-n and --per-connection cannot be used together: -n ends the run, --per-connection reconnects")
+    }
     progjar::logging::init();
     cli::finish(stress(&args, stop))
 }
 
-/// Resolve, run, print the summary; a failed run is a [`Failure`] (exit 1).
+/// Resolve, run, print the summary; a failed run is a [`Failure`] (exit 1, or
+/// 130 after a second signal).
 fn stress(args: &Args, stop: Stop) -> Result<(), Failure> {
+    let target = resolve(&args.target)?;
+    for &ip in &args.source {
+        if let Err(why) = open::check_source(ip, target) {
+            cli::usage_error(&why)
+        }
+    }
     let config = Config {
-        target: resolve(&args.target)?,
+        target,
         connections: args.connections,
         idle: args.idle,
         connect_rate: args.connect_rate,
         message_size: args.size,
         stop,
         pipeline: args.pipeline,
+        echo_timeout: args.echo_timeout,
+        per_connection: args.per_connection,
+        sources: args.source.clone(),
     };
     let outcome = run::run(&config)?;
     let report = Report {
@@ -200,17 +250,19 @@ fn stress(args: &Args, stop: Stop) -> Result<(), Failure> {
     } else {
         println!("{}", report.text());
     }
-    if report.ok() {
+    if outcome.forced {
+        Err(Failure::new(cli::EXIT_INTERRUPTED, "stopped at once by a second signal"))
+    } else if report.ok() {
         Ok(())
     } else {
-        let s = &outcome.stats;
+        let errors = outcome.stats.errors();
         Err(Failure::new(
             cli::EXIT_FAILURE,
             format!(
                 "the run failed ({} errors, {} connections failed); first: {}",
-                s.errors.total(),
-                s.connections_failed,
-                s.errors.kept().first().map_or("-", String::as_str)
+                errors.total(),
+                outcome.stats.counts().connections_failed,
+                errors.kept().first().map_or("-", String::as_str)
             ),
         ))
     }

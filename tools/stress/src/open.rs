@@ -22,16 +22,29 @@
 //! * EADDRNOTAVAIL: every connection to the same server address and port needs
 //!   its own local port, taken from `net.ipv4.ip_local_port_range`
 //!   (about 28000 ports by default), and ports of closed connections stay in
-//!   TIME_WAIT for a minute.
+//!   TIME_WAIT for a minute. Each `--source` address has its own range, so
+//!   spreading connections over several (127.0.0.2, 127.0.0.3, ... on
+//!   loopback) lifts this limit, as tcpkali does.
+//!
+//! With `--per-connection N`, an active connection that has had its N messages
+//! echoed closes, and a replacement is started at once (its id follows the
+//! first ones'), so a run also measures connects per second (netperf's TCP_CRR).
 
-use std::net::SocketAddr;
+use std::io;
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
+use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
 use progjar::limits::NofileLimits;
 use slab::Slab;
+use socket2::{Domain, Protocol, Socket, Type};
 
-use crate::conn::{describe, Conn, Role, Shared};
+use crate::config::Config;
+use crate::conn::{Conn, Role};
+use crate::describe::describe;
+use crate::stats::Stats;
 
 /// Most connects started in one turn of the loop. Starting 10000 at once would
 /// keep the loop away from `poll()` (and from the connections that are already
@@ -41,7 +54,7 @@ const MAX_CONNECTS_PER_TURN: u32 = 256;
 
 /// File descriptors the process needs besides its connections: stdin, stdout,
 /// stderr and the epoll descriptor, plus a few spare (e.g. reading /proc).
-pub const FD_RESERVE: u64 = 8;
+const FD_RESERVE: u64 = 8;
 
 /// Starts connections in order, at the asked rate, until a limit stops it.
 pub struct Opener {
@@ -59,6 +72,13 @@ pub struct Opener {
     start: Instant,
     /// How many have been started (or given up on): the next one's place in the order.
     next: u32,
+    /// Replacements owed for connections that finished their `--per-connection`
+    /// messages; opened at once, whatever `--connect-rate`.
+    reopens: u32,
+    /// The id of the next replacement: ids go on after the first ones.
+    next_id: u32,
+    /// `--source` addresses, used in turn; empty to let the kernel choose.
+    sources: Vec<IpAddr>,
     /// When the first active connection was started: the rates count from here.
     pub first_active: Option<Instant>,
     /// The open-file limits, for the EMFILE message.
@@ -66,32 +86,33 @@ pub struct Opener {
 }
 
 impl Opener {
-    /// An opener for `connections` active and `idle` idle connections to `addr`.
-    pub fn new(
-        addr: SocketAddr,
-        connections: u32,
-        idle: u32,
-        rate: Option<u32>,
-        pipeline: u64,
-        start: Instant,
-        limits: Option<NofileLimits>,
-    ) -> Opener {
+    /// An opener for the connections `config` asks for, its ramp starting at `start`.
+    pub fn new(config: &Config, start: Instant, limits: Option<NofileLimits>) -> Opener {
         Opener {
-            addr,
-            connections,
-            idle,
-            rate,
-            pipeline,
+            addr: config.target,
+            connections: config.connections,
+            idle: config.idle,
+            rate: config.connect_rate,
+            pipeline: u64::from(config.pipeline),
             start,
             next: 0,
+            reopens: 0,
+            next_id: config.connections + config.idle,
+            sources: config.sources.clone(),
             first_active: None,
             limits,
         }
     }
 
-    /// Connections not started yet.
+    /// Connections not started yet, replacements included.
     pub fn remaining(&self) -> u32 {
-        self.connections + self.idle - self.next
+        self.connections + self.idle - self.next + self.reopens
+    }
+
+    /// An active connection finished its `--per-connection` messages: open
+    /// another in its place.
+    pub fn reopen(&mut self) {
+        self.reopens += 1;
     }
 
     /// The id and role of the connection at `place` in the opening order.
@@ -123,6 +144,9 @@ impl Opener {
         if self.remaining() == 0 {
             return None;
         }
+        if self.reopens > 0 {
+            return Some(self.start);
+        }
         match self.rate {
             None => Some(self.start),
             Some(rate) => {
@@ -132,67 +156,93 @@ impl Opener {
     }
 
     /// Start the connections that are due, at most [`MAX_CONNECTS_PER_TURN`].
+    /// Returns how many of them are active.
     pub fn open_due(
         &mut self,
         now: Instant,
         registry: &Registry,
         conns: &mut Slab<Conn>,
-        sh: &mut Shared,
-    ) {
-        let due = self.due(now).min(self.next + MAX_CONNECTS_PER_TURN);
-        while self.next < due {
-            let (id, role) = self.identity(self.next);
+        stats: &mut Stats,
+    ) -> u64 {
+        let mut active = 0;
+        for _ in 0..MAX_CONNECTS_PER_TURN {
+            let Some((id, role)) = self.take_due(now) else { break };
+            if self.open_one(id, role, registry, conns, stats) && role == Role::Active {
+                active += 1;
+            }
+        }
+        active
+    }
+
+    /// The next connection due by `now`, taken off the plan: the first ones in
+    /// their order and at their rate, then the replacements.
+    fn take_due(&mut self, now: Instant) -> Option<(u32, Role)> {
+        if self.next < self.due(now) {
             self.next += 1;
-            // A fresh clock read per connect (not the turn's `now`): each connect()
-            // is a syscall of several µs, and 256 of them in a turn would otherwise
-            // charge the last one for all the others.
-            let started = Instant::now();
-            let mut conn = match Conn::connect(id, role, self.addr, started, self.pipeline) {
-                Ok(conn) => conn,
-                Err(e) => match e.raw_os_error() {
+            return Some(self.identity(self.next - 1));
+        }
+        if self.reopens > 0 {
+            self.reopens -= 1;
+            let id = self.next_id;
+            self.next_id = self.next_id.wrapping_add(1);
+            return Some((id, Role::Active));
+        }
+        None
+    }
+
+    /// Start connection `id`'s connect and register it; false if it failed
+    /// (counted) or a limit stopped the opening (see [`Opener::halt`]).
+    fn open_one(
+        &mut self,
+        id: u32,
+        role: Role,
+        registry: &Registry,
+        conns: &mut Slab<Conn>,
+        stats: &mut Stats,
+    ) -> bool {
+        // A fresh clock read per connect (not the turn's `now`): each connect()
+        // is a syscall of several µs, and 256 of them in a turn would otherwise
+        // charge the last one for all the others.
+        let started = Instant::now();
+        let source = self.sources.get(id as usize % self.sources.len().max(1)).copied();
+        let stream = match connect_from(self.addr, source) {
+            Ok(stream) => stream,
+            Err(e) => {
+                match e.raw_os_error() {
                     Some(libc::EMFILE | libc::ENFILE | libc::EADDRNOTAVAIL) => {
-                        self.halt(id, &e, sh);
-                        return;
+                        self.halt(id, &e, stats)
                     }
                     // Anything else (e.g. ENETUNREACH) fails this connection only.
-                    _ => {
-                        sh.stats
-                            .errors
-                            .push(format!("connection {id}: connect failed: {}", describe(&e)));
-                        sh.stats.connections_failed += 1;
-                        continue;
-                    }
-                },
-            };
-            let entry = conns.vacant_entry();
-            // READABLE | WRITABLE once for the connection's whole life: the connect
-            // finishing shows up as WRITABLE, a refused one as READABLE/error.
-            if let Err(e) = registry.register(
-                &mut conn.stream,
-                Token(entry.key()),
-                Interest::READABLE | Interest::WRITABLE,
-            ) {
-                sh.stats
-                    .errors
-                    .push(format!("connection {id}: cannot add the socket to the poll: {e}"));
-                sh.stats.connections_failed += 1;
-                continue;
+                    _ => stats
+                        .failed(format!("connection {id}: connect failed: {}", describe(&e)), 1),
+                }
+                return false;
             }
-            if role == Role::Active {
-                self.first_active.get_or_insert(started);
-                sh.active_alive += 1;
-            }
-            sh.stats.connecting += 1;
-            entry.insert(conn);
+        };
+        let mut conn = Conn::new(id, role, stream, started, self.pipeline);
+        let entry = conns.vacant_entry();
+        // READABLE | WRITABLE once for the connection's whole life: the connect
+        // finishing shows up as WRITABLE, a refused one as READABLE/error.
+        let interest = Interest::READABLE | Interest::WRITABLE;
+        if let Err(e) = registry.register(&mut conn.stream, Token(entry.key()), interest) {
+            stats.failed(format!("connection {id}: cannot add the socket to the poll: {e}"), 1);
+            return false;
         }
+        if role == Role::Active {
+            self.first_active.get_or_insert(started);
+        }
+        stats.connect_started();
+        entry.insert(conn);
+        true
     }
 
     /// A limit stopped connection `id` from opening: say which, in words, and
     /// give up on it and all the rest (they would fail the same way).
-    fn halt(&mut self, id: u32, e: &std::io::Error, sh: &mut Shared) {
+    fn halt(&mut self, id: u32, e: &std::io::Error, stats: &mut Stats) {
         let left = self.remaining() + 1;
         self.next = self.connections + self.idle;
-        let open = sh.stats.open + sh.stats.connecting;
+        self.reopens = 0;
+        let open = stats.counts().open + stats.counts().connecting;
         let why = match e.raw_os_error() {
             Some(libc::EMFILE) => match self.limits {
                 Some(l) => format!(
@@ -212,7 +262,8 @@ impl Opener {
             _ => format!(
                 "no free local port (EADDRNOTAVAIL) with {open} connections open: every connection to {} needs its \
                  own local port, net.ipv4.ip_local_port_range is {}, and ports of recently closed connections wait \
-                 in TIME_WAIT for a minute; use fewer connections, wait, or widen the range",
+                 in TIME_WAIT for a minute; use fewer connections, wait, widen the range, or spread the \
+                 connections over several local addresses (--source)",
                 self.addr,
                 local_port_range().map_or("unknown".to_string(), |(lo, hi)| format!(
                     "{lo}-{hi} ({} ports)",
@@ -220,22 +271,99 @@ impl Opener {
                 ))
             ),
         };
-        sh.stats.errors.push(format!(
-            "connection {id}: cannot open it: {why}; {left} connections were not opened"
-        ));
-        sh.stats.connections_failed += u64::from(left);
+        stats.failed(
+            format!("connection {id}: cannot open it: {why}; {left} connections were not opened"),
+            u64::from(left),
+        );
     }
 
-    /// The deadline has passed: open no more. Returns how many were never started.
+    /// The deadline has passed: open no more. Returns how many of the first
+    /// ones were never started (replacements not opened are no loss).
     pub fn stop(&mut self) -> u32 {
-        let left = self.remaining();
+        let left = self.connections + self.idle - self.next;
         self.next = self.connections + self.idle;
+        self.reopens = 0;
         left
     }
 }
 
+/// A nonblocking connect to `addr`, from the local address `source` when one
+/// is given (`--source`); it returns at once, and the handshake's end shows up
+/// as a writable event.
+fn connect_from(addr: SocketAddr, source: Option<IpAddr>) -> io::Result<TcpStream> {
+    let Some(ip) = source else { return TcpStream::connect(addr) };
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_nonblocking(true)?;
+    bind_address_no_port(&socket);
+    socket.bind(&SocketAddr::new(ip, 0).into())?;
+    match socket.connect(&addr.into()) {
+        Err(e) if e.raw_os_error() != Some(libc::EINPROGRESS) => return Err(e),
+        _ => {}
+    }
+    Ok(TcpStream::from_std(socket.into()))
+}
+
+/// Bind only the address now and choose the port at `connect()`, for this
+/// destination, as a plain connect does (`IP_BIND_ADDRESS_NO_PORT`, as HAProxy
+/// sets for its `source`). Without it `bind()` would reserve a port for the
+/// address alone, from half the range. If the kernel refuses, the connect still
+/// works, with fewer ports: nothing to report.
+fn bind_address_no_port(socket: &Socket) {
+    let on: libc::c_int = 1;
+    // SAFETY: a valid descriptor, and a pointer to a c_int with its true size.
+    let _ = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::IPPROTO_IP,
+            libc::IP_BIND_ADDRESS_NO_PORT,
+            (&on as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+}
+
+/// Why a `--source` cannot be used to reach `target`, if it cannot: it must be
+/// an address of this machine, of the target's family.
+pub fn check_source(ip: IpAddr, target: SocketAddr) -> Result<(), String> {
+    if ip.is_ipv4() != target.is_ipv4() {
+        return Err(format!("--source {ip} cannot reach {target}: one is IPv4, the other IPv6"));
+    }
+    // Binding a UDP socket sends nothing, and fails unless the address is local.
+    match UdpSocket::bind((ip, 0)) {
+        Ok(_) => Ok(()),
+        Err(e) => Err(format!("--source {ip} is not an address of this machine ({e})")),
+    }
+}
+
+/// Say up front when a limit will stop the run from opening the `wanted`
+/// connections from `sources` local addresses (0: the kernel's choice, one).
+pub fn warn_about_limits(wanted: u64, sources: usize, limits: Option<NofileLimits>) {
+    if let Some(l) = limits {
+        if l.soft < wanted + FD_RESERVE {
+            log::warn!(
+                "the open-file limit is {} (hard limit {}): about {} connections fit but {wanted} were asked; \
+                 the rest will fail with EMFILE (raise the hard limit as root, or use fewer connections)",
+                l.soft,
+                l.hard,
+                l.soft.saturating_sub(FD_RESERVE)
+            );
+        }
+    }
+    if let Some((lo, hi)) = local_port_range() {
+        let addresses = sources.max(1) as u64;
+        let ports = (u64::from(hi.saturating_sub(lo)) + 1) * addresses;
+        if wanted > ports {
+            log::warn!(
+                "{wanted} connections to one address need {wanted} local ports, but \
+                 net.ipv4.ip_local_port_range {lo}-{hi} on {addresses} local address(es) has only {ports}: \
+                 the rest will fail with EADDRNOTAVAIL"
+            );
+        }
+    }
+}
+
 /// The ephemeral port range `connect()` picks local ports from (Linux).
-pub fn local_port_range() -> Option<(u32, u32)> {
+fn local_port_range() -> Option<(u32, u32)> {
     let text = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").ok()?;
     let mut parts = text.split_whitespace().map(str::parse::<u32>);
     match (parts.next(), parts.next()) {

@@ -1,4 +1,5 @@
-//! The event loop: one thread, one `mio::Poll`, a slab of connections.
+//! The event loop: one thread, one `mio::Poll`, a slab of connections, in a
+//! [`Stress`] struct whose `run` fits on one screen, like the server's.
 //!
 //! Why one thread: a thread per connection (what `rust_echo_bench` does) needs
 //! 10000 threads and their stacks for 10000 connections, and the scheduler, not
@@ -15,7 +16,7 @@
 //! 5. at the deadline: start no new message, let in-flight ones finish.
 //!
 //! Ctrl-C (SIGINT) or SIGTERM moves the deadline to now, so the summary still
-//! comes out (as iperf3 does); a second one ends the run at once.
+//! comes out (as iperf3 does); a second one ends the run at once (exit 130).
 //!
 //! ## Clock reads
 //! `Instant::now()` costs about 20-30 ns (a vDSO call, no syscall); a message
@@ -44,26 +45,28 @@
 //! With `-d`, at the deadline no new message starts; messages already started
 //! are finished and their echoes awaited, then each connection sends its FIN and
 //! waits for the server's. In-flight messages are not errors: the run waits at
-//! most [`ECHO_TIMEOUT`] for them, and only a connection that received no byte
-//! for that long counts as having lost data. With `-n` the run ends when every
-//! connection has echoed its messages; the per-connection timeouts
-//! ([`CONNECT_TIMEOUT`](crate::conn::CONNECT_TIMEOUT), [`ECHO_TIMEOUT`]) bound
-//! it: a connection either makes progress or fails, so a dead or stuck server
-//! cannot hang the tool.
+//! most twice `--echo-timeout` for them ([`Shared::lost_after`]), and only a
+//! connection that received no byte for that long counts as having lost data.
+//! An echo that comes back later than `--echo-timeout` is reported as late, not
+//! lost. With `-n` the run ends when every connection has echoed its messages;
+//! the per-connection timeouts ([`CONNECT_TIMEOUT`](crate::conn::CONNECT_TIMEOUT)
+//! and the same lost-echo bound) bound it: a connection either makes progress or
+//! fails, so a dead or stuck server cannot hang the tool.
 
 use std::io::ErrorKind;
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use mio::{Events, Interest, Poll, Registry, Token};
-use progjar::cli::Failure;
+use mio::event::Event;
+use mio::{Events, Interest, Poll, Token};
+use progjar::cli::{Failure, EXIT_FAILURE};
 use signal_hook_mio::v1_0::Signals;
 use slab::Slab;
 
-use crate::conn::{Conn, Fault, Next, Phase, Role, Shared, ECHO_TIMEOUT};
-use crate::open::{local_port_range, Opener, FD_RESERVE};
+use crate::config::{Config, Stop};
+use crate::conn::{Conn, Next, Role, Shared};
+use crate::open::{warn_about_limits, Opener};
 use crate::pattern::Pattern;
-use crate::report::Stats;
+use crate::stats::{End, Stats};
 
 /// Events taken from the kernel per `poll()`. Larger batches mean fewer
 /// `epoll_wait` calls when thousands of connections are busy; 1024 already makes
@@ -86,34 +89,6 @@ const SIGNALS: Token = Token(usize::MAX);
 /// How often the live line is printed and the timeouts are checked.
 const TICK: Duration = Duration::from_secs(1);
 
-/// When the run stops.
-#[derive(Debug, Clone, Copy)]
-pub enum Stop {
-    /// At this long after the start (`-d`).
-    After(Duration),
-    /// When every active connection has had this many messages echoed (`-n`).
-    Messages(u64),
-}
-
-/// What to do: the command line, checked.
-#[derive(Debug, Clone)]
-pub struct Config {
-    /// The echo server.
-    pub target: SocketAddr,
-    /// Active connections.
-    pub connections: u32,
-    /// Idle connections.
-    pub idle: u32,
-    /// Connections started per second, or `None` for as fast as possible.
-    pub connect_rate: Option<u32>,
-    /// Bytes per message.
-    pub message_size: usize,
-    /// When to stop.
-    pub stop: Stop,
-    /// Messages in flight per connection.
-    pub pipeline: u32,
-}
-
 /// What the run measured.
 pub struct Outcome {
     /// The counters.
@@ -122,254 +97,273 @@ pub struct Outcome {
     pub seconds: f64,
     /// Things to know that are not errors.
     pub notes: Vec<String>,
+    /// A second signal ended the run at once.
+    pub forced: bool,
 }
 
-/// How a connection ends, for the counters.
-enum End {
-    /// Connected and no error.
-    Ok,
-    /// Could not connect, or an error later.
-    Failed(Fault),
-    /// The run ended before it connected.
-    Unfinished,
+/// The moments the loop must wake up for, besides socket events.
+struct Deadlines {
+    /// The next live line and timeout check.
+    tick: Instant,
+    /// When to stop starting messages (`-d`, or now after a signal); `None`
+    /// with `-n`, and once the stop has begun.
+    stop: Option<Instant>,
+    /// Set when the stop begins: the latest moment to wait for in-flight echoes.
+    drain_end: Option<Instant>,
 }
 
-/// Take connection `key` out of the loop, count how it ended, and close it.
-fn close(conns: &mut Slab<Conn>, registry: &Registry, key: usize, end: End, sh: &mut Shared) {
-    let Some(mut conn) = conns.try_remove(key) else { return };
-    // Ignoring a failed deregister is safe: closing the socket (on drop, below)
-    // removes it from epoll anyway; deregistering first is just tidy.
-    let _ = registry.deregister(&mut conn.stream);
-    if conn.phase == Phase::Connecting {
-        sh.stats.connecting -= 1;
-    } else {
-        sh.stats.open -= 1;
+impl Deadlines {
+    /// The earliest of them, and of `next_connect`.
+    fn next(&self, next_connect: Option<Instant>) -> Instant {
+        [next_connect, self.stop, self.drain_end]
+            .into_iter()
+            .flatten()
+            .fold(self.tick, Instant::min)
     }
-    if conn.role == Role::Active {
-        sh.active_alive -= 1;
-    }
-    match end {
-        End::Ok => {
-            sh.stats.connections_ok += 1;
-            sh.stats.abandoned += conn.in_flight();
-        }
-        End::Failed(fault) => {
-            sh.stats.errors.push(fault.0);
-            sh.stats.connections_failed += 1;
-        }
-        End::Unfinished => sh.stats.connections_unfinished += 1,
-    }
-    // Dropping `conn` closes the socket. With nothing unread this sends a FIN;
-    // with unread echo (an abandoned or failed connection) the kernel sends a reset.
 }
 
-/// Say up front when a limit will stop the run from opening what was asked.
-fn warn_about_limits(config: &Config, limits: Option<progjar::limits::NofileLimits>) {
-    let wanted = u64::from(config.connections) + u64::from(config.idle);
-    if let Some(l) = limits {
-        if l.soft < wanted + FD_RESERVE {
-            log::warn!(
-                "the open-file limit is {} (hard limit {}): about {} connections fit but {wanted} were asked; \
-                 the rest will fail with EMFILE (raise the hard limit as root, or use fewer connections)",
-                l.soft,
-                l.hard,
-                l.soft.saturating_sub(FD_RESERVE)
-            );
-        }
-    }
-    if let Some((lo, hi)) = local_port_range() {
-        let ports = u64::from(hi.saturating_sub(lo)) + 1;
-        if wanted > ports {
-            log::warn!(
-                "{wanted} connections to one address need {wanted} local ports, but \
-                 net.ipv4.ip_local_port_range {lo}-{hi} has only {ports}: the rest will fail with EADDRNOTAVAIL"
-            );
-        }
-    }
+/// The whole run: the poll, the connections, and what decides when to stop.
+pub struct Stress {
+    poll: Poll,
+    signals: Signals,
+    /// Signals received so far: the first stops gently, the second at once.
+    signals_seen: u32,
+    /// The connections; a connection's slab key is its `mio::Token`.
+    connections: Slab<Conn>,
+    /// Active connections started and not closed yet: the run is over when
+    /// this is 0 and nothing is left to open or connecting.
+    active: u64,
+    /// `--per-connection`: an active connection that ended well is replaced.
+    reopen: bool,
+    opener: Opener,
+    deadlines: Deadlines,
+    /// The plan, the scratch buffers and the counters every connection uses.
+    shared: Shared,
+    start: Instant,
+    notes: Vec<String>,
 }
 
 /// Run the stress test.
 pub fn run(config: &Config) -> Result<Outcome, Failure> {
-    // Every connection is a file descriptor: take all the process may have.
-    let limits = match progjar::limits::raise_nofile() {
-        Ok(l) => Some(l),
-        Err(e) => {
-            log::warn!("cannot read the open-file limit: {e}");
-            None
-        }
-    };
-    warn_about_limits(config, limits);
+    Stress::new(config)?.run()
+}
 
-    let mut poll =
-        Poll::new().map_err(|e| Failure::new(1, format!("cannot create the poll: {e}")))?;
-    let mut events = Events::with_capacity(EVENTS_CAPACITY);
-    let mut signals = Signals::new([libc::SIGINT, libc::SIGTERM])
-        .and_then(|mut s| poll.registry().register(&mut s, SIGNALS, Interest::READABLE).map(|()| s))
-        .map_err(|e| Failure::new(1, format!("cannot install signal handlers: {e}")))?;
-    let mut interrupted = false;
-    let total = config.connections as usize + config.idle as usize;
-    let mut conns: Slab<Conn> = Slab::with_capacity(total);
-    let start = Instant::now();
-    let mut sh = Shared {
-        pattern: Pattern::new(config.message_size as u64),
-        pipeline: u64::from(config.pipeline),
-        per_connection: match config.stop {
-            Stop::Messages(n) => Some(n),
-            Stop::After(_) => None,
-        },
-        stopping: false,
-        out: vec![0; WRITE_CHUNK].into_boxed_slice(),
-        inp: vec![0; READ_CHUNK].into_boxed_slice(),
-        expect: vec![0; READ_CHUNK].into_boxed_slice(),
-        active_alive: 0,
-        stats: Stats::new(start),
-    };
-    let mut opener = Opener::new(
-        config.target,
-        config.connections,
-        config.idle,
-        config.connect_rate,
-        u64::from(config.pipeline),
-        start,
-        limits,
-    );
-    let mut deadline = match config.stop {
-        Stop::After(d) => Some(start + d),
-        Stop::Messages(_) => None,
-    };
-    // Set at the deadline: the latest moment to wait for in-flight echoes.
-    let mut drain_end: Option<Instant> = None;
-    let mut next_tick = start + TICK;
-    let mut notes = Vec::new();
-
-    loop {
-        let now = Instant::now();
-        if !sh.stopping {
-            opener.open_due(now, poll.registry(), &mut conns, &mut sh);
-        }
-        // Over when nothing is left to open, no connect is in progress and every
-        // active connection has finished (idle ones are closed below).
-        if opener.remaining() == 0 && sh.stats.connecting == 0 && sh.active_alive == 0 {
-            break;
-        }
-        if drain_end.is_some_and(|end| now >= end) {
-            break;
-        }
-
-        // Sleep until something is ready or the next timer is due.
-        let mut wake = next_tick;
-        if let Some(t) = opener.next_due() {
-            wake = wake.min(t);
-        }
-        if let (Some(d), false) = (deadline, sh.stopping) {
-            wake = wake.min(d);
-        }
-        if let Some(end) = drain_end {
-            wake = wake.min(end);
-        }
-        if let Err(e) = poll.poll(&mut events, Some(wake.saturating_duration_since(now))) {
-            // A signal arrived while waiting: nothing is wrong, just poll again.
-            if e.kind() == ErrorKind::Interrupted {
-                continue;
+impl Stress {
+    /// Raise the open-file limit, set up the poll and the signals; open nothing yet.
+    pub fn new(config: &Config) -> Result<Stress, Failure> {
+        // Every connection is a file descriptor: take all the process may have.
+        let limits = match progjar::limits::raise_nofile() {
+            Ok(l) => Some(l),
+            Err(e) => {
+                log::warn!("cannot read the open-file limit: {e}");
+                None
             }
-            return Err(Failure::new(1, format!("poll failed: {e}")));
-        }
-        // One clock read for the whole batch: it stamps every echo seen in it
-        // (the module docs explain why).
-        let now = Instant::now();
-
-        for event in events.iter() {
-            if event.token() == SIGNALS {
-                if signals.pending().next().is_some() {
-                    if interrupted {
-                        // The second signal: stop now, count what is there.
-                        drain_end = Some(now);
-                    } else {
-                        // The first: stop as at the deadline, and say so.
-                        interrupted = true;
-                        deadline = Some(now);
-                        notes.push("interrupted: stopped early by a signal".to_string());
-                    }
-                }
-                continue;
-            }
-            let key = event.token().0;
-            // Every token is a slab key. A connection closed earlier in this loop
-            // turn cannot have a later event in the same batch (epoll reports each
-            // socket once per call), but skipping an unknown key costs nothing.
-            let Some(conn) = conns.get_mut(key) else { continue };
-            match conn.on_event(event, &mut sh, now) {
-                Ok(Next::Keep) => {}
-                Ok(Next::Done) => close(&mut conns, poll.registry(), key, End::Ok, &mut sh),
-                Err(fault) => close(&mut conns, poll.registry(), key, End::Failed(fault), &mut sh),
-            }
-        }
-
-        if now >= next_tick {
-            eprintln!("{}", sh.stats.live_line(now, now.saturating_duration_since(start)));
-            // A scan of every connection once a second: microseconds even at 10000.
-            let expired: Vec<(usize, Fault)> = conns
-                .iter()
-                .filter_map(|(key, c)| c.check_timeouts(now, &sh).map(|f| (key, f)))
-                .collect();
-            for (key, fault) in expired {
-                close(&mut conns, poll.registry(), key, End::Failed(fault), &mut sh);
-            }
-            while next_tick <= now {
-                next_tick += TICK;
-            }
-        }
-
-        if let (Some(d), false) = (deadline, sh.stopping) {
-            if now >= d {
-                sh.stopping = true;
-                drain_end = Some(now + ECHO_TIMEOUT);
-                let never = opener.stop();
-                sh.stats.connections_unfinished += u64::from(never);
-                let keys: Vec<usize> = conns.iter().map(|(key, _)| key).collect();
-                let mut still_connecting = 0u64;
-                for key in keys {
-                    let Some(conn) = conns.get_mut(key) else { continue };
-                    if conn.phase == Phase::Connecting {
-                        still_connecting += 1;
-                        close(&mut conns, poll.registry(), key, End::Unfinished, &mut sh);
-                        continue;
-                    }
-                    match conn.on_stop(&sh) {
-                        Ok(Next::Keep) => {}
-                        Ok(Next::Done) => close(&mut conns, poll.registry(), key, End::Ok, &mut sh),
-                        Err(fault) => {
-                            close(&mut conns, poll.registry(), key, End::Failed(fault), &mut sh)
-                        }
-                    }
-                }
-                if never + still_connecting as u32 > 0 {
-                    notes.push(format!(
-                        "{} connections were not connected by the deadline ({never} not started, {still_connecting} \
-                         still connecting); give -d more time or raise --connect-rate",
-                        u64::from(never) + still_connecting
-                    ));
-                }
-            }
-        }
-    }
-
-    // The end: count what is left. Idle connections that are still up did their
-    // job; active ones still waiting either stalled (an error) or were in flight.
-    let end = Instant::now();
-    let keys: Vec<usize> = conns.iter().map(|(key, _)| key).collect();
-    for key in keys {
-        let Some(conn) = conns.get(key) else { continue };
-        let how = if conn.phase == Phase::Connecting {
-            End::Unfinished
-        } else if let Some(fault) = conn.check_timeouts(end, &sh) {
-            End::Failed(fault)
-        } else {
-            End::Ok
         };
-        close(&mut conns, poll.registry(), key, how, &mut sh);
+        let total = u64::from(config.connections) + u64::from(config.idle);
+        warn_about_limits(total, config.sources.len(), limits);
+        let poll = Poll::new()
+            .map_err(|e| Failure::new(EXIT_FAILURE, format!("cannot create the poll: {e}")))?;
+        let signals = Signals::new([libc::SIGINT, libc::SIGTERM])
+            .and_then(|mut s| {
+                poll.registry().register(&mut s, SIGNALS, Interest::READABLE).map(|()| s)
+            })
+            .map_err(|e| {
+                Failure::new(EXIT_FAILURE, format!("cannot install signal handlers: {e}"))
+            })?;
+        let start = Instant::now();
+        let pipeline = u64::from(config.pipeline);
+        let (stop, per_connection) = match config.stop {
+            Stop::After(d) => (Some(start + d), config.per_connection),
+            Stop::Messages(n) => (None, Some(n)),
+        };
+        Ok(Stress {
+            poll,
+            signals,
+            signals_seen: 0,
+            connections: Slab::with_capacity(total as usize),
+            active: 0,
+            reopen: config.per_connection.is_some(),
+            opener: Opener::new(config, start, limits),
+            deadlines: Deadlines { tick: start + TICK, stop, drain_end: None },
+            shared: Shared {
+                pattern: Pattern::new(config.message_size as u64),
+                pipeline,
+                per_connection,
+                stopping: false,
+                echo_timeout: config.echo_timeout,
+                out: vec![0; WRITE_CHUNK].into_boxed_slice(),
+                inp: vec![0; READ_CHUNK].into_boxed_slice(),
+                expect: vec![0; READ_CHUNK].into_boxed_slice(),
+                stats: Stats::new(start),
+            },
+            start,
+            notes: Vec::new(),
+        })
     }
-    let from = opener.first_active.unwrap_or(start);
-    let seconds = end.saturating_duration_since(from).as_secs_f64();
-    Ok(Outcome { stats: sh.stats, seconds, notes })
+
+    /// Open, poll, dispatch, check the timers, until the run is over.
+    pub fn run(mut self) -> Result<Outcome, Failure> {
+        let mut events = Events::with_capacity(EVENTS_CAPACITY);
+        loop {
+            let now = Instant::now();
+            if !self.shared.stopping {
+                let registry = self.poll.registry();
+                let stats = &mut self.shared.stats;
+                self.active += self.opener.open_due(now, registry, &mut self.connections, stats);
+            }
+            if self.is_over(now) {
+                return Ok(self.finish());
+            }
+            let wake = self.deadlines.next(self.opener.next_due());
+            if let Err(e) = self.poll.poll(&mut events, Some(wake.saturating_duration_since(now))) {
+                // A signal arrived while waiting: nothing is wrong, just poll again.
+                if e.kind() == ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(Failure::new(EXIT_FAILURE, format!("poll failed: {e}")));
+            }
+            // One clock read for the whole batch: it stamps every echo seen in it
+            // (the module docs explain why).
+            let now = Instant::now();
+            for event in events.iter() {
+                match event.token() {
+                    SIGNALS => self.on_signal(now),
+                    Token(key) => self.on_ready(key, event, now),
+                }
+            }
+            if now >= self.deadlines.tick {
+                self.on_tick(now);
+            }
+            if self.deadlines.stop.is_some_and(|stop| now >= stop) {
+                self.begin_stop(now);
+            }
+        }
+    }
+
+    /// Over when nothing is left to open, no connect is in progress and every
+    /// active connection has finished (idle ones are closed in `finish`), or
+    /// when the wait for in-flight echoes has run out.
+    fn is_over(&self, now: Instant) -> bool {
+        let all_done = self.opener.remaining() == 0
+            && self.shared.stats.counts().connecting == 0
+            && self.active == 0;
+        all_done || self.deadlines.drain_end.is_some_and(|end| now >= end)
+    }
+
+    /// A readiness event for connection `key`.
+    fn on_ready(&mut self, key: usize, event: &Event, now: Instant) {
+        // A connection closed earlier in this batch cannot have a later event in
+        // it (epoll reports each socket once per call), but skipping costs nothing.
+        let Some(conn) = self.connections.get_mut(key) else { return };
+        match conn.on_event(event, &mut self.shared, now) {
+            Ok(Next::Keep) => {}
+            Ok(Next::Done) => self.close(key, End::Ok),
+            Err(fault) => self.close(key, End::Failed(fault.0)),
+        }
+    }
+
+    /// SIGINT or SIGTERM: the first stops as at the deadline, and says so; the
+    /// second ends the run at once, counting what is there.
+    fn on_signal(&mut self, now: Instant) {
+        for _ in self.signals.pending() {
+            self.signals_seen += 1;
+            if self.signals_seen == 1 {
+                self.deadlines.stop = Some(now);
+                self.notes.push("interrupted: stopped early by a signal".to_string());
+            } else {
+                self.deadlines.drain_end = Some(now);
+            }
+        }
+    }
+
+    /// Once a second: the live line, and the connections that waited too long.
+    fn on_tick(&mut self, now: Instant) {
+        let since_start = now.saturating_duration_since(self.start);
+        eprintln!("{}", self.shared.stats.live_line(now, since_start));
+        // A scan of every connection once a second: microseconds even at 10000.
+        let expired: Vec<(usize, String)> = self
+            .connections
+            .iter()
+            .filter_map(|(key, c)| c.check_timeouts(now, &self.shared).map(|f| (key, f.0)))
+            .collect();
+        for (key, fault) in expired {
+            self.close(key, End::Failed(fault));
+        }
+        while self.deadlines.tick <= now {
+            self.deadlines.tick += TICK;
+        }
+    }
+
+    /// The deadline (or a signal): open no more, start no new message, let
+    /// in-flight ones finish before they would count as lost.
+    fn begin_stop(&mut self, now: Instant) {
+        self.shared.stopping = true;
+        self.deadlines.stop = None;
+        if self.deadlines.drain_end.is_none() {
+            self.deadlines.drain_end = Some(now + self.shared.lost_after());
+        }
+        let never = u64::from(self.opener.stop());
+        self.shared.stats.never_started(never);
+        let mut still_connecting = 0u64;
+        let keys: Vec<usize> = self.connections.iter().map(|(key, _)| key).collect();
+        for key in keys {
+            let Some(conn) = self.connections.get_mut(key) else { continue };
+            if !conn.is_connected() {
+                still_connecting += 1;
+                self.close(key, End::Unfinished);
+                continue;
+            }
+            match conn.on_stop(&self.shared) {
+                Ok(Next::Keep) => {}
+                Ok(Next::Done) => self.close(key, End::Ok),
+                Err(fault) => self.close(key, End::Failed(fault.0)),
+            }
+        }
+        if never + still_connecting > 0 {
+            self.notes.push(format!(
+                "{} connections were not connected by the deadline ({never} not started, {still_connecting} \
+                 still connecting); give -d more time or raise --connect-rate",
+                never + still_connecting
+            ));
+        }
+    }
+
+    /// Take connection `key` out of the loop, count how it ended, and close it.
+    fn close(&mut self, key: usize, end: End) {
+        let Some(mut conn) = self.connections.try_remove(key) else { return };
+        // Ignoring a failed deregister is safe: closing the socket (on drop, below)
+        // removes it from epoll anyway; deregistering first is just tidy.
+        let _ = self.poll.registry().deregister(&mut conn.stream);
+        if conn.role == Role::Active {
+            self.active -= 1;
+            if self.reopen && !self.shared.stopping && matches!(end, End::Ok) {
+                self.opener.reopen();
+            }
+        }
+        self.shared.stats.closed(conn.is_connected(), conn.in_flight(), end);
+        // Dropping `conn` closes the socket. With nothing unread this sends a FIN;
+        // with unread echo (an abandoned or failed connection) the kernel sends a reset.
+    }
+
+    /// The end: count what is left. Idle connections that are still up did their
+    /// job; active ones still waiting either stalled (an error) or were in flight.
+    fn finish(mut self) -> Outcome {
+        let end = Instant::now();
+        let keys: Vec<usize> = self.connections.iter().map(|(key, _)| key).collect();
+        for key in keys {
+            let Some(conn) = self.connections.get(key) else { continue };
+            let how = if !conn.is_connected() {
+                End::Unfinished
+            } else if let Some(fault) = conn.check_timeouts(end, &self.shared) {
+                End::Failed(fault.0)
+            } else {
+                End::Ok
+            };
+            self.close(key, how);
+        }
+        let from = self.opener.first_active.unwrap_or(self.start);
+        let seconds = end.saturating_duration_since(from).as_secs_f64();
+        let forced = self.signals_seen > 1;
+        Outcome { stats: self.shared.stats, seconds, notes: self.notes, forced }
+    }
 }

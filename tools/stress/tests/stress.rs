@@ -175,16 +175,50 @@ fn an_early_close_fails_the_run_and_names_connection_and_offset() {
 #[test]
 fn a_lost_echo_fails_even_when_the_deadline_comes_first() {
     // The echo never comes; at the deadline the message is "in flight", but after
-    // ECHO_TIMEOUT (5 s) without a byte it counts as lost.
+    // twice --echo-timeout without a byte it counts as lost.
     let addr = faulty_server(2, never_echo).to_string();
-    let (o, elapsed) = stress(&[&addr, "-c", "2", "-d", "0.5"]);
+    let (o, elapsed) = stress(&[&addr, "-c", "2", "-d", "0.5", "--echo-timeout", "1"]);
     let out = all_output(&o);
     assert_eq!(o.status.code(), Some(1), "{out}");
     assert!(
-        out.contains("connection 0: no echo byte for 5 s: 512 bytes lost from offset 0"),
+        out.contains(
+            "connection 0: no echo byte for 2s (twice --echo-timeout 1s): 512 bytes lost from offset 0"
+        ),
         "{out}"
     );
+    assert!(!out.contains("late echo"), "{out}");
     assert!(elapsed < Duration::from_secs(15), "took {elapsed:?}");
+}
+
+/// Hold the first 512-byte message for 2.5 s before echoing it, then echo
+/// everything at once: a slow server, not a lossy one.
+fn echo_first_message_after_2500ms(mut s: TcpStream, _: usize) {
+    let mut first = [0u8; 512];
+    if s.read_exact(&mut first).is_err() {
+        return;
+    }
+    // The delay is the behaviour under test (a stalled server), not a wait for an event.
+    thread::sleep(Duration::from_millis(2500));
+    if s.write_all(&first).is_err() {
+        return;
+    }
+    echo_in_7_byte_pieces(s, 0);
+}
+
+#[test]
+fn an_echo_later_than_the_echo_timeout_is_reported_late_not_lost() {
+    // --echo-timeout 2: the echo at 2.5 s is late; it would count as lost only
+    // after 4 s without a byte, so it is seen.
+    let addr = faulty_server(1, echo_first_message_after_2500ms).to_string();
+    let (o, _) = stress(&[&addr, "-c", "1", "-n", "3", "--echo-timeout", "2"]);
+    let out = all_output(&o);
+    assert_eq!(o.status.code(), Some(1), "a late echo fails the run: {out}");
+    assert!(out.contains("connection 0: late echo: message 0 came back after 2."), "{out}");
+    assert!(out.contains("over --echo-timeout 2s"), "{out}");
+    assert!(text(&o.stdout).contains("messages:    3 verified"), "{out}");
+    assert!(text(&o.stdout).contains(", 1 late)"), "{out}");
+    assert!(text(&o.stdout).contains("connections: 1 ok, 0 failed"), "{out}");
+    assert!(!out.contains("lost"), "{out}");
 }
 
 #[test]
@@ -316,6 +350,7 @@ fn help_shows_every_default_and_exits_0() {
             "(default 1)",
             "(default 0)",
             "(default off)",
+            "(default 5s)",
         ] {
             assert!(help.contains(default), "{flag} lacks {default:?}:\n{help}");
         }
@@ -371,4 +406,139 @@ fn ctrl_c_stops_early_and_still_prints_the_summary() {
     assert!(status.success(), "{status:?}\n{out}");
     assert!(out.contains("interrupted: stopped early by a signal"), "{out}");
     assert!(out.contains("result:      OK"), "{out}");
+}
+
+/// Start `progjar-stress ARGS` with piped output and wait for its first live
+/// line on stderr (the loop is running); returns the child and that line.
+fn spawn_until_live_line(args: &[&str]) -> (std::process::Child, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_progjar-stress"))
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn progjar-stress");
+    let mut err = child.stderr.take().expect("stderr");
+    let mut seen = Vec::new();
+    let mut byte = [0u8; 1];
+    while !seen.ends_with(b"\n") && err.read(&mut byte).unwrap_or(0) == 1 {
+        seen.push(byte[0]);
+    }
+    // Keep reading stderr in the background so the child never blocks on it.
+    thread::spawn(move || std::io::copy(&mut err, &mut std::io::sink()));
+    (child, text(&seen))
+}
+
+#[test]
+fn a_second_signal_ends_the_run_at_once_with_130_and_the_summary() {
+    // The echo never comes, so after the first signal the run would wait for it
+    // (the echo timeout); the second must end it at once.
+    let addr = faulty_server(1, never_echo).to_string();
+    let (mut child, line) = spawn_until_live_line(&[&addr, "-c", "1", "-d", "50"]);
+    assert!(line.contains("msg/s"), "no live line: {line}");
+    let pid = child.id().to_string();
+    let signalled = Instant::now();
+    for signal in ["-INT", "-TERM"] {
+        assert!(Command::new("kill").args([signal, &pid]).status().expect("kill").success());
+    }
+    let status = progjar_testkit::wait_child(&mut child, RUN_LIMIT).expect("progjar-stress ends");
+    let waited = signalled.elapsed();
+    // The summary is a few hundred bytes: it sits in the pipe until read here.
+    let mut out = String::new();
+    child.stdout.take().expect("stdout").read_to_string(&mut out).expect("read stdout");
+    assert_eq!(status.code(), Some(130), "{out}");
+    assert!(out.contains("interrupted: stopped early by a signal"), "{out}");
+    assert!(out.contains("result:"), "{out}");
+    // Well before the 5 s echo timeout the first signal alone would wait for.
+    assert!(waited < Duration::from_secs(4), "took {waited:?}");
+}
+
+#[test]
+fn a_closed_output_pipe_ends_the_run_quietly() {
+    use std::io::{BufRead, BufReader};
+    // `progjar-stress ... 2>&1 | head -2`: both streams into one pipe whose
+    // reader leaves after two lines (the live lines of seconds 1 and 2).
+    let addr = progjar_server().to_string();
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg("exec \"$0\" \"$@\" 2>&1")
+        .arg(env!("CARGO_BIN_EXE_progjar-stress"))
+        .args([&addr, "-c", "2", "-d", "30"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn progjar-stress");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout"));
+    for _ in 0..2 {
+        let mut line = String::new();
+        assert!(lines.read_line(&mut line).expect("read a line") > 0, "output ended early");
+        assert!(line.contains("msg/s"), "{line}");
+    }
+    drop(lines);
+    // The next live line meets the closed pipe: the tool ends quietly with
+    // 141 (128 + SIGPIPE, what a shell reports for `cat` or `yes`), long before
+    // -d 30 (a panic would exit 101 or 134).
+    let status = progjar_testkit::wait_child(&mut child, Duration::from_secs(20)).expect("it ends");
+    assert_eq!(status.code(), Some(progjar::cli::EXIT_CLOSED_OUTPUT.into()), "{status:?}");
+}
+
+#[test]
+fn per_connection_closes_after_n_messages_and_opens_a_new_one() {
+    let addr = progjar_server().to_string();
+    let (o, _) = stress(&[&addr, "-c", "4", "--per-connection", "5", "-d", "1", "--json"]);
+    let out = all_output(&o);
+    assert!(o.status.success(), "{out}");
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("valid JSON");
+    let ok = v["connections_ok"].as_u64().expect("connections_ok");
+    let messages = v["messages"].as_u64().expect("messages");
+    // Far more connections than the 4 running at a time: each was replaced.
+    assert!(ok > 8, "{out}");
+    // Each carried 5 messages, except the 4 the deadline cut short.
+    assert!(messages <= 5 * ok && messages >= 5 * (ok - 4), "{out}");
+    assert_eq!(v["messages_per_connection"], 5, "{out}");
+    assert!(v["connections_per_sec"].as_f64() > Some(0.0), "{out}");
+    assert_eq!(v["ok"], true, "{out}");
+}
+
+#[test]
+fn source_spreads_connections_over_local_addresses() {
+    // An echo server that reports each client's address.
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind");
+    let addr = listener.local_addr().expect("addr").to_string();
+    let (peers, seen) = std::sync::mpsc::channel();
+    thread::spawn(move || {
+        for _ in 0..6 {
+            let Ok((stream, peer)) = listener.accept() else { return };
+            let _ = peers.send(peer.ip());
+            let _ = stream.set_read_timeout(Some(SERVER_IO_TIMEOUT));
+            thread::spawn(move || echo_in_7_byte_pieces(stream, 0));
+        }
+    });
+    let sources = ["--source", "127.0.0.2", "--source", "127.0.0.3"];
+    let (o, _) = stress(&[&[addr.as_str(), "-c", "6", "-n", "3"][..], &sources].concat());
+    let out = all_output(&o);
+    assert!(o.status.success(), "{out}");
+    let mut from: Vec<String> = seen.try_iter().map(|ip| ip.to_string()).collect();
+    from.sort();
+    assert_eq!(
+        from,
+        ["127.0.0.2", "127.0.0.2", "127.0.0.2", "127.0.0.3", "127.0.0.3", "127.0.0.3"]
+    );
+}
+
+#[test]
+fn a_source_that_is_not_local_or_the_wrong_family_exits_2_with_one_line() {
+    // Nothing is sent: the check binds a UDP socket, and the run never starts.
+    for (source, words) in [
+        ("192.0.2.1", "--source 192.0.2.1 is not an address of this machine"),
+        ("::1", "--source ::1 cannot reach 127.0.0.1:9: one is IPv4, the other IPv6"),
+    ] {
+        let (o, _) = stress(&["127.0.0.1:9", "-c", "1", "-n", "1", "--source", source]);
+        let err = text(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{source}: {}", all_output(&o));
+        assert_eq!(err.trim().lines().count(), 1, "{source}: {err}");
+        assert!(err.contains(words), "{source}: {err}");
+        assert!(o.stdout.is_empty(), "{source}");
+    }
 }

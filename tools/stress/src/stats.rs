@@ -1,0 +1,312 @@
+//! What the run counts: connections by state and by how they ended, bytes,
+//! messages, latencies and errors, plus the live line printed every second.
+//!
+//! Every counter changes only through a method here (`connect_started`,
+//! `connected`, `closed`, ...), so "how many are open" has one definition
+//! instead of `+= 1` and `-= 1` spread over the loop, the opener and the
+//! connections.
+//!
+//! Latencies go into HDR histograms (Gil Tene's HdrHistogram): a fixed array of
+//! log-spaced buckets with 3 significant digits, so recording is an index
+//! computation and an increment (no allocation, no sorting) and percentiles up to
+//! p99.9 and the max come out right however many millions of messages were seen.
+//! Averages are left out on purpose: a latency average hides exactly the slow
+//! tail a stress test is looking for.
+
+use std::fmt::Write as _;
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+
+/// The longest latency the histograms resolve: an hour, far beyond any timeout
+/// here; longer values are recorded as an hour instead of being lost.
+const HISTOGRAM_MAX_US: u64 = 3_600_000_000;
+
+/// Significant digits kept by the histograms: 3 means a value is off by at most
+/// 0.1 %, in about 200 KiB per histogram.
+const HISTOGRAM_DIGITS: u8 = 3;
+
+/// Error messages kept word for word (the rest are only counted). 20 is enough to
+/// see a pattern (one connection, or all of them at the same offset?) without
+/// burying the summary when 10000 connections all fail the same way.
+pub const MAX_ERRORS_KEPT: usize = 20;
+
+/// A new microsecond histogram.
+fn histogram() -> Histogram<u64> {
+    // The bounds are constants that hdrhistogram accepts (low >= 1, high >= 2 * low,
+    // digits <= 5); a failure here is a programming error, caught by every test run.
+    Histogram::new_with_bounds(1, HISTOGRAM_MAX_US, HISTOGRAM_DIGITS)
+        .expect("constant histogram bounds are valid")
+}
+
+/// Whole microseconds, rounding down (the clock batching makes finer digits noise).
+fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+}
+
+/// The error messages of the run: the first [`MAX_ERRORS_KEPT`] word for word,
+/// the rest counted.
+#[derive(Debug, Default)]
+pub struct Errors {
+    kept: Vec<String>,
+    total: u64,
+}
+
+impl Errors {
+    /// Record one error. The first few are also logged as they happen, so a
+    /// long run shows trouble at once instead of only in the summary.
+    pub fn push(&mut self, message: String) {
+        self.total += 1;
+        if self.kept.len() < MAX_ERRORS_KEPT {
+            log::warn!("{message}");
+            self.kept.push(message);
+        } else if self.total == MAX_ERRORS_KEPT as u64 + 1 {
+            log::warn!("more errors: from now on they are only counted");
+        }
+    }
+
+    /// How many errors there were in all.
+    pub fn total(&self) -> u64 {
+        self.total
+    }
+
+    /// The ones kept word for word.
+    pub fn kept(&self) -> &[String] {
+        &self.kept
+    }
+}
+
+/// How a connection ended, for the counters.
+pub enum End {
+    /// Connected and no error.
+    Ok,
+    /// Could not connect, or an error later: the error's one line.
+    Failed(String),
+    /// The run ended before it connected.
+    Unfinished,
+}
+
+/// The plain counters, read by the report.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Counts {
+    /// Messages whose whole echo arrived and was verified.
+    pub messages: u64,
+    /// Bytes handed to the kernel by `write()`.
+    pub bytes_sent: u64,
+    /// Echoed bytes read and verified.
+    pub bytes_received: u64,
+    /// Messages still in flight when the run gave them up (not an error).
+    pub abandoned: u64,
+    /// Messages whose echo came back complete but after `--echo-timeout`.
+    pub late: u64,
+    /// Connections that connected and ended without an error.
+    pub connections_ok: u64,
+    /// Connections that could not connect, or hit an error later.
+    pub connections_failed: u64,
+    /// Connections the run stopped before they connected (never opened, or still
+    /// connecting at the deadline).
+    pub connections_unfinished: u64,
+    /// Connections connected and open right now.
+    pub open: u64,
+    /// Connections whose connect is in progress right now.
+    pub connecting: u64,
+}
+
+/// Everything counted during the run.
+pub struct Stats {
+    /// Per-message latency in µs: from handing the message's first byte to the
+    /// kernel to noticing its last echoed byte.
+    latency: Histogram<u64>,
+    /// Connect latency in µs: from `connect()` to the socket reporting it is connected.
+    connect_latency: Histogram<u64>,
+    /// Message latencies of the current second only, for the live line.
+    window_latency: Histogram<u64>,
+    /// The counters.
+    counts: Counts,
+    /// The errors.
+    errors: Errors,
+    /// Counts at the last live line, to print per-second rates.
+    window_start: (Instant, Counts),
+}
+
+impl Stats {
+    /// Empty counters, with `now` as the start of the first live-line second.
+    pub fn new(now: Instant) -> Stats {
+        Stats {
+            latency: histogram(),
+            connect_latency: histogram(),
+            window_latency: histogram(),
+            counts: Counts::default(),
+            errors: Errors::default(),
+            window_start: (now, Counts::default()),
+        }
+    }
+
+    /// The counters.
+    pub fn counts(&self) -> &Counts {
+        &self.counts
+    }
+
+    /// The errors.
+    pub fn errors(&self) -> &Errors {
+        &self.errors
+    }
+
+    /// Message latencies (µs).
+    pub fn latency(&self) -> &Histogram<u64> {
+        &self.latency
+    }
+
+    /// Connect latencies (µs).
+    pub fn connect_latency(&self) -> &Histogram<u64> {
+        &self.connect_latency
+    }
+
+    /// A `connect()` was started.
+    pub fn connect_started(&mut self) {
+        self.counts.connecting += 1;
+    }
+
+    /// A connect finished after `latency`: the connection is open.
+    pub fn connected(&mut self, latency: Duration) {
+        self.connect_latency.saturating_record(micros(latency));
+        self.counts.connecting -= 1;
+        self.counts.open += 1;
+    }
+
+    /// A connection was closed: `was_connected` says whether it got past its
+    /// connect, `in_flight` how many messages it still had out (given up, not an
+    /// error, when it ended well).
+    pub fn closed(&mut self, was_connected: bool, in_flight: u64, end: End) {
+        if was_connected {
+            self.counts.open -= 1;
+        } else {
+            self.counts.connecting -= 1;
+        }
+        match end {
+            End::Ok => {
+                self.counts.connections_ok += 1;
+                self.counts.abandoned += in_flight;
+            }
+            End::Failed(message) => self.failed(message, 1),
+            End::Unfinished => self.counts.connections_unfinished += 1,
+        }
+    }
+
+    /// `count` connections failed (or could not be opened) for the reason `message`.
+    pub fn failed(&mut self, message: String, count: u64) {
+        self.errors.push(message);
+        self.counts.connections_failed += count;
+    }
+
+    /// A message's echo came back after `--echo-timeout`, for the reason `message`.
+    pub fn late(&mut self, message: String) {
+        self.counts.late += 1;
+        self.errors.push(message);
+    }
+
+    /// `count` connections were never started: the run ended first.
+    pub fn never_started(&mut self, count: u64) {
+        self.counts.connections_unfinished += count;
+    }
+
+    /// `n` bytes were handed to the kernel.
+    #[inline]
+    pub fn sent(&mut self, n: u64) {
+        self.counts.bytes_sent += n;
+    }
+
+    /// `n` echoed bytes were read and verified.
+    #[inline]
+    pub fn received(&mut self, n: u64) {
+        self.counts.bytes_received += n;
+    }
+
+    /// One message's echo is complete and verified.
+    #[inline]
+    pub fn message(&mut self, latency: Duration) {
+        let us = micros(latency);
+        self.counts.messages += 1;
+        self.latency.saturating_record(us);
+        self.window_latency.saturating_record(us);
+    }
+
+    /// The line printed every second: the rates since the previous one.
+    pub fn live_line(&mut self, now: Instant, since_start: Duration) -> String {
+        let (then, before) = self.window_start;
+        let c = &self.counts;
+        let secs = now.saturating_duration_since(then).as_secs_f64().max(1e-9);
+        let mut line = format!(
+            "[{:5.1}s] open {:>6}{}  {:>9.0} msg/s  MB/s out {:>8.1} in {:>8.1}  p99 {}",
+            since_start.as_secs_f64(),
+            c.open,
+            if c.connecting > 0 {
+                format!(" (+{} connecting)", c.connecting)
+            } else {
+                String::new()
+            },
+            (c.messages - before.messages) as f64 / secs,
+            (c.bytes_sent - before.bytes_sent) as f64 / secs / 1e6,
+            (c.bytes_received - before.bytes_received) as f64 / secs / 1e6,
+            if self.window_latency.is_empty() {
+                "-".to_string()
+            } else {
+                human_us(self.window_latency.value_at_quantile(0.99))
+            },
+        );
+        if self.errors.total() > 0 {
+            let _ = write!(line, "  errors {}", self.errors.total());
+        }
+        self.window_latency.reset();
+        self.window_start = (now, self.counts);
+        line
+    }
+}
+
+/// `812 µs`, `3.41 ms`, `1.20 s`.
+pub fn human_us(us: u64) -> String {
+    if us < 1_000 {
+        format!("{us} µs")
+    } else if us < 1_000_000 {
+        format!("{:.2} ms", us as f64 / 1e3)
+    } else {
+        format!("{:.2} s", us as f64 / 1e6)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_keep_the_first_ones_and_count_all() {
+        let mut e = Errors::default();
+        for i in 0..(MAX_ERRORS_KEPT + 5) {
+            e.push(format!("error {i}"));
+        }
+        assert_eq!(e.total(), MAX_ERRORS_KEPT as u64 + 5);
+        assert_eq!(e.kept().len(), MAX_ERRORS_KEPT);
+        assert_eq!(e.kept()[0], "error 0");
+    }
+
+    #[test]
+    fn a_connection_is_counted_once_in_each_state() {
+        let mut s = Stats::new(Instant::now());
+        s.connect_started();
+        s.connect_started();
+        s.connected(Duration::from_micros(50));
+        assert_eq!((s.counts().connecting, s.counts().open), (1, 1));
+        s.closed(true, 2, End::Ok);
+        s.closed(false, 0, End::Unfinished);
+        let c = s.counts();
+        assert_eq!((c.connecting, c.open), (0, 0));
+        assert_eq!((c.connections_ok, c.connections_unfinished, c.abandoned), (1, 1, 2));
+    }
+
+    #[test]
+    fn human_units() {
+        assert_eq!(human_us(812), "812 µs");
+        assert_eq!(human_us(3_410), "3.41 ms");
+        assert_eq!(human_us(1_200_000), "1.20 s");
+    }
+}
