@@ -4,7 +4,7 @@
 CARGO ?= cargo
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all build run test deps clean bench lab lab-up lab-down lab-shell lab-capture fuzz
+.PHONY: all build run test deps clean bench lab lab-up lab-down lab-shell lab-capture lab-scale fuzz
 
 all: build
 
@@ -29,6 +29,7 @@ deps:
 	command -v ip      >/dev/null || missing="$$missing iproute2"; \
 	command -v ps      >/dev/null || missing="$$missing procps"; \
 	command -v python3 >/dev/null || missing="$$missing python3"; \
+	command -v haproxy >/dev/null || missing="$$missing haproxy"; \
 	[ -x /usr/bin/time ]            || missing="$$missing time"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
@@ -55,6 +56,11 @@ lab-shell:
 
 lab-capture: build deps
 	tools/lab/lab capture
+
+## HAProxy on mesin1 in front of servers on mesin2/3, load from mesin4 (root): spread,
+## rolling restart, SIGKILL; see tools/lab/scale.
+lab-scale: build deps
+	tools/lab/scale run
 
 ## Fuzz the command-line parsers for a minute (cargo-fuzz; RUSTC_BOOTSTRAP lets stable build it).
 fuzz:
