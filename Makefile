@@ -9,8 +9,8 @@ TARGET_DIR := $(shell $(CARGO) metadata --format-version 1 --no-deps 2>/dev/null
 TARGET_DIR := $(or $(TARGET_DIR),$(CURDIR)/target)
 RELEASE := $(TARGET_DIR)/release
 
-.PHONY: all build run test deps clean bench lab lab-up lab-down lab-shell lab-capture fuzz \
-        install install-check portable
+.PHONY: all build run test deps clean bench lab lab-up lab-down lab-shell lab-capture lab-scale \
+        fuzz install install-check portable
 
 all: build
 
@@ -78,6 +78,7 @@ deps:
 	command -v python3 >/dev/null || missing="$$missing python3"; \
 	python3 -c 'import ensurepip' 2>/dev/null || missing="$$missing python3-venv"; \
 	command -v objdump >/dev/null || missing="$$missing binutils"; \
+	command -v haproxy >/dev/null || missing="$$missing haproxy"; \
 	[ -x /usr/bin/time ]            || missing="$$missing time"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
@@ -104,6 +105,11 @@ lab-shell:
 
 lab-capture: build deps
 	PROGJAR=$(RELEASE)/progjar tools/lab/lab capture
+
+## HAProxy on mesin1 in front of servers on mesin2/3, load from mesin4 (root): spread,
+## rolling restart, SIGKILL; see tools/lab/scale.
+lab-scale: build deps
+	tools/lab/scale run
 
 ## Fuzz the command-line parsers for a minute (cargo-fuzz; RUSTC_BOOTSTRAP lets stable build it).
 fuzz:

@@ -38,7 +38,7 @@ impl Progress {
     pub(super) fn new(total: Option<u64>) -> Progress {
         Progress {
             total,
-            pieces: total.map_or(true, |t| t <= PIECE_LOG_LIMIT),
+            pieces: total.is_none_or(|t| t <= PIECE_LOG_LIMIT),
             logged: 0,
             next_report: Instant::now() + PROGRESS_EVERY,
         }
