@@ -23,6 +23,8 @@
 //!   half-close.
 //! - [`idle`]: `--idle-timeout` as a list in order of last activity, so
 //!   expiring connections costs O(1), never a scan.
+//! - [`memory`]: `--max-pending-total`, the memory all clients' unsent bytes
+//!   share, its default from the process's memory limit, and who waits for it.
 //! - [`access`]: `--allow` networks (CIDR), IPv4 and IPv6.
 //! - [`throttle`]: warnings about floods at most once a second.
 //! - [`limits`]: raising the open-file limit, since each client is a descriptor.
@@ -50,6 +52,7 @@ pub mod idle;
 pub mod info;
 pub mod limits;
 pub mod logging;
+pub mod memory;
 pub mod parse;
 pub mod preview;
 pub mod server;
