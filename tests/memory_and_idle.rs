@@ -27,13 +27,17 @@ fn status_kib(pid: u32, field: &str) -> u64 {
     line.split_whitespace().nth(1).and_then(|v| v.parse().ok()).expect("number")
 }
 
-/// Send `msg` on a fresh connection and time its echo.
-fn probe(addr: SocketAddr, msg: &[u8]) -> Duration {
-    let mut s = connect(addr);
+/// Send `msg` on a fresh connection and time its echo; `None` if the
+/// connection failed (the server died).
+fn probe(addr: SocketAddr, msg: &[u8]) -> Option<Duration> {
+    let mut s = TcpStream::connect_timeout(&addr, STEP).ok()?;
+    s.set_read_timeout(Some(STEP)).unwrap();
     let start = Instant::now();
-    s.write_all(msg).expect("probe write");
-    assert_eq!(read_n(&mut s, msg.len()), msg, "probe echo differs");
-    start.elapsed()
+    s.write_all(msg).ok()?;
+    let mut back = vec![0; msg.len()];
+    s.read_exact(&mut back).ok()?;
+    assert_eq!(back, msg, "probe echo differs");
+    Some(start.elapsed())
 }
 
 /// One non-blocking client of the memory test: sends its slice of the data,
@@ -86,8 +90,18 @@ fn a_crowd_of_non_readers_cannot_exhaust_memory() {
         for f in &mut flood {
             moved |= send_some(f, &data, EACH);
         }
+        if let Some(status) = server.child.try_wait().unwrap() {
+            panic!("server died ({status}): {:?}", server.log_lines());
+        }
         if start.elapsed() > Duration::from_secs(probes.len() as u64 + 3) {
-            probes.push(probe(server.addr, format!("probe {}", probes.len()).as_bytes()));
+            match probe(server.addr, format!("probe {}", probes.len()).as_bytes()) {
+                Some(took) => probes.push(took),
+                None => panic!(
+                    "probe failed; server {:?}: {:?}",
+                    server.wait_exit(),
+                    server.log_lines()
+                ),
+            }
         }
         if !moved {
             thread::sleep(Duration::from_millis(20)); // pacing, not waiting for an event
@@ -241,16 +255,18 @@ fn a_stall_longer_than_the_idle_timeout_closes_no_client_that_sent() {
     );
 }
 
-/// A client that reads its echo steadily but slowly (16 KiB every 100 ms) is
+/// A client that reads its echo steadily but slowly (32 KiB every 100 ms) is
 /// not idle, though the kernel may go seconds before it tells the server its
 /// send buffer has room again: bytes the client accepts are activity. Scaled
-/// from the 64 MiB with `--idle-timeout 5` (7 minutes) to 3 MiB with
-/// `--idle-timeout 1` (about 20 s).
+/// from the 64 MiB at 160 KiB/s with `--idle-timeout 5` (7 minutes)
+/// to 6 MiB at 320 KiB/s with `--idle-timeout 2` (20 s): still more than the
+/// kernel's buffers hold, so the server keeps some pending and goes seconds
+/// without an event (the old server cut it after 4 MiB).
 #[test]
 fn a_steady_slow_reader_is_not_idle() {
-    let server = start_server(&["--idle-timeout", "1"]);
-    let data = random_bytes(3 * MIB, 3);
-    let back = slow_echo(server.addr, data.clone(), 16 * KIB, Duration::from_millis(100));
+    let server = start_server(&["--idle-timeout", "2"]);
+    let data = random_bytes(6 * MIB, 3);
+    let back = slow_echo(server.addr, data.clone(), 32 * KIB, Duration::from_millis(100));
     assert!(
         back.len() == data.len() && back == data,
         "echo short or different: {} bytes",
