@@ -342,13 +342,7 @@ impl Server {
         // Full event arrays in a row: more events may be queued in the kernel.
         let mut full_polls = 0u32;
         loop {
-            let timeout = if self.again.is_empty() && full_polls == 0 {
-                self.next_deadline().map(|d| d.saturating_duration_since(Instant::now()))
-            } else {
-                // Some connection has data waiting, or the kernel more events:
-                // just collect new events.
-                Some(Duration::ZERO)
-            };
+            let timeout = self.poll_timeout(full_polls);
             if let Err(e) = self.poll.poll(&mut events, timeout) {
                 // A signal arrived while we slept in epoll_wait. Its handler
                 // has already written to the signal pipe: poll again to see it.
@@ -394,6 +388,21 @@ impl Server {
             if self.shutdown_at.is_some() && self.connections.is_empty() {
                 return Ok(self.finish());
             }
+        }
+    }
+
+    /// How long the next `poll` may sleep: until the next timer, or not at all
+    /// when there is work no event will announce.
+    fn poll_timeout(&self, full_polls: u32) -> Option<Duration> {
+        // A close (e.g. by a timer) may have made room for connections
+        // waiting for memory.
+        let room = self.budget.waiting() > 0 && !self.budget.spent();
+        if self.again.is_empty() && full_polls == 0 && !room {
+            self.next_deadline().map(|d| d.saturating_duration_since(Instant::now()))
+        } else {
+            // Some connection has data waiting, the kernel more events, or
+            // the budget room: just collect new events.
+            Some(Duration::ZERO)
         }
     }
 
