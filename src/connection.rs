@@ -31,9 +31,8 @@
 use std::collections::VecDeque;
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr};
-use std::time::Instant;
-
 use std::os::fd::AsRawFd;
+use std::time::Instant;
 
 use log::{debug, log_enabled, trace, warn, Level};
 use mio::event::Event;
