@@ -362,3 +362,65 @@ fn a_silent_client_is_closed_on_time() {
         assert!(after < timeout * 7 / 4, "closed late: {after:?}");
     }
 }
+
+/// `--max-pending-total 8MiB` with 20 clients sending 8 MiB each and not
+/// reading: the server's memory grows by no more than the total plus one read
+/// per connection (and some allocator slack), where `--max-pending` alone
+/// would let it hold 20 × 4 MiB; a newcomer owed nothing is served meanwhile,
+/// and once the 20 read, each gets every byte back.
+#[test]
+fn the_total_bounds_what_all_connections_hold() {
+    let _serial = one_at_a_time();
+    const CLIENTS: usize = 20;
+    const EACH: usize = 8 * MIB;
+    const TOTAL: usize = 8 * MIB;
+    let mut server = start_server(&["--max-pending-total", "8MiB"]);
+    let pid = server.child.id();
+    let before = status_kib(pid, "VmRSS:") as usize * KIB;
+    let data = random_bytes(EACH + CLIENTS * 4099, 20);
+    let mut flood: Vec<Flood> = (0..CLIENTS)
+        .map(|i| {
+            let s = connect(server.addr);
+            s.set_nonblocking(true).unwrap();
+            Flood { s, first: i * 4099, sent: 0, got: 0 }
+        })
+        .collect();
+    // Send until nothing moves for a second: the server has taken what it will.
+    let mut last_move = Instant::now();
+    let deadline = Instant::now() + STEP;
+    while last_move.elapsed() < Duration::from_secs(1) {
+        assert!(Instant::now() < deadline, "the crowd never stopped");
+        let mut moved = false;
+        for f in &mut flood {
+            moved |= send_some(f, &data, EACH);
+        }
+        if moved {
+            last_move = Instant::now();
+        } else {
+            thread::sleep(Duration::from_millis(10)); // pacing
+        }
+    }
+    let grown = (status_kib(pid, "VmHWM:") as usize * KIB).saturating_sub(before);
+    let bound = TOTAL + (CLIENTS + 1) * 64 * KIB + 4 * MIB;
+    let newcomer = probe(server.addr, b"owed nothing").expect("newcomer served");
+    let mut buf = vec![0; 256 * KIB];
+    while flood.iter().any(|f| f.got < EACH) {
+        assert!(Instant::now() < deadline + STEP, "echo not complete");
+        let mut moved = false;
+        for f in &mut flood {
+            moved |= send_some(f, &data, EACH);
+            moved |= receive_some(f, &data, &mut buf);
+        }
+        if !moved {
+            thread::sleep(Duration::from_millis(1));
+        }
+    }
+    println!(
+        "total: 20 non-readers grew the server by {} KiB (bound {} KiB); newcomer's echo {newcomer:?}",
+        grown / KIB,
+        bound / KIB
+    );
+    assert!(grown <= bound, "server grew by {grown} bytes, more than {bound}");
+    server.signal(libc::SIGTERM);
+    assert!(server.wait_exit().success());
+}
