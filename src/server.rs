@@ -101,7 +101,8 @@ pub struct Config {
     pub max_pending: usize,
     /// Memory all connections' unsent bytes may hold together
     /// (`--max-pending-total`); `None` derives it from the process's memory
-    /// limit ([`memory::default_total`]).
+    /// limit ([`memory::default_total`]). The real bound is this plus one
+    /// read per open connection (see `memory.rs`).
     pub max_pending_total: Option<usize>,
     /// Close connections silent for this long.
     pub idle_timeout: Option<Duration>,
