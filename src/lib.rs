@@ -23,6 +23,8 @@
 //!   half-close.
 //! - [`idle`]: `--idle-timeout` as a list in order of last activity, so
 //!   expiring connections costs O(1), never a scan.
+//! - [`memory`]: `--max-pending-total`, the memory all clients' unsent bytes
+//!   share, its default from the process's memory limit, and who waits for it.
 //! - [`access`]: who is let in (`--allow` networks, `--max-connections`,
 //!   `--max-per-ip` per address or IPv6 /64), and each [`access::Refusal`]'s
 //!   count and words.
@@ -61,6 +63,7 @@ pub mod idle;
 pub mod info;
 pub mod limits;
 pub mod logging;
+pub mod memory;
 pub mod parse;
 pub mod preview;
 pub mod resolve;

@@ -63,7 +63,14 @@ struct ServerArgs {
     /// (default 4MiB; accepts suffixes K, KiB, M, MiB)
     #[argh(option, default = "4 * 1024 * 1024", from_str_fn(parse_pending))]
     max_pending: usize,
-    /// close connections silent for this long, e.g. 30 or 1.5s or 500ms (default off)
+    /// unsent bytes all connections may hold together; while they do, clients
+    /// owed bytes are not read (those owed nothing still are) (default: half the
+    /// process's memory limit, from the cgroup or RLIMIT_AS, else a quarter of
+    /// physical memory; logged at start)
+    #[argh(option, from_str_fn(parse_pending))]
+    max_pending_total: Option<usize>,
+    /// close connections whose client neither sent nor accepted a byte for this
+    /// long, e.g. 30 or 1.5s or 500ms (default off)
     #[argh(option, from_str_fn(parse_duration))]
     idle_timeout: Option<Duration>,
     /// how long a shutdown waits for open connections to finish and their
@@ -196,6 +203,7 @@ fn main() -> ExitCode {
             max_connections: a.max_connections,
             backlog: a.backlog,
             max_pending: a.max_pending,
+            max_pending_total: a.max_pending_total,
             idle_timeout: a.idle_timeout,
             grace: a.grace,
             allow: a.allow,

@@ -15,6 +15,7 @@
 //!         token    => connections[token].ready(event)   (connection.rs)
 //!     }
 //!     connections that used their read budget get another turn
+//!     connections waiting for memory get a turn, as it frees (memory.rs)
 //!     timers(now)                      // idle timeouts, accept retry, grace
 //! }
 //! ```
@@ -48,6 +49,7 @@ use crate::cli::{Failure, EXIT_FAILURE, EXIT_INTERRUPTED};
 use crate::connection::{Closed, Connection, Next, Readiness};
 use crate::idle::IdleList;
 use crate::limits;
+use crate::memory::{self, Budget};
 use crate::throttle::{more, plural, Line, LineBudget, Throttle};
 
 /// The listening socket's token.
@@ -71,6 +73,12 @@ const EVENTS_CAPACITY: usize = 1024;
 /// library may open.
 const RESERVED_FDS: u64 = 16;
 
+/// After a `poll` that filled the event array (more may be waiting), idle
+/// timeouts wait for a poll that did not, so that no client is expired while
+/// its event is still queued; but at most this many in a row, so that a flood
+/// of busy clients cannot keep the silent ones open.
+const MAX_DEFERRED_TIMERS: u32 = 16;
+
 /// When `accept` fails for a reason that may pass (out of kernel memory, no
 /// descriptor to shed with), try again after this long rather than spin.
 const ACCEPT_RETRY: Duration = Duration::from_millis(100);
@@ -90,6 +98,11 @@ pub struct Config {
     pub backlog: u32,
     /// Unsent bytes one connection may hold before we stop reading it.
     pub max_pending: usize,
+    /// Memory all connections' unsent bytes may hold together
+    /// (`--max-pending-total`); `None` derives it from the process's memory
+    /// limit ([`memory::default_total`]). The real bound is this plus one
+    /// read per open connection (see `memory.rs`).
+    pub max_pending_total: Option<usize>,
     /// Close connections silent for this long.
     pub idle_timeout: Option<Duration>,
     /// How long a shutdown waits for open connections to finish.
@@ -112,6 +125,7 @@ impl Default for Config {
             max_connections: 10000,
             backlog: 1024,
             max_pending: 4 * 1024 * 1024,
+            max_pending_total: None,
             idle_timeout: None,
             grace: Duration::from_secs(5),
             allow: Vec::new(),
@@ -171,6 +185,8 @@ pub struct Server {
     /// The list being served this turn; swapped with `again` so that neither
     /// is ever reallocated once it has grown.
     again_now: Vec<usize>,
+    /// The memory every connection's unsent bytes share, and who waits for it.
+    budget: Budget,
     /// Set when shutdown begins: the end of the grace time.
     shutdown_at: Option<Instant>,
     summary: Summary,
@@ -257,15 +273,32 @@ impl Server {
         let poll = Poll::new()?;
         poll.registry().register(&mut listener, LISTENER, Interest::READABLE)?;
         let max_connections = fit_to_descriptors(config.max_connections);
+        let (total, why) = match config.max_pending_total {
+            Some(bytes) => (bytes, "--max-pending-total".to_string()),
+            None => memory::default_total(),
+        };
+        info!(
+            "unsent bytes of all clients together: at most {} ({why})",
+            memory::mib(total as u64)
+        );
+        // The read buffer can be large (--read-size): fail with words, not an abort.
+        let mut buf = Vec::new();
+        let read_size = config.read_size.clamp(1, MAX_READ_SIZE);
+        buf.try_reserve_exact(read_size).map_err(|_| {
+            io::Error::new(ErrorKind::OutOfMemory, "no memory for the read buffer (--read-size)")
+        })?;
+        buf.resize(read_size, 0);
         Ok(Server {
             poll,
             listener: Some(listener),
             signals: None,
-            // Reserving the slab up front costs only address space: the pages
-            // are touched (and counted in RSS) only as connections arrive.
+            // Everything indexed by connection is sized for `max_connections`
+            // here, so that serving never allocates for it (an allocation that
+            // fails aborts). This costs address space; pages are touched (and
+            // counted in RSS) only as connections arrive.
             connections: Slab::with_capacity(max_connections),
-            buf: vec![0; config.read_size.clamp(1, MAX_READ_SIZE)],
-            idle: config.idle_timeout.map(IdleList::new),
+            buf,
+            idle: config.idle_timeout.map(|t| IdleList::new(t, max_connections)),
             max_connections,
             admission: Admission::new(
                 config.allow.clone(),
@@ -274,8 +307,9 @@ impl Server {
             ),
             reserve: File::open("/dev/null").ok(),
             retry_accept_at: None,
-            again: Vec::new(),
-            again_now: Vec::new(),
+            again: Vec::with_capacity(max_connections),
+            again_now: Vec::with_capacity(max_connections),
+            budget: Budget::new(total, max_connections),
             shutdown_at: None,
             summary: Summary::default(),
             warnings: Warnings::default(),
@@ -304,13 +338,10 @@ impl Server {
     pub fn run(mut self) -> io::Result<Summary> {
         let mut events = Events::with_capacity(EVENTS_CAPACITY);
         info!("waiting for a connection (at most {} at once)", self.max_connections);
+        // Full event arrays in a row: more events may be queued in the kernel.
+        let mut full_polls = 0u32;
         loop {
-            let timeout = if self.again.is_empty() {
-                self.next_deadline().map(|d| d.saturating_duration_since(Instant::now()))
-            } else {
-                // Some connection has data waiting: just collect new events.
-                Some(Duration::ZERO)
-            };
+            let timeout = self.poll_timeout(full_polls);
             if let Err(e) = self.poll.poll(&mut events, timeout) {
                 // A signal arrived while we slept in epoll_wait. Its handler
                 // has already written to the signal pipe: poll again to see it.
@@ -345,12 +376,32 @@ impl Server {
                 self.connection_ready(Token(key), Readiness::AGAIN, now);
             }
             self.again_now.clear();
+            self.resume_waiting(now);
+            full_polls = match events.iter().count() {
+                EVENTS_CAPACITY => full_polls + 1,
+                _ => 0,
+            };
             if let Some(now) = now {
-                self.timers(now);
+                self.timers(now, full_polls.is_multiple_of(MAX_DEFERRED_TIMERS));
             }
             if self.shutdown_at.is_some() && self.connections.is_empty() {
                 return Ok(self.finish());
             }
+        }
+    }
+
+    /// How long the next `poll` may sleep: until the next timer, or not at all
+    /// when there is work no event will announce.
+    fn poll_timeout(&self, full_polls: u32) -> Option<Duration> {
+        // A close (e.g. by a timer) may have made room for connections
+        // waiting for memory.
+        let room = self.budget.waiting() > 0 && !self.budget.spent();
+        if self.again.is_empty() && full_polls == 0 && !room {
+            self.next_deadline().map(|d| d.saturating_duration_since(Instant::now()))
+        } else {
+            // Some connection has data waiting, the kernel more events, or
+            // the budget room: just collect new events.
+            Some(Duration::ZERO)
         }
     }
 
@@ -364,7 +415,7 @@ impl Server {
         if let (Some(idle), Some(now)) = (&mut self.idle, now) {
             idle.touch(token.0, now);
         }
-        match conn.ready(ready, self.poll.registry(), token, &mut self.buf) {
+        match conn.ready(ready, self.poll.registry(), token, &mut self.buf, &mut self.budget) {
             Next::Wait => {}
             Next::Again if conn.queued_again => {}
             Next::Again => {
@@ -372,6 +423,16 @@ impl Server {
                 self.again.push(token.0);
             }
             Next::Close(why) => self.close(token.0, why),
+        }
+    }
+
+    /// Give the connections paused by the global budget a turn, oldest first,
+    /// while it has room: one pass over those waiting now, so one that fills
+    /// the budget again waits behind the rest.
+    fn resume_waiting(&mut self, now: Option<Instant>) {
+        for _ in 0..self.budget.waiting() {
+            let Some(key) = self.budget.next_waiting() else { return };
+            self.connection_ready(Token(key), Readiness::AGAIN, now);
         }
     }
 
@@ -515,6 +576,7 @@ impl Server {
     /// Drop a connection and log why.
     fn close(&mut self, key: usize, why: Closed) {
         let Some(mut conn) = self.connections.try_remove(key) else { return };
+        self.budget.refund(conn.held());
         conn.deregister(self.poll.registry());
         if let Some(idle) = &mut self.idle {
             idle.remove(key);
@@ -575,10 +637,28 @@ impl Server {
         [idle, self.retry_accept_at, self.shutdown_at, quiet].into_iter().flatten().min()
     }
 
-    /// Run the timers that are due.
-    fn timers(&mut self, now: Instant) {
+    /// Run the timers that are due; idle timeouts only if `expire_idle`.
+    fn timers(&mut self, now: Instant, expire_idle: bool) {
         self.log_quiet_lines(now);
         while let Some(key) = self.idle.as_ref().and_then(|idle| idle.expired(now)) {
+            if !expire_idle {
+                break;
+            }
+            // Ask the kernel whether bytes are on their way before calling the
+            // client idle (idle.rs); a socket that cannot say is closed.
+            let seen = self.connections.get(key).map(Connection::in_flight);
+            if let (Some(idle), Some(Ok(seen))) = (&mut self.idle, &seen) {
+                if !idle.expire(key, now, *seen) {
+                    continue;
+                }
+            }
+            if seen.is_none() {
+                // Not a connection (cannot happen: close unlinks it); never spin on it.
+                if let Some(idle) = &mut self.idle {
+                    idle.remove(key);
+                }
+                continue;
+            }
             self.summary.idle_closed += 1;
             self.close(key, Closed::IdleTimeout);
         }
