@@ -78,8 +78,13 @@ pub fn finish(result: Result<(), Failure>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {
-            eprintln!("{}: error: {}", program_name(), failure.message);
+            eprintln!("{}", error_line(&failure));
             ExitCode::from(failure.code)
         }
     }
+}
+
+/// The line that reports a failure: `progjar: error: MESSAGE`.
+pub fn error_line(failure: &Failure) -> String {
+    format!("{}: error: {}", program_name(), failure.message)
 }
