@@ -26,6 +26,7 @@
 //! - [`access`]: `--allow` networks (CIDR), IPv4 and IPv6.
 //! - [`throttle`]: warnings about floods at most once a second.
 //! - [`limits`]: raising the open-file limit, since each client is a descriptor.
+//! - [`signals`]: SIGINT/SIGTERM/SIGHUP as events of the loop, each one counted.
 //!
 //! The other commands:
 //! - [`client`]: the blocking `std::net` client: a writer thread sends and
@@ -53,4 +54,5 @@ pub mod logging;
 pub mod parse;
 pub mod preview;
 pub mod server;
+pub mod signals;
 pub mod throttle;
