@@ -345,6 +345,7 @@ impl Server {
                 if let Some(conn) = self.connections.get_mut(key) {
                     conn.queued_again = false;
                 }
+                trace!("again {}: its turn ran out of read budget", self.name(Token(key)));
                 self.connection_ready(Token(key), Readiness::AGAIN, now);
             }
             self.again_now.clear();

@@ -269,3 +269,58 @@ fn urgent_data_is_echoed_in_place() {
     s.read_to_end(&mut back).unwrap();
     assert_eq!(String::from_utf8_lossy(&back), "!xyz");
 }
+
+/// The recipe for watching the loop think (docs/server.md): a client that
+/// sends 16 MiB at once but reads only 64 KiB every 5 ms, through a small
+/// receive window. `python3 - PORT`; prints how many bytes came back.
+const SLOW_READER: &str = r#"
+import socket, sys, threading, time
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)   # a small receive window
+s.connect(("127.0.0.1", int(sys.argv[1])))
+def send():
+    s.sendall(bytes(16 << 20))        # 16 MiB, as fast as the server takes them
+    s.shutdown(socket.SHUT_WR)
+threading.Thread(target=send).start()
+n = 0
+while data := s.recv(65536):          # a slow reader: 64 KiB every 5 ms
+    n += len(data)
+    time.sleep(0.005)
+print(n, "bytes back")
+"#;
+
+/// The trace of the recipe shows readiness events under the tokens' names, a
+/// write that would block, WRITABLE asked for, reads stopped at
+/// `--max-pending` and resumed, and WRITABLE dropped again.
+#[test]
+fn the_trace_recipe_shows_the_loop_think() {
+    let server = common::start_server_logging(
+        "progjar=trace",
+        &["--read-size", "16KiB", "--max-pending", "64KiB"],
+    );
+    let out = common::run(
+        std::process::Command::new("python3").args(["-", &server.port()]),
+        Some(SLOW_READER.as_bytes().to_vec()),
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "16777216 bytes back", "{out:?}");
+    server.wait_for_log("(peer closed): 16777216 bytes echoed");
+    let log = server.log_lines();
+    let at = |from: usize, needle: &str| {
+        let found = log[from..].iter().position(|l| l.contains(needle));
+        from + found.unwrap_or_else(|| panic!("no {needle:?} after line {from} of the trace"))
+    };
+    at(0, "TRACE:server:event listener: readable");
+    let first = at(0, "TRACE:server:event conn 0 (127.0.0.1:");
+    assert!(log[first].ends_with("): readable"), "{}", log[first]);
+    let blocked = at(first, ": WouldBlock with ");
+    assert!(log[blocked].starts_with("TRACE:connection:write to 127.0.0.1:"), "{}", log[blocked]);
+    // Owing 64 KiB: reads stop, and only WRITABLE is asked for.
+    let stopped = at(blocked, "interest now WRITABLE");
+    let writable = at(stopped, "TRACE:server:event conn 0 (");
+    assert!(log[writable].ends_with("): writable"), "{}", log[writable]);
+    // The flush made room: reads resume, and WRITABLE is dropped again.
+    let read = at(writable, "TRACE:connection:read from 127.0.0.1:");
+    let dropped = log[read..].iter().any(|l| l.ends_with("interest now READABLE"));
+    assert!(dropped, "WRITABLE dropped after the flush");
+    assert!(!log.iter().any(|l| l.contains("Token(")), "every token is named");
+}
