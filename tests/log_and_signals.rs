@@ -158,26 +158,37 @@ fn dropped_log_lines_are_counted_once_stderr_flows() {
             }
         }
     });
+    let next = |what: &str, deadline: Instant| {
+        let line = rx.recv_timeout(deadline.saturating_duration_since(Instant::now()));
+        line.unwrap_or_else(|_| panic!("no {what} in the log"))
+    };
     let deadline = Instant::now() + STEP;
     let dropped = loop {
-        let line = rx.recv_timeout(deadline.saturating_duration_since(Instant::now()));
-        let line = line.expect("a 'log lines dropped' line");
-        if line.contains("log lines dropped") {
+        let line = next("'log lines dropped' line", deadline);
+        if line.contains("dropped: stderr was not keeping up") {
             break line;
         }
     };
     assert!(dropped.starts_with("WARN:logging:"), "{dropped}");
     let n: u64 = dropped["WARN:logging:".len()..].split(' ').next().unwrap().parse().unwrap();
     assert!(n > 0, "{dropped}");
-    // Lines flow again: the shutdown and the summary arrive in full.
-    server.kill(libc::SIGTERM);
+    // Lines flow again: a new client's lines arrive (once the writer has
+    // caught up with what was queued), then the shutdown and the summary.
     let deadline = Instant::now() + STEP;
-    loop {
-        let line = rx.recv_timeout(deadline.saturating_duration_since(Instant::now()));
-        if line.expect("the summary line").contains("served 2 connection") {
-            break;
+    'flowing: loop {
+        let client = connect(server.addr);
+        let closing = format!("closing connection from {}", client.local_addr().unwrap());
+        drop(client);
+        let soon = (Instant::now() + Duration::from_secs(2)).min(deadline);
+        while let Ok(line) = rx.recv_timeout(soon.saturating_duration_since(Instant::now())) {
+            if line.contains(&closing) {
+                break 'flowing;
+            }
         }
+        assert!(Instant::now() < deadline, "the log never flowed again");
     }
+    server.kill(libc::SIGTERM);
+    while !next("summary line", deadline).starts_with("INFO:server:served ") {}
     let status = wait_child(&mut server.child, STEP);
     assert_eq!(status.and_then(|s| s.code()), Some(0));
 }
