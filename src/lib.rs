@@ -37,7 +37,8 @@
 //! Shared by the binaries (`progjar`, and `progjar-stress` in `tools/stress`):
 //! - [`cli`]: one-line errors and exit codes for argh command lines.
 //! - [`parse`]: sizes (`64KiB`) and durations (`500ms`) on the command line.
-//! - [`logging`]: the course's `INFO:module:message` log format on stderr.
+//! - [`logging`]: the course's `INFO:module:message` log format on stderr; the
+//!   server's lines go through a bounded queue, so its loop never waits on stderr.
 //! - [`preview`]: bytes shown as Python shows them, `b'...'`.
 //!
 //! `main.rs` only parses arguments, starts logging and calls [`server::run`],

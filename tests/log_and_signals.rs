@@ -335,3 +335,10 @@ fn the_trace_recipe_shows_the_loop_think() {
     assert!(dropped, "WRITABLE dropped after the flush");
     assert!(!log.iter().any(|l| l.contains("Token(")), "every token is named");
 }
+
+#[test]
+fn the_help_says_sighup_is_graceful() {
+    let out = common::run(common::progjar().args(["server", "--help"]), None);
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(help.contains("SIGHUP (the terminal closed) stop accepting"), "{help}");
+}
