@@ -31,6 +31,7 @@
 //! - [`throttle`]: a short log under floods: warnings at most once a second,
 //!   per-connection lines at most 100 a second with the rest counted.
 //! - [`limits`]: raising the open-file limit, since each client is a descriptor.
+//! - [`signals`]: SIGINT/SIGTERM/SIGHUP as events of the loop, each one counted.
 //!
 //! The other commands:
 //! - [`client`]: the blocking `std::net` client, one file per step in
@@ -47,7 +48,8 @@
 //!   bytes and quiet exits on a closed pipe, for argh command lines.
 //! - [`parse`]: sizes (`64KiB`), durations (`500ms`), ports and counts on the
 //!   command line.
-//! - [`logging`]: the course's `INFO:module:message` log format on stderr.
+//! - [`logging`]: the course's `INFO:module:message` log format on stderr; the
+//!   server's lines go through a bounded queue, so its loop never waits on stderr.
 //! - [`preview`]: bytes shown as Python shows them, `b'...'`.
 //! - [`sock`]: what a socket error means and when a read may stop early,
 //!   written once for the server, the client and the stress tool.
@@ -69,4 +71,5 @@ pub mod preview;
 pub mod resolve;
 pub mod server;
 pub mod sock;
+pub mod signals;
 pub mod throttle;

@@ -35,9 +35,11 @@ enum Command {
 
 /// Run the echo server: one thread, one mio event loop, thousands of clients.
 ///
-/// The first line on stdout is `listening on ADDR:PORT`. SIGINT/SIGTERM stop
-/// accepting and let open connections finish (up to --grace), then exit 0; a
-/// second signal stops at once with status 130.
+/// The first line on stdout is `listening on ADDR:PORT`. SIGINT, SIGTERM and
+/// SIGHUP (the terminal closed) stop accepting and let open connections finish
+/// (up to --grace), then exit 0; a second signal stops at once with status 130.
+/// Logs never slow the server: if stderr is not read, lines are dropped and
+/// counted.
 #[derive(FromArgs)]
 #[argh(subcommand, name = "server", help_triggers("-h", "--help"))]
 struct ServerArgs {
@@ -194,9 +196,13 @@ fn payload(message: Option<String>, file: Option<String>) -> client::Payload {
 
 fn main() -> ExitCode {
     let args: Progjar = cli::parse_command::<Progjar, Command>(env!("CARGO_PKG_VERSION"));
-    progjar::logging::init();
+    // The server's loop must never wait for stderr, so it logs through a queue.
+    let log = match args.command {
+        Command::Server(_) => progjar::logging::init_nonblocking(),
+        _ => progjar::logging::init(),
+    };
     match args.command {
-        Command::Server(a) => cli::finish(server::run(server::Config {
+        Command::Server(a) => log.finish(server::run(server::Config {
             bind: a.bind,
             port: a.port,
             read_size: a.read_size,

@@ -41,7 +41,6 @@ use std::time::{Duration, Instant};
 use log::{info, trace, warn};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
-use signal_hook_mio::v1_0::Signals;
 use slab::Slab;
 
 use crate::access::{Admission, Cidr, Refusal, Refusals};
@@ -50,11 +49,12 @@ use crate::connection::{Closed, Connection, Next, Readiness};
 use crate::idle::IdleList;
 use crate::limits;
 use crate::memory::{self, Budget};
+use crate::signals::{self, SignalPipe};
 use crate::throttle::{more, plural, Line, LineBudget, Throttle};
 
 /// The listening socket's token.
 const LISTENER: Token = Token(usize::MAX);
-/// The token of the pipe signal-hook writes to when SIGINT/SIGTERM arrive.
+/// The token of the pipe the signal handlers write to (`signals.rs`).
 const SIGNALS: Token = Token(usize::MAX - 1);
 
 /// Largest `--read-size`: 16 MiB is far past where bigger reads stop paying
@@ -163,7 +163,7 @@ pub struct Server {
     poll: Poll,
     /// `None` once shutdown has begun: no more accepting.
     listener: Option<TcpListener>,
-    signals: Option<Signals>,
+    signals: Option<SignalPipe>,
     /// Every open connection; its key is its token.
     connections: Slab<Connection>,
     /// The one read buffer all connections share: data is written back before
@@ -325,10 +325,11 @@ impl Server {
         }
     }
 
-    /// Turn SIGINT and SIGTERM into events of this loop: the first begins a
-    /// graceful shutdown, the second stops at once.
+    /// Turn SIGINT, SIGTERM and SIGHUP into events of this loop: the first
+    /// begins a graceful shutdown, the second stops at once. SIGHUP (the
+    /// terminal that started us closed) is graceful too: the clients finish.
     pub fn handle_signals(&mut self) -> io::Result<()> {
-        let mut signals = Signals::new([libc::SIGINT, libc::SIGTERM])?;
+        let mut signals = SignalPipe::new(&[libc::SIGINT, libc::SIGTERM, libc::SIGHUP])?;
         self.poll.registry().register(&mut signals, SIGNALS, Interest::READABLE)?;
         self.signals = Some(signals);
         Ok(())
@@ -354,7 +355,7 @@ impl Server {
             let now = self.needs_clock().then(Instant::now);
             std::mem::swap(&mut self.again, &mut self.again_now);
             for event in events.iter() {
-                trace!("event {event:?}");
+                trace!("event {}: {}", self.name(event.token()), Flags(event));
                 match event.token() {
                     LISTENER => self.accept(),
                     SIGNALS => {
@@ -373,6 +374,7 @@ impl Server {
                 if let Some(conn) = self.connections.get_mut(key) {
                     conn.queued_again = false;
                 }
+                trace!("again {}: its turn ran out of read budget", self.name(Token(key)));
                 self.connection_ready(Token(key), Readiness::AGAIN, now);
             }
             self.again_now.clear();
@@ -534,6 +536,8 @@ impl Server {
         // Nagle's algorithm would hold back a small echo while an earlier one
         // is unacknowledged; an echo server answers at once.
         let _ = socket.set_nodelay(true);
+        // Urgent (MSG_OOB) bytes stay in the stream, so they are echoed in place.
+        let _ = socket2::SockRef::from(&socket).set_out_of_band_inline(true);
         let entry = self.connections.vacant_entry();
         let key = entry.key();
         let mut conn = Connection::new(socket, peer, self.config.max_pending);
@@ -596,30 +600,41 @@ impl Server {
         }
     }
 
-    /// Read the signal pipe. Returns true when the server must stop at once.
+    /// Take every signal received. Returns true when the server must stop at once.
     fn on_signal(&mut self) -> bool {
-        let Some(signals) = &mut self.signals else { return false };
-        let received: Vec<i32> = signals.pending().collect();
-        if received.is_empty() {
-            return false; // a spurious wakeup
+        // Each signal is one byte, so two sent back to back are two here.
+        while let Some(signal) = self.signals.as_mut().and_then(SignalPipe::take) {
+            let name = signals::name(signal);
+            if self.shutdown_at.is_some() {
+                warn!("{name} again: stopping now");
+                return true;
+            }
+            // Stop accepting: dropping the listener closes it, so new clients are
+            // refused by the kernel instead of waiting in a backlog nobody reads.
+            if let Some(mut listener) = self.listener.take() {
+                let _ = self.poll.registry().deregister(&mut listener);
+            }
+            self.shutdown_at = Some(Instant::now() + self.config.grace);
+            info!(
+                "{name}: shutting down: no new connections; waiting up to {:.1}s for {} open",
+                self.config.grace.as_secs_f64(),
+                self.connections.len()
+            );
         }
-        let name = if received[0] == libc::SIGINT { "SIGINT" } else { "SIGTERM" };
-        if self.shutdown_at.is_some() || received.len() > 1 {
-            warn!("{name} again: stopping now");
-            return true;
-        }
-        // Stop accepting: dropping the listener closes it, so new clients are
-        // refused by the kernel instead of waiting in a backlog nobody reads.
-        if let Some(mut listener) = self.listener.take() {
-            let _ = self.poll.registry().deregister(&mut listener);
-        }
-        self.shutdown_at = Some(Instant::now() + self.config.grace);
-        info!(
-            "{name}: shutting down: no new connections; waiting up to {:.1}s for {} open",
-            self.config.grace.as_secs_f64(),
-            self.connections.len()
-        );
         false
+    }
+
+    /// How the trace names a token: `listener`, `signals`, or `conn 3` with
+    /// its client's address (mio would print `Token(18446744073709551615)`).
+    fn name(&self, token: Token) -> String {
+        match token {
+            LISTENER => "listener".into(),
+            SIGNALS => "signals".into(),
+            Token(key) => match self.connections.get(key) {
+                Some(conn) => format!("conn {key} ({})", conn.peer),
+                None => format!("conn {key} (closed)"),
+            },
+        }
     }
 
     /// Whether any timer is running, i.e. whether a wakeup must read the clock.
@@ -724,5 +739,27 @@ fn fit_to_descriptors(wanted: usize) -> usize {
             warn!("cannot read the open-file limit: {e}");
             wanted
         }
+    }
+}
+
+/// An event's readiness in words for the trace, e.g. `readable writable`.
+struct Flags<'a>(&'a mio::event::Event);
+
+impl std::fmt::Display for Flags<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let e = self.0;
+        let flags = [
+            (e.is_readable(), "readable"),
+            (e.is_writable(), "writable"),
+            (e.is_read_closed(), "read-closed"),
+            (e.is_write_closed(), "write-closed"),
+            (e.is_error(), "error"),
+        ];
+        let mut sep = "";
+        for (_, word) in flags.iter().filter(|(on, _)| *on) {
+            write!(f, "{sep}{word}")?;
+            sep = " ";
+        }
+        Ok(())
     }
 }
