@@ -148,6 +148,7 @@ impl Closed {
 }
 
 /// The state of one client.
+#[derive(Debug)]
 pub struct Connection {
     socket: TcpStream,
     /// Who it is, for logs (and the per-address count).

@@ -43,7 +43,7 @@ impl InFlight {
     }
 }
 
-#[derive(Clone, Copy)]
+#[derive(Debug, Clone, Copy)]
 struct Link {
     prev: u32,
     next: u32,
@@ -55,6 +55,7 @@ struct Link {
 }
 
 /// Connections in order of last activity: the front is the longest silent.
+#[derive(Debug)]
 pub struct IdleList {
     timeout: Duration,
     links: Vec<Link>,

@@ -57,6 +57,8 @@
 //! `main.rs` only parses arguments, starts logging and calls [`server::run`],
 //! [`client::run`] or [`info::run`].
 
+#![warn(missing_docs, missing_debug_implementations)]
+
 pub mod access;
 pub mod cli;
 pub mod client;

@@ -71,6 +71,7 @@ fn builder() -> env_logger::Builder {
 }
 
 /// The handle on the log queue, if there is one, to flush it at exit.
+#[derive(Debug)]
 pub struct LogQueue(Option<Arc<Queue>>);
 
 impl LogQueue {
@@ -91,7 +92,7 @@ impl LogQueue {
 }
 
 /// The lines between the loop and the writer thread.
-#[derive(Default)]
+#[derive(Debug, Default)]
 struct Queue {
     state: Mutex<State>,
     /// Signalled when lines arrive or the queue closes (the writer waits on it).
@@ -100,7 +101,7 @@ struct Queue {
     finished: Condvar,
 }
 
-#[derive(Default)]
+#[derive(Debug, Default)]
 struct State {
     /// Formatted lines, oldest first, at most [`QUEUE_BYTES`].
     lines: Vec<u8>,

@@ -30,6 +30,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 /// Global pending memory: how much is held, the bound, and who waits for room.
+#[derive(Debug)]
 pub struct Budget {
     limit: usize,
     used: usize,

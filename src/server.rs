@@ -151,7 +151,7 @@ pub struct Summary {
 }
 
 /// Rate-limited log lines other than refusals (those are in [`Refusals`]).
-#[derive(Default)]
+#[derive(Debug, Default)]
 struct Warnings {
     accept: Throttle,
     /// `connection from` and `closing connection from`.
@@ -159,6 +159,7 @@ struct Warnings {
 }
 
 /// The event loop and everything it owns.
+#[derive(Debug)]
 pub struct Server {
     poll: Poll,
     /// `None` once shutdown has begun: no more accepting.

@@ -22,6 +22,7 @@ use mio::{Interest, Registry, Token};
 use signal_hook_registry::SigId;
 
 /// Receives the signals it was created for as readable bytes (see the module doc).
+#[derive(Debug)]
 pub struct SignalPipe {
     read: UnixStream,
     handlers: Vec<SigId>,
