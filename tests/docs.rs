@@ -117,6 +117,8 @@ fn shell_words(line: &str) -> Vec<String> {
                 started = true;
             }
             (None, '#') if !started => break,
+            // `2>&1`, `>&2`: the `&` belongs to the redirection.
+            (None, '&') if word.ends_with(['>', '<']) => word.push('&'),
             (None, c) if c.is_whitespace() || matches!(c, '|' | '&' | ';') => {
                 if started {
                     words.push(std::mem::take(&mut word));
@@ -142,7 +144,32 @@ fn shell_words(line: &str) -> Vec<String> {
     words
 }
 
-/// The simple commands of one line: split at operators, prompt and `VAR=value` dropped.
+/// Is `word` a redirection (`2>`, `>log`, `2>&1`, `<in`)? Returns whether
+/// its file is the next word (`2> trace.log`).
+fn redirection(word: &str) -> Option<bool> {
+    let op = word.trim_start_matches(|c: char| c.is_ascii_digit());
+    let rest = op.strip_prefix(['>', '<'])?.trim_start_matches(['>', '&']);
+    Some(rest.is_empty())
+}
+
+/// A command's words without its redirections.
+fn without_redirections(words: &[String]) -> Vec<String> {
+    let mut kept = Vec::new();
+    let mut skip_next = false;
+    for w in words {
+        if std::mem::take(&mut skip_next) {
+            continue;
+        }
+        match redirection(w) {
+            Some(file_follows) => skip_next = file_follows,
+            None => kept.push(w.clone()),
+        }
+    }
+    kept
+}
+
+/// The simple commands of one line: split at operators, prompt, `VAR=value` and
+/// redirections dropped.
 fn commands(line: &str) -> Vec<Vec<String>> {
     let line = line.trim_start();
     let line = match line.split_once("$ ") {
@@ -152,6 +179,7 @@ fn commands(line: &str) -> Vec<Vec<String>> {
     shell_words(line)
         .split(|w| matches!(w.as_str(), "|" | "||" | "&&" | ";" | "&"))
         .map(|c| c.iter().skip_while(|w| is_assignment(w)).cloned().collect::<Vec<_>>())
+        .map(|c| without_redirections(&c))
         .filter(|c| !c.is_empty())
         .collect()
 }
@@ -323,6 +351,10 @@ fn the_extraction_reads_shell_as_a_student_types_it() {
         vec!["progjar", "client", "1.2.3.4", "--message", "a b"],
         vec!["x"],
     ];
+    assert_eq!(commands(line), expected);
+    let line = "progjar server --port 1 2> trace.log & progjar client 2>&1 >out | x";
+    let expected =
+        vec![vec!["progjar", "server", "--port", "1"], vec!["progjar", "client"], vec!["x"]];
     assert_eq!(commands(line), expected);
     assert!(has_placeholder("progjar-stress 127.0.0.1:PORT ARGS --json"));
     assert!(!has_placeholder("progjar-stress -c 2 -s 1MiB --pipeline 8"));

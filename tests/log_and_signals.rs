@@ -281,26 +281,8 @@ fn urgent_data_is_echoed_in_place() {
     assert_eq!(String::from_utf8_lossy(&back), "!xyz");
 }
 
-/// The recipe for watching the loop think (docs/server.md): a client that
-/// sends 16 MiB at once but reads only 64 KiB every 5 ms, through a small
-/// receive window. `python3 - PORT`; prints how many bytes came back.
-const SLOW_READER: &str = r#"
-import socket, sys, threading, time
-s = socket.socket()
-s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)   # a small receive window
-s.connect(("127.0.0.1", int(sys.argv[1])))
-def send():
-    s.sendall(bytes(16 << 20))        # 16 MiB, as fast as the server takes them
-    s.shutdown(socket.SHUT_WR)
-threading.Thread(target=send).start()
-n = 0
-while data := s.recv(65536):          # a slow reader: 64 KiB every 5 ms
-    n += len(data)
-    time.sleep(0.005)
-print(n, "bytes back")
-"#;
-
-/// The trace of the recipe shows readiness events under the tokens' names, a
+/// The recipe for watching the loop think (docs/server.md, `tools/slow-reader`):
+/// its trace shows readiness events under the tokens' names, a
 /// write that would block, WRITABLE asked for, reads stopped at
 /// `--max-pending` and resumed, and WRITABLE dropped again.
 #[test]
@@ -309,10 +291,9 @@ fn the_trace_recipe_shows_the_loop_think() {
         "progjar=trace",
         &["--read-size", "16KiB", "--max-pending", "64KiB"],
     );
-    let out = common::run(
-        std::process::Command::new("python3").args(["-", &server.port()]),
-        Some(SLOW_READER.as_bytes().to_vec()),
-    );
+    // The recipe's own slow reader, as docs/server.md runs it.
+    let reader = concat!(env!("CARGO_MANIFEST_DIR"), "/tools/slow-reader");
+    let out = common::run(std::process::Command::new(reader).arg(server.port()), None);
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "16777216 bytes back", "{out:?}");
     server.wait_for_log("(peer closed): 16777216 bytes echoed");
     let log = server.log_lines();
