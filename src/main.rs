@@ -220,7 +220,8 @@ fn client_config(a: ClientArgs) -> client::Config {
     let stdin = a.interactive || a.file.as_deref() == Some("-");
     if targets.len() > 1 && stdin {
         cli::usage_error(
-            "standard input can be sent to one server only (it is read once, not kept);              save it to a file and use --file",
+            "standard input can be sent to one server only (it is read once, not kept); \
+             save it to a file and use --file",
         );
     }
     if targets.len() > 1 && a.output.is_some() {

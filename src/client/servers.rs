@@ -118,7 +118,13 @@ fn read_size(chunk: Option<usize>, source: &Source) -> usize {
         None if source.len().is_some_and(|len| len <= super::PIECE_LOG_LIMIT) => {
             (COURSE_CHUNK, "the course's recv(16)")
         }
-        None => (exchange::BLOCK_SIZE, "64 KiB for a large payload; --chunk 16 for the course's"),
+        None => {
+            let why = match source.len() {
+                Some(_) => "64 KiB for a large payload; --chunk 16 for the course's pieces",
+                None => "64 KiB, as the size is not known; --chunk 16 for the course's pieces",
+            };
+            (exchange::BLOCK_SIZE, why)
+        }
     };
     info!("reading the echo {n} bytes at a time ({why})");
     n
