@@ -29,6 +29,7 @@ deps:
 	command -v ip      >/dev/null || missing="$$missing iproute2"; \
 	command -v ps      >/dev/null || missing="$$missing procps"; \
 	command -v python3 >/dev/null || missing="$$missing python3"; \
+	command -v tmux    >/dev/null || missing="$$missing tmux"; \
 	[ -x /usr/bin/time ]            || missing="$$missing time"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
