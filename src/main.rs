@@ -85,10 +85,12 @@ struct ServerArgs {
 /// `progjar client --file sendimage.jpg --output recvimage.jpg`;
 /// `progjar client alpine-1 alpine-2` (in turn; --parallel for both at once);
 /// `progjar client -i` (type lines, see each echo, Ctrl-D ends).
+///
 /// Exit codes: 0 echo complete and identical, 1 other error, 2 bad arguments,
 /// 3 connection refused, 4 host cannot be resolved, 5 timed out,
-/// 6 echo short or different, 7 file cannot be read or written, 130 Ctrl-C.
-/// With several servers: the highest of their codes. See docs/client.md.
+/// 6 echo short or different, 7 file cannot be read or written, 130 Ctrl-C
+/// (after the summary so far). With several servers, the highest of their codes:
+/// 0 only if every echo was identical. More in docs/client.md.
 #[derive(FromArgs)]
 #[argh(subcommand, name = "client", help_triggers("-h", "--help"))]
 struct ClientArgs {

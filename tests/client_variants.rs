@@ -8,15 +8,13 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
-use std::sync::mpsc;
+use std::process::Output;
 use std::thread;
-use std::time::{Duration, Instant};
 
-use common::{progjar, random_bytes, run, start_server, wait_child, STEP};
+use common::{progjar, random_bytes, run, start_server};
 
 fn client(args: &[&str], stdin: Option<Vec<u8>>) -> Output {
     run(progjar().arg("client").args(args), stdin)
