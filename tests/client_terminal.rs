@@ -22,8 +22,9 @@ struct Tmux {
 }
 
 impl Tmux {
-    fn start(command: &str) -> Tmux {
-        let socket = format!("progjar-test-{}", std::process::id());
+    /// Start `command` in a session of a tmux server of our own, named by `name`.
+    fn start(name: &str, command: &str) -> Tmux {
+        let socket = format!("progjar-test-{}-{name}", std::process::id());
         let tmux = Tmux { socket };
         let size = ["-x", "200", "-y", "50"];
         let ok = tmux
@@ -83,10 +84,10 @@ fn interactive_mode_echoes_each_typed_line_and_ctrl_d_ends_with_the_summary() {
     let server = start_server(&[]);
     let bin = env!("CARGO_BIN_EXE_progjar");
     // `sleep` keeps the pane (and the exit status printed on it) until we look.
-    let tmux = Tmux::start(&format!(
-        "'{bin}' client -i 127.0.0.1:{}; echo EXIT=$?; sleep 60",
-        server.port()
-    ));
+    let tmux = Tmux::start(
+        "ctrl-d",
+        &format!("'{bin}' client -i 127.0.0.1:{}; echo EXIT=$?; sleep 60", server.port()),
+    );
     tmux.wait_for("interactive prompt", |s| s.contains("Ctrl-D ends"));
     // Each line comes back before the next is typed: twice on screen, once as
     // the terminal echoes the typing, once as the server's echo.
@@ -101,6 +102,31 @@ fn interactive_mode_echoes_each_typed_line_and_ctrl_d_ends_with_the_summary() {
     assert!(summary.starts_with("sent 23 bytes, received 23 bytes, identical, "), "{screen}");
     assert_eq!(count_lines(&screen, "halo dunia"), 2, "{screen}");
     assert!(screen.contains("INFO:client:sent 23 bytes; shutting down our side for writing (FIN)"));
+}
+
+/// Ctrl-C at the terminal while the client waits for the next line: the writer
+/// is blocked reading the terminal, which no signal of ours can wake.
+#[test]
+fn interactive_ctrl_c_prints_the_summary_and_exits_130() {
+    let server = start_server(&[]);
+    let bin = env!("CARGO_BIN_EXE_progjar");
+    let tmux = Tmux::start(
+        "ctrl-c",
+        // --timeout 60: the summary must not wait a timeout for the blocked writer.
+        &format!(
+            "'{bin}' client -i --timeout 60 127.0.0.1:{}; echo EXIT=$?; sleep 60",
+            server.port()
+        ),
+    );
+    tmux.wait_for("interactive prompt", |s| s.contains("Ctrl-D ends"));
+    tmux.keys(&["halo", "Enter"]);
+    tmux.wait_for("echo of the line", |s| count_lines(s, "halo") == 2);
+    tmux.keys(&["C-c"]);
+    let screen = tmux.wait_for("exit status", |s| s.contains("EXIT="));
+    assert!(screen.contains("\nEXIT=130\n"), "{screen}");
+    let summary = screen.lines().find(|l| l.starts_with("sent ")).unwrap_or_default();
+    assert!(summary.starts_with("sent 5 bytes, received 5 bytes, interrupted at offset 5, "));
+    assert!(screen.contains("progjar: error: interrupted (Ctrl-C): received 5 of 5 bytes sent"));
 }
 
 /// Ctrl-C while the server takes nothing: the writer is blocked in `write`, the

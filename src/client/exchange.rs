@@ -153,9 +153,11 @@ pub(super) fn exchange(
     let read_end = read_echo(&stream, &mut echo);
     // After the server's close or reset, the writer is done or about to be (a
     // dead socket fails its write at once): wait for it, so the verdict knows
-    // whether everything was sent. After a timeout it may be stuck: don't wait.
+    // whether everything was sent. After a timeout it may be stuck: don't wait;
+    // nor after Ctrl-C, when it may be waiting for a line that nobody will type.
+    let interrupted = interrupt::interrupted();
     let missing = match read_end {
-        ReadEnd::Closed | ReadEnd::PeerGone(_) => checker.missing(),
+        ReadEnd::Closed | ReadEnd::PeerGone(_) if !interrupted => checker.missing(),
         _ => 0,
     };
     info!("closing");
@@ -169,7 +171,7 @@ pub(super) fn exchange(
         send,
         source_name,
         output_file: output.file_name(),
-        interrupted: interrupt::interrupted(),
+        interrupted,
         elapsed: start.elapsed(),
         timeout,
     })
