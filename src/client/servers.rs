@@ -45,7 +45,9 @@ pub(super) fn run_all(config: &Config) -> Result<(), Failure> {
         }
         results
     };
-    worst(results.into_iter(), config.targets.len())
+    // After Ctrl-C the servers not started are not counted.
+    let tried = results.len();
+    worst(results.into_iter(), tried)
 }
 
 /// One server of several: its summary line names it; a failure before the
