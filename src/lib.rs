@@ -35,9 +35,11 @@
 //!
 //! The other commands:
 //! - [`client`]: the blocking `std::net` client, one file per step in
-//!   `src/client/`: the payload source, connecting, the exchange (a writer
-//!   thread sends and half-closes while the main thread reads), the checker
-//!   and the verdict that both the summary line and the exit status come from.
+//!   `src/client/`: the servers to visit (`HOST:PORT`, in turn or in
+//!   parallel), the payload source, connecting, the exchange (a writer thread
+//!   sends and half-closes while the main thread reads), the checker, the
+//!   `--output` file, Ctrl-C, and the verdict that both the summary line and
+//!   the exit status come from.
 //! - [`info`]: the course's task 1 as one report: hostname, interfaces, DNS
 //!   lookup and socket timeouts.
 //! - [`resolve`]: names to addresses (getaddrinfo, with a time bound), and this

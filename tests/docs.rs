@@ -214,11 +214,16 @@ fn check(command: &[String], targets: &[String]) -> Option<String> {
                 eprintln!("note: {program} is not built; `cargo test --workspace` checks it");
                 return None;
             };
+            // `--version` alone runs as it is: it only prints.
+            let version = args == ["--version"];
             let mut cmd = Command::new(bin);
-            cmd.args(args).args(["--help", "--help"]);
+            cmd.args(args);
+            if !version {
+                cmd.args(["--help", "--help"]);
+            }
             let out = common::run_bounded(&mut cmd, None, common::STEP);
             let stdout = String::from_utf8_lossy(&out.stdout);
-            let parsed = out.status.success() && stdout.starts_with("Usage:");
+            let parsed = out.status.success() && (version || stdout.starts_with("Usage:"));
             (!parsed)
                 .then(|| format!("does not parse: {}", String::from_utf8_lossy(&out.stderr).trim()))
         }
