@@ -133,7 +133,8 @@ impl Browser {
         assert!(out.status.success(), "chromium failed on {}: {stderr}", page.display());
         let console = stderr
             .lines()
-            .filter_map(|l| l.split_once(":CONSOLE").map(|(_, msg)| msg.trim().to_string()))
+            .filter_map(|l| l.split_once(":CONSOLE"))
+            .map(|(_, msg)| msg.split_once("] ").map_or(msg, |(_, m)| m).trim().to_string())
             .collect();
         Loaded {
             dom: String::from_utf8_lossy(&out.stdout).into_owned(),

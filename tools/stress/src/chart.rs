@@ -13,7 +13,7 @@ use std::fmt::Write as _;
 /// Space around the plot inside the SVG, for tick labels and axis titles (px).
 const LEFT: f64 = 78.0;
 const RIGHT: f64 = 36.0;
-const TOP: f64 = 14.0;
+const TOP: f64 = 20.0;
 const BOTTOM: f64 = 44.0;
 
 /// How values map to a fraction of an axis.
@@ -107,7 +107,8 @@ pub struct Line {
     pub dashed: bool,
 }
 
-/// A shaded stretch of the x axis with an optional label at its top: a phase.
+/// A shaded stretch of the x axis with an optional label above the plot (where
+/// no line can cross it): a phase.
 pub struct Band {
     pub from: f64,
     pub to: f64,
@@ -173,7 +174,7 @@ impl Chart {
                     s,
                     "<text x=\"{:.1}\" y=\"{:.1}\" class=\"band-label\" text-anchor=\"middle\">{text}</text>",
                     (x0 + x1) / 2.0,
-                    top + 14.0
+                    top - 5.0
                 );
             }
         }
@@ -217,7 +218,8 @@ impl Chart {
     }
 
     /// A polyline per unbroken run of points, and a dot on each point when they
-    /// are few enough to tell apart (a minute) (a run of one point is then still seen).
+    /// are few enough to tell apart (a minute's worth): a run of one point is then
+    /// still seen.
     fn line(&self, s: &mut String, line: &Line) {
         let dash = if line.dashed { " stroke-dasharray=\"6 4\"" } else { "" };
         let dots = line.points.len() <= 40;

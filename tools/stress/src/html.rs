@@ -381,6 +381,50 @@ mod tests {
         );
     }
 
+    /// A page from summary data alone, as `merge` would have it: no run behind it.
+    #[test]
+    fn renders_from_summary_data_alone() {
+        let mut latency = Histogram::<u64>::new(3).expect("histogram");
+        for us in 1..=1000 {
+            latency.record(us).expect("in range");
+        }
+        let second = |at: f64, p99| Second {
+            at,
+            secs: 1.0,
+            messages: 500,
+            bytes_sent: 256_000,
+            bytes_received: 256_000,
+            p50_us: Some(500),
+            p99_us: Some(p99),
+            max_us: Some(1000),
+            open: 10,
+            errors: 0,
+        };
+        let timeline = Timeline {
+            seconds: vec![second(1.0, 990), second(2.0, 980)],
+            steady_at: Some(0.2),
+            drain_at: Some(2.0),
+            end_at: 2.1,
+        };
+        let errors = ["connection 3: <bad> & worse".to_string()];
+        let page = Page {
+            title: "10 connections to two machines",
+            summary: "messages:    1000 verified",
+            ok: false,
+            latency: &latency,
+            timeline: &timeline,
+            errors: &errors,
+            error_count: 4,
+        };
+        let html = render(&page);
+        assert_eq!(html.matches("<svg").count(), 4);
+        assert!(html.contains("<th>p99</th><td class=\"us\">990 µs</td>"));
+        assert!(html.contains("<li>connection 3: &lt;bad&gt; &amp; worse</li>"));
+        assert!(html.contains("… and 3 more"));
+        assert!(html.contains("ramp-up 0.00–0.20 s") && html.contains("drain 2.00–2.10 s"));
+        assert!(html.contains("messages:    1000 verified") && html.contains("FAILED"));
+    }
+
     #[test]
     fn tick_labels() {
         assert_eq!(si(150_000.0, 50_000.0), "150k");

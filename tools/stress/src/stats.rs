@@ -414,6 +414,27 @@ mod tests {
     }
 
     #[test]
+    fn the_timeline_has_a_point_per_window_and_keeps_the_first_phase_marks() {
+        let t0 = Instant::now();
+        let at = |ms| t0 + Duration::from_millis(ms);
+        let mut s = Stats::new(t0);
+        s.message(Duration::from_micros(100));
+        s.message(Duration::from_micros(300));
+        s.steady(at(500));
+        s.steady(at(800));
+        let _ = s.live_line(at(1000), Duration::from_secs(1));
+        s.message(Duration::from_micros(200));
+        s.drain(at(1200));
+        s.drain(at(1300));
+        s.end(at(1500));
+        let t = s.timeline();
+        let got: Vec<_> = t.seconds.iter().map(|p| (p.messages, p.max_us)).collect();
+        assert_eq!(got, [(2, Some(300)), (1, Some(200))]);
+        assert!((t.seconds[1].secs - 0.5).abs() < 1e-6);
+        assert_eq!((t.steady_at, t.drain_at, t.end_at), (Some(0.5), Some(1.2), 1.5));
+    }
+
+    #[test]
     fn human_units() {
         assert_eq!(human_us(812), "812 µs");
         assert_eq!(human_us(3_410), "3.41 ms");

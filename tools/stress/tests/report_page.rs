@@ -3,9 +3,6 @@
 //! (`progjar_testkit::browser`), and the test checks what a person would see:
 //! no console error, charts with lines in them, and the run's own numbers (from
 //! its `--json` summary) on the page. Skips, saying why, without Chromium.
-//!
-//! `PROGJAR_DOCS_IMG=1` also writes the whole page's screenshot to
-//! `docs/img/stress-report.png`, the one docs/stress.md shows.
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
@@ -117,10 +114,6 @@ fn a_short_run_writes_a_page_with_its_own_numbers_that_the_browser_shows() {
     }
     // Self-contained: nothing fetched from anywhere (the SVG namespace is a name, not a load).
     assert!(!dom.replace("xmlns=\"http://www.w3.org/2000/svg\"", "").contains("http"));
-    if std::env::var_os("PROGJAR_DOCS_IMG").is_some() {
-        let img = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/img/stress-report.png");
-        chromium.load_sized(&page, &img, (browser::WINDOW.0, 1560)).assert_sound(browser::WINDOW.0);
-    }
 }
 
 /// Echo the first 1000 bytes, then close: each connection fails the same way.
