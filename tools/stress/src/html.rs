@@ -173,45 +173,23 @@ fn legend(s: &mut String, title: &str, keys: &[(&str, &Line)]) {
 /// (named in the first chart only: the three share their time axis).
 fn over_time(s: &mut String, t: &Timeline) {
     s.push_str("<h2>Over time</h2>\n");
-    let bands = |named: bool| -> Vec<Band> {
-        let band = |p: Phase| Band {
-            from: p.from,
-            to: p.to,
-            fill: p.fill,
-            label: named.then_some(p.name),
-        };
-        phases(t).into_iter().map(band).collect()
-    };
-    let chart = |y: Axis| Chart {
-        width: WIDE,
-        height: HIGH,
-        x: chart::linear_to(t.end_at, "time since the start (s)", number),
-        y,
-    };
-    let per_second = |f: &dyn Fn(&Second) -> Option<f64>| -> Vec<(f64, Option<f64>)> {
-        t.seconds.iter().map(|p| (p.at - p.secs / 2.0, f(p))).collect()
-    };
-    let highest = |lines: &[&Line]| {
-        lines.iter().flat_map(|l| l.points.iter().filter_map(|p| p.1)).fold(0.0, f64::max)
-    };
-
     let msgs = Line {
-        points: per_second(&|p| Some(p.messages as f64 / p.secs)),
+        points: per_second(t, |p| Some(p.messages as f64 / p.secs)),
         color: "#1f5fbf",
         dashed: false,
     };
     legend(s, "Throughput: messages per second", &[("verified echoes", &msgs)]);
     let y = chart::linear(highest(&[&msgs]), "messages/s", si);
-    s.push_str(&chart(y).svg("messages per second", &bands(true), &[msgs]));
+    s.push_str(&time_chart(t, y).svg("messages per second", &bands(t, true), &[msgs]));
 
     let gbit = |bytes: u64, secs: f64| Some(bytes as f64 * 8.0 / secs / 1e9);
     let received = Line {
-        points: per_second(&|p| gbit(p.bytes_received, p.secs)),
+        points: per_second(t, |p| gbit(p.bytes_received, p.secs)),
         color: "#2a8a3a",
         dashed: false,
     };
     let sent = Line {
-        points: per_second(&|p| gbit(p.bytes_sent, p.secs)),
+        points: per_second(t, |p| gbit(p.bytes_sent, p.secs)),
         color: "#e07b00",
         dashed: true,
     };
@@ -221,10 +199,10 @@ fn over_time(s: &mut String, t: &Timeline) {
         &[("received, checked", &received), ("sent", &sent)],
     );
     let y = chart::linear(highest(&[&received, &sent]), "Gbit/s", number);
-    s.push_str(&chart(y).svg("Gbit/s", &bands(false), &[received, sent]));
+    s.push_str(&time_chart(t, y).svg("Gbit/s", &bands(t, false), &[received, sent]));
 
     let latency = |f: fn(&Second) -> Option<u64>, color, dashed| Line {
-        points: per_second(&|p| f(p).map(|v| v.max(1) as f64)),
+        points: per_second(t, |p| f(p).map(|v| v.max(1) as f64)),
         color,
         dashed,
     };
@@ -235,7 +213,30 @@ fn over_time(s: &mut String, t: &Timeline) {
     let top = highest(&[&max]).max(1.0);
     legend(s, "Latency of each second's messages", &[("p50", &p50), ("p99", &p99), ("max", &max)]);
     let y = chart::log(lowest.min(top), top, "latency (log scale)", short_us);
-    s.push_str(&chart(y).svg("latency per second", &bands(false), &[p50, p99, max]));
+    s.push_str(&time_chart(t, y).svg("latency per second", &bands(t, false), &[p50, p99, max]));
+}
+
+/// A chart over the run's time with the y axis `y`.
+fn time_chart(t: &Timeline, y: Axis) -> Chart {
+    let x = chart::linear_to(t.end_at, "time since the start (s)", number);
+    Chart { width: WIDE, height: HIGH, x, y }
+}
+
+/// The phases as shaded bands, `named` or not.
+fn bands(t: &Timeline, named: bool) -> Vec<Band> {
+    let band =
+        |p: Phase| Band { from: p.from, to: p.to, fill: p.fill, label: named.then_some(p.name) };
+    phases(t).into_iter().map(band).collect()
+}
+
+/// `f` of each second, placed in the middle of it.
+fn per_second(t: &Timeline, f: impl Fn(&Second) -> Option<f64>) -> Vec<(f64, Option<f64>)> {
+    t.seconds.iter().map(|p| (p.at - p.secs / 2.0, f(p))).collect()
+}
+
+/// The highest point of some lines (0 when they have none).
+fn highest(lines: &[&Line]) -> f64 {
+    lines.iter().flat_map(|l| l.points.iter().filter_map(|p| p.1)).fold(0.0, f64::max)
 }
 
 /// The percentiles the table lists, as (label, quantile).
