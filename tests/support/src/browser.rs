@@ -50,11 +50,17 @@ pub struct Loaded {
     pub screenshot: PathBuf,
 }
 
-/// The headless Chromium, installed if it is missing and can be; `None` (with
-/// the reason on stderr, so the skip shows in the test output) when there is none.
+/// The headless Chromium (`PROGJAR_CHROMIUM`, else `chromium` on the PATH),
+/// installed if it is missing and can be; `None` (with the reason on stderr, so
+/// the skip shows in the test output) when there is none.
 pub fn chromium() -> Option<Browser> {
     static FOUND: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    match FOUND.get_or_init(|| find().or_else(|_| install())) {
+    let found = FOUND.get_or_init(|| match std::env::var_os("PROGJAR_CHROMIUM") {
+        Some(path) if Path::new(&path).is_file() => Ok(path.into()),
+        Some(path) => Err(format!("PROGJAR_CHROMIUM={} is not a file", path.to_string_lossy())),
+        None => find().or_else(|_| install()),
+    });
+    match found {
         Ok(path) => Some(Browser { path: path.clone() }),
         Err(why) => {
             eprintln!("skipped: no headless browser: {why}");
@@ -63,15 +69,11 @@ pub fn chromium() -> Option<Browser> {
     }
 }
 
-/// `PROGJAR_CHROMIUM`, else the first Chromium on the PATH.
+/// The first Chromium on the PATH.
 fn find() -> Result<PathBuf, String> {
-    if let Some(path) = std::env::var_os("PROGJAR_CHROMIUM") {
-        return Ok(path.into());
-    }
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .flat_map(|dir| ["chromium", "chromium-browser"].map(|name| dir.join(name)))
-        .find(|p| p.is_file())
+    ["chromium", "chromium-browser"]
+        .into_iter()
+        .find_map(find_in_path)
         .ok_or_else(|| "chromium is not on the PATH".to_string())
 }
 
