@@ -42,6 +42,12 @@ pub struct Page<'a> {
 }
 
 /// The page as one HTML document.
+///
+/// For runs merged from several machines, fill the [`Page`] from the merged
+/// summary: the latency histograms added (`Histogram::add`), the merged text
+/// summary, the errors joined, and the timelines added second by second (counts
+/// summed; a second's percentiles cannot be summed, so the highest of the
+/// machines' is a fair upper bound).
 pub fn render(page: &Page) -> String {
     let mut s = String::with_capacity(64 * 1024);
     let _ = write!(
