@@ -36,7 +36,7 @@ const HISTOGRAM_DIGITS: u8 = 3;
 /// burying the summary when 10000 connections all fail the same way.
 pub const MAX_ERRORS_KEPT: usize = 20;
 
-/// Seconds kept in the [`Timeline`]: a day of points (about 7 MB); a longer run
+/// Seconds kept in the [`Timeline`]: a day of points (about 9 MB); a longer run
 /// stops adding points there, so memory stays bounded however long it runs.
 pub const MAX_SECONDS_KEPT: usize = 86_400;
 
