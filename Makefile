@@ -80,6 +80,7 @@ deps:
 	command -v objdump >/dev/null || missing="$$missing binutils"; \
 	command -v haproxy >/dev/null || missing="$$missing haproxy"; \
 	command -v tmux    >/dev/null || missing="$$missing tmux"; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	[ -x /usr/bin/time ]            || missing="$$missing time"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use serde::Serialize;
 
 use crate::config::{Config, Stop};
-use crate::stats::{human_us, Stats};
+use crate::stats::{human_us, Stats, Timeline};
 
 /// `1234567` bytes as `1.23 MB` (decimal units, like the Gbit/s beside them).
 fn human_bytes(b: u64) -> String {
@@ -206,6 +206,7 @@ impl Report<'_> {
             errors: self.stats.errors().kept(),
             notes: self.notes,
             ok: self.ok(),
+            timeline: self.stats.timeline(),
         };
         // Numbers, strings and lists only: serializing cannot fail.
         serde_json::to_string(&json).expect("the summary serializes")
@@ -241,6 +242,8 @@ struct Json<'a> {
     errors: &'a [String],
     notes: &'a [String],
     ok: bool,
+    /// The run second by second, and its phases (`stats::Timeline`).
+    timeline: &'a Timeline,
 }
 
 /// Latency percentiles in µs; connect latencies leave out p90 and p99.9.
