@@ -206,6 +206,8 @@ def check_pcap(path):
         raise CaptureError(f"cannot read {path}: {e.strerror}") from None
     with f:
         head = f.read(24)
+        if not head:
+            raise CaptureError(f"{path} is empty (not even a pcap header)")
         if head[:4] == PCAPNG_MAGIC:
             return  # pcapng (Wireshark's format): tcpdump checks it
         endian = PCAP_MAGIC.get(head[:4])

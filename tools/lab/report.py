@@ -37,7 +37,8 @@ h3 { font-size: 15px; margin: 16px 0 2px; } p { margin: 4px 0; } nav a { margin-
 .row { display: flex; flex-wrap: wrap; gap: 20px; } .panel { flex: 1 1 560px; min-width: 0; }
 svg { display: block; max-width: 100%; height: auto; } svg text { font: 12px system-ui, sans-serif; }
 .muted { color: #616161; } .verdict { font-weight: 600; }
-table { border-collapse: collapse; margin: 6px 0; } td, th { padding: 2px 8px; text-align: right; white-space: nowrap; }
+table { border-collapse: collapse; margin: 6px 0; } td, th { padding: 2px 6px; text-align: right; } td { white-space: nowrap; }
+table { font-size: 13px; }
 th { border-bottom: 1px solid #999; font-weight: 600; } td:first-child, th:first-child { text-align: left; }
 .key span { display: inline-block; width: 12px; height: 12px; margin: 0 4px 0 12px; vertical-align: -1px; }
 """
@@ -106,7 +107,7 @@ def ladder_svg(conn):
         text(C_X, 36, f"{c[0]} (client)", "middle", colour="#616161"),
         text(S_X, 20, f"{conn.name(s[0])}  :{s[1]}", "middle", weight="bold"),
         text(S_X, 36, f"{s[0]} (server)", "middle", colour="#616161"),
-        text(N_X, 36, "relative seq / ack", colour="#616161"),
+        text(L_W - 4, 36, "relative seq / ack", "end", "#616161"),
         f'<line x1="{C_X}" y1="{TOP - 12}" x2="{C_X}" y2="{height - 8}" stroke="#9e9e9e"/>',
         f'<line x1="{S_X}" y1="{TOP - 12}" x2="{S_X}" y2="{height - 8}" stroke="#9e9e9e"/>',
     ]
@@ -196,7 +197,7 @@ def dns_svg(exchange):
         text(C_X, 36, left, "middle", colour="#616161"),
         text(S_X, 20, "resolv.conf's nameserver", "middle", weight="bold"),
         text(S_X, 36, f"{right}, port 53", "middle", colour="#616161"),
-        text(N_X, 36, "from > to", colour="#616161"),
+        text(L_W - 4, 36, "from > to", "end", "#616161"),
         f'<line x1="{C_X}" y1="{TOP - 12}" x2="{C_X}" y2="{height - 8}" stroke="#9e9e9e"/>',
         f'<line x1="{S_X}" y1="{TOP - 12}" x2="{S_X}" y2="{height - 8}" stroke="#9e9e9e"/>',
     ]
