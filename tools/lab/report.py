@@ -246,6 +246,8 @@ def timeline_lane(c, y, x, x0):
     ]
     end = c.closed() or c.end
     parts.append(f'<rect x="{x(c.start):.1f}" y="{y + 6}" width="{max(x(end) - x(c.start), 2):.1f}" height="28" fill="{OPEN}"/>')
+    if x(end) - x(c.start) < 12:  # too short to see: say how long it was open
+        parts.append(text(x(end) + 8, y + 24, f"open {1000 * (end - c.start):.1f} ms", colour="#424242"))
     sent, echo = c.first_data(True), c.first_data(False)
     if sent is not None and echo is not None and x(echo) - x(sent) >= 2:
         parts.append(f'<rect x="{x(sent):.1f}" y="{y + 6}" width="{x(echo) - x(sent):.1f}" height="28" fill="{WAIT}"/>')
