@@ -281,7 +281,8 @@ fn every_relative_link_in_the_docs_lands_on_a_file_and_heading() {
             }
             let (file, fragment) = link.split_once('#').unwrap_or((&link, ""));
             let target = if file.is_empty() { path.clone() } else { dir.join(file) };
-            let Ok(target_text) = fs::read_to_string(root().join(&target)) else {
+            // Bytes, not a string: a link may land on an image.
+            let Ok(target_bytes) = fs::read(root().join(&target)) else {
                 if !root().join(&target).is_dir() {
                     failures.push(format!(
                         "{}: ({link}): no file {}",
@@ -291,6 +292,7 @@ fn every_relative_link_in_the_docs_lands_on_a_file_and_heading() {
                 }
                 continue;
             };
+            let target_text = String::from_utf8_lossy(&target_bytes);
             if !fragment.is_empty() && !anchors(&target_text).iter().any(|a| a == fragment) {
                 failures.push(format!(
                     "{}: ({link}): no heading #{fragment} in {}",
