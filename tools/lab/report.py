@@ -37,8 +37,8 @@ h3 { font-size: 15px; margin: 16px 0 2px; } p { margin: 4px 0; } nav a { margin-
 .row { display: flex; flex-wrap: wrap; gap: 20px; } .panel { flex: 1 1 560px; min-width: 0; }
 svg { display: block; max-width: 100%; height: auto; } svg text { font: 12px system-ui, sans-serif; }
 .muted { color: #616161; } .verdict { font-weight: 600; }
-table { border-collapse: collapse; margin: 6px 0; } td, th { padding: 2px 6px; text-align: right; } td { white-space: nowrap; }
-table { font-size: 13px; }
+table { border-collapse: collapse; margin: 6px 0; font-size: 13px; }
+td, th { padding: 2px 6px; text-align: right; } td { white-space: nowrap; }
 th { border-bottom: 1px solid #999; font-weight: 600; } td:first-child, th:first-child { text-align: left; }
 .key span { display: inline-block; width: 12px; height: 12px; margin: 0 4px 0 12px; vertical-align: -1px; }
 """
@@ -53,6 +53,11 @@ def text(x, y, s, anchor="start", colour="#212121", weight="normal"):
         f'<text x="{x:.1f}" y="{y:.1f}" text-anchor="{anchor}" fill="{colour}" '
         f'font-weight="{weight}">{esc(s)}</text>'
     )
+
+
+def rect(x, y, width, height, fill, title=""):
+    tip = f"<title>{esc(title)}</title>" if title else ""
+    return f'<rect x="{x:.1f}" y="{y:.1f}" width="{width:.1f}" height="{height:.1f}" fill="{fill}">{tip}</rect>'
 
 
 def kind(p):
@@ -130,7 +135,7 @@ def skipped_block(conn, skipped, y):
         f"{sname} -> {cname}: {sent[False][1]} B in {sent[False][0]} data segments",
         f"and {len(skipped) - sent[True][0] - sent[False][0]} ACK-only segments (retransmissions counted)",
     ]
-    out = [f'<rect x="{C_X - 2}" y="{y + 8}" width="{S_X - C_X + 4}" height="{4 * 18 + 4}" fill="#fff"/>']
+    out = [rect(C_X - 2, y + 8, S_X - C_X + 4, 4 * 18 + 4, "#fff")]
     for i, line in enumerate(lines):
         out.append(text((C_X + S_X) / 2, y + 24 + 18 * i, line, "middle", "#424242"))
     return "".join(out)
@@ -228,7 +233,7 @@ def timeline_svg(conns, width, span_ms):
     bottom = top + lane * len(conns)
     if all(e is not None for e in ests) and closes and max(ests) < min(first_fins):
         a, b = x(max(ests)), x(min(closes))
-        parts.append(f'<rect x="{a:.1f}" y="{top - 6}" width="{max(b - a, 2):.1f}" height="{bottom - top + 6}" fill="{TOGETHER}"/>')
+        parts.append(rect(a, top - 6, max(b - a, 2), bottom - top + 6, TOGETHER))
         label = f"both open: {1000 * (max(ests) - t0):.1f} to {1000 * (min(closes) - t0):.1f} ms"
         anchor, at = ("start", a) if a < (x0 + x1) / 2 else ("end", b)
         parts.append(text(at, top - 12, label, anchor, "#827717", "bold"))
@@ -245,24 +250,21 @@ def timeline_lane(c, y, x, x0):
         text(x0 - 10, y + 32, f"sent {c.bytes_sent(c.client)} B", "end", colour="#616161"),
     ]
     end = c.closed() or c.end
-    parts.append(f'<rect x="{x(c.start):.1f}" y="{y + 6}" width="{max(x(end) - x(c.start), 2):.1f}" height="28" fill="{OPEN}"/>')
+    parts.append(rect(x(c.start), y + 6, max(x(end) - x(c.start), 2), 28, OPEN))
     if x(end) - x(c.start) < 12:  # too short to see: say how long it was open
         parts.append(text(x(end) + 8, y + 24, f"open {1000 * (end - c.start):.1f} ms", colour="#424242"))
     sent, echo = c.first_data(True), c.first_data(False)
     if sent is not None and echo is not None and x(echo) - x(sent) >= 2:
-        parts.append(f'<rect x="{x(sent):.1f}" y="{y + 6}" width="{x(echo) - x(sent):.1f}" height="28" fill="{WAIT}"/>')
+        parts.append(rect(x(sent), y + 6, x(echo) - x(sent), 28, WAIT))
         wait = f"waiting for its echo: {1000 * (echo - sent):.1f} ms"
         if x(echo) - x(sent) > 7 * len(wait):
             parts.append(text((x(sent) + x(echo)) / 2, y + 24, wait, "middle", "#e65100"))
     for from_client, top, colour in ((True, y + 6, COLOURS["data"]), (False, y + 20, ECHO)):
         columns = sorted({int(x(p.t)) for p in c.packets if p.length and c.from_client(p) == from_client})
-        parts += [f'<rect x="{col}" y="{top}" width="1" height="14" fill="{colour}"/>' for col in columns]
+        parts += [rect(col, top, 1, 14, colour) for col in columns]
     for p in c.packets:
         if p.has("S") or p.has("F") or p.has("R"):
-            k = kind(p)
-            parts.append(
-                f'<rect x="{x(p.t) - 1:.1f}" y="{y + 2}" width="3" height="36" fill="{COLOURS[k]}"><title>{k}</title></rect>'
-            )
+            parts.append(rect(x(p.t) - 1, y + 2, 3, 36, COLOURS[kind(p)], kind(p)))
     return "".join(parts)
 
 
@@ -318,7 +320,10 @@ def verdict(conns):
     who = waiter.name(waiter.client[0])
     t0 = min(c.start for c in conns)
     if at_once:
-        return f"Both open at once, and served at once: every echo began before either connection closed ({who}'s at {1000 * (echo - t0):.1f} ms)."
+        return (
+            "Both open at once, and served at once: every echo began before either connection closed "
+            f"({who}'s at {1000 * (echo - t0):.1f} ms)."
+        )
     return (
         f"Both open at once (the kernel completed both handshakes), but served one after the other: "
         f"{who} had its first echo byte only at {1000 * (echo - t0):.1f} ms, after the other client left."
@@ -326,7 +331,7 @@ def verdict(conns):
 
 
 def legend():
-    keys = [(COLOURS["SYN"], "SYN"), (COLOURS["FIN"], "FIN"), (COLOURS["RST"], "RST"), (COLOURS["data"], "client's data")]
+    keys = [(COLOURS[k], k) for k in ("SYN", "FIN", "RST")] + [(COLOURS["data"], "client's data")]
     keys += [(ECHO, "server's echo"), (OPEN, "open"), (WAIT, "waiting for the echo"), (TOGETHER, "both open")]
     return '<p class="key muted">' + "".join(f'<span style="background:{c}"></span>{esc(n)}' for c, n in keys) + "</p>"
 
