@@ -293,6 +293,18 @@ def timeline_groups(conns):
     return {s: g for s, g in groups.items() if len(g) >= 2 and (s or len(groups) == 1)}
 
 
+def overlap(conns):
+    """(last handshake, first FIN, first close) when every handshake was done before any
+    connection began to close (the connections were open together); None otherwise."""
+    ests = [c.established() for c in conns]
+    if any(e is None for e in ests):
+        return None
+    end = max(c.end for c in conns)
+    first_fin = min((c.first_close() for c in conns if c.first_close() is not None), default=end)
+    first_closed = min((c.closed() for c in conns if c.closed() is not None), default=end)
+    return (max(ests), first_fin, first_closed) if max(ests) < first_fin else None
+
+
 def served_at_once(conns):
     """Whether every connection got its first byte of echo before any of them closed,
     and the (connection, echo time) of the one that waited longest."""
@@ -456,12 +468,11 @@ def timeline(step, conns):
             + (f"first FIN at {ms(close)}, " if close is not None else "")
             + (f"closed at {ms(closed)}" if closed is not None else "never closed")
         )
-    last_est = max(ests)
-    first_fin = min((c.first_close() for c in conns if c.first_close() is not None), default=t1)
-    first_closed = min((c.closed() for c in conns if c.closed() is not None), default=t1)
-    if last_est >= first_fin:
+    together = overlap(conns)
+    if together is None:
         print("  => no overlap: a connection began to close before the other was established")
         return False
+    last_est, first_fin, first_closed = together
     print(
         f"  => overlap: every handshake was done (at {ms(last_est)}) before any FIN (at {ms(first_fin)}); "
         f"open together until {ms(first_closed)}"

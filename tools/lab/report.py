@@ -227,14 +227,13 @@ def timeline_svg(conns, width, span_ms):
         return x0 + min(1000 * (t - t0), span_ms) * scale
 
     parts = []
-    ests = [c.established() for c in conns]
-    closes = [c.closed() for c in conns if c.closed() is not None]
-    first_fins = [c.first_close() for c in conns if c.first_close() is not None]
+    together = ladder.overlap(conns)
     bottom = top + lane * len(conns)
-    if all(e is not None for e in ests) and closes and max(ests) < min(first_fins):
-        a, b = x(max(ests)), x(min(closes))
+    if together is not None:
+        since, _, until = together
+        a, b = x(since), x(until)
         parts.append(rect(a, top - 6, max(b - a, 2), bottom - top + 6, TOGETHER))
-        label = f"both open: {1000 * (max(ests) - t0):.1f} to {1000 * (min(closes) - t0):.1f} ms"
+        label = f"both open: {1000 * (since - t0):.1f} to {1000 * (until - t0):.1f} ms"
         anchor, at = ("start", a) if a < (x0 + x1) / 2 else ("end", b)
         parts.append(text(at, top - 12, label, anchor, "#827717", "bold"))
     for i, c in enumerate(conns):
@@ -309,9 +308,7 @@ def timeline_panel(step, conns, width, span_ms):
 
 def verdict(conns):
     """In words: did the two clients overlap, and were they served at once?"""
-    ests = [c.established() for c in conns]
-    fins = [c.first_close() for c in conns if c.first_close() is not None]
-    if any(e is None for e in ests) or not fins or max(ests) >= min(fins):
+    if ladder.overlap(conns) is None:
         return "No overlap: one connection began to close before the other was established."
     at_once, last = ladder.served_at_once(conns)
     if last is None:
