@@ -1,8 +1,9 @@
 //! The lab in a box (`tools/lab/lab`): the course's three machines in network
-//! namespaces, with task 4 replayed under tcpdump.
+//! namespaces, with task 4 replayed under tcpdump, and the page it draws.
 //!
-//! These tests need root, `ip netns` and tcpdump (CI runs as root and `make test`
-//! installs tcpdump). Anywhere else they print why and pass without doing anything.
+//! The lab's tests need root, `ip netns` and tcpdump (CI runs as root and `make test`
+//! installs tcpdump), and the page's also Chromium. Anywhere else they print why and
+//! pass without doing anything. The test of `report.py` on bad captures needs python3 only.
 //! Each test builds its own lab (`LAB_TAG`: namespaces `pj<tag>-mesinN`, bridge
 //! `pjlab-<tag>`), so two runs cannot collide, and a guard takes it down whatever
 //! happens. No test sends a packet from the host's own namespace: every lab packet

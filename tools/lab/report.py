@@ -270,7 +270,7 @@ def timeline_lane(c, y, x, x0):
 def axis(x0, x1, y, span_ms, scale):
     step = nice_step(span_ms)
     parts = [f'<line x1="{x0}" y1="{y}" x2="{x1}" y2="{y}" stroke="#424242"/>']
-    digits = 0 if step >= 1 else len(str(step).split(".")[1])
+    digits = max(0, -math.floor(math.log10(step) + 1e-9))
     n = 0
     while n * step <= span_ms + 1e-9:
         tx = x0 + n * step * scale
@@ -298,7 +298,7 @@ def timeline_panel(step, conns, width, span_ms):
     heads = ["client", "handshake", "1st byte sent", "1st echo byte", "waited", "1st FIN", "closed"]
     table = "<table><tr>" + "".join(f"<th>{h}</th>" for h in heads) + "</tr>" + "".join(rows) + "</table>"
     return (
-        f'<div class="panel"><h3>{esc(step)}</h3>'
+        f'<div class="panel"><h3>{esc(step or "all connections")}</h3>'
         + timeline_svg(conns, width, span_ms)
         + f'<p class="verdict">{esc(verdict(conns))}</p>'
         + table
