@@ -605,3 +605,38 @@ fn report_on_a_cut_short_or_corrupt_capture_is_one_line_and_exit_2() {
     }
     let _ = fs::remove_dir_all(&dir);
 }
+
+/// The browser check itself fails where it should: on a console message and on an
+/// `<svg>` with nothing drawn (needs Chromium, not root).
+#[test]
+fn chromium_check_page_fails_on_a_console_message_and_on_an_empty_svg() {
+    if !has_chromium() {
+        eprintln!("skipping: no chromium (make deps installs it)");
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("progjar-page-check-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir).expect("temp dir");
+    let good = "<svg width=\"90\" height=\"30\"><rect width=\"9\" height=\"9\"/><text y=\"20\">46 B</text></svg>";
+    let pages = [
+        ("good", format!("<!DOCTYPE html><html><body>{good}</body></html>"), true),
+        ("console", format!("<body>{good}<script>console.error('boom')</script></body>"), false),
+        ("empty-svg", format!("<body>{good}<svg width=\"90\" height=\"30\"></svg></body>"), false),
+    ];
+    for (name, html, passes) in pages {
+        let page = dir.join(format!("{name}.html"));
+        fs::write(&page, html).expect("write page");
+        let png = dir.join(format!("{name}.png"));
+        let checked = std::panic::catch_unwind(|| chromium_check_page(&page, &png));
+        assert_eq!(
+            checked.is_ok(),
+            passes,
+            "{name}: the check should {}",
+            if passes { "pass" } else { "fail" }
+        );
+        if let Ok(dom) = checked {
+            assert!(dom.contains("46 B"), "{name}: the DOM lacks the page's text");
+        }
+    }
+    let _ = fs::remove_dir_all(&dir);
+}
