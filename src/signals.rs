@@ -61,6 +61,23 @@ impl SignalPipe {
         Ok(pipe)
     }
 
+    /// Block until the next signal arrives: for a thread that waits for
+    /// nothing else (the client's Ctrl-C watcher, `client/interrupt.rs`).
+    pub fn wait(&mut self) -> io::Result<c_int> {
+        let mut poll = mio::Poll::new()?;
+        poll.registry().register(self, Token(0), Interest::READABLE)?;
+        let mut events = mio::Events::with_capacity(1);
+        loop {
+            if let Some(signal) = self.take() {
+                return Ok(signal);
+            }
+            match poll.poll(&mut events, None) {
+                Err(e) if e.kind() != ErrorKind::Interrupted => return Err(e),
+                _ => {}
+            }
+        }
+    }
+
     /// The next signal received, oldest first; `None` once all were read.
     pub fn take(&mut self) -> Option<c_int> {
         let mut byte = [0u8];

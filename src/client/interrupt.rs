@@ -2,8 +2,8 @@
 //!
 //! The client blocks in `read()` and `write()` on std sockets, so a flag alone
 //! would be seen only when a read times out (seconds later). Instead a thread
-//! waits for the signal (signal-hook's iterator: the handler itself only writes
-//! to a pipe, which is async-signal-safe) and shuts down every socket being
+//! waits for the signal (on the server's own [`SignalPipe`]: the handler only
+//! writes a byte, which is async-signal-safe) and shuts down every socket being
 //! exchanged on. `shutdown()` wakes both blocked calls at once: the reader's
 //! `read` returns 0 and the writer's `write` fails. The exchange then ends the
 //! usual way, and the verdict, seeing [`interrupted`], says so.
@@ -16,10 +16,8 @@ use std::net::{Shutdown, TcpStream};
 use std::sync::{Mutex, MutexGuard};
 use std::thread;
 
-use signal_hook::consts::SIGINT;
-use signal_hook::iterator::Signals;
-
 use crate::cli::{Failure, EXIT_FAILURE, EXIT_INTERRUPTED};
+use crate::signals::SignalPipe;
 
 /// The sockets being exchanged on, and whether Ctrl-C was pressed.
 struct State {
@@ -38,12 +36,12 @@ fn state() -> MutexGuard<'static, State> {
 /// Start listening for SIGINT (once per process).
 pub(super) fn install() -> Result<(), Failure> {
     let fail = |e: io::Error| Failure::new(EXIT_FAILURE, format!("cannot watch for Ctrl-C: {e}"));
-    let mut signals = Signals::new([SIGINT]).map_err(fail)?;
+    let mut signals = SignalPipe::new(&[libc::SIGINT]).map_err(fail)?;
     thread::Builder::new()
         .name("sigint".into())
         .spawn(move || {
             // Bounded: every signal either stops the process or shuts the sockets.
-            for _ in signals.forever() {
+            while signals.wait().is_ok() {
                 on_sigint();
             }
         })
