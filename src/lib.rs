@@ -72,6 +72,6 @@ pub mod parse;
 pub mod preview;
 pub mod resolve;
 pub mod server;
-pub mod sock;
 pub mod signals;
+pub mod sock;
 pub mod throttle;
