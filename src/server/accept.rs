@@ -34,7 +34,6 @@ impl Server {
                     self.retry_accept_at = None;
                     return;
                 }
-                // A signal interrupted accept before it took a connection: retry.
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
                 Err(e) if out_of_descriptors(&e) => return self.shed_backlog(),
                 // That one connection died in the backlog (reset before we
@@ -70,9 +69,7 @@ impl Server {
                     drop(socket);
                     shed += 1;
                 }
-                // The backlog is empty: done.
                 Err(e) if e.kind() == ErrorKind::WouldBlock => break,
-                // Interrupted by a signal: try that one again.
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
                 Err(_) => {
                     // Even the reserve did not help (the whole system is out of
