@@ -7,11 +7,12 @@ use progjar_testkit as common;
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpStream};
+use std::process::Stdio;
 use std::sync::Arc;
 
 use common::{
     assert_closed_by_server, assert_echo, assert_no_panic, connect, echo_all, proc_status_kib,
-    progjar, raise_nofile, random_bytes, read_n, run, start_server, Server,
+    progjar, raise_nofile, random_bytes, read_n, start_server, wait_child, Server, STEP,
 };
 
 const MESSAGE: &[u8] = b"INI ADALAH DATA YANG DIKIRIM ABCDEFGHIJKLMNOPQ";
@@ -203,12 +204,21 @@ fn max_per_ip_counts_over_all_loops() {
 fn a_port_in_use_is_refused_to_a_second_group_of_loops() {
     let server = start_server(&["--loops", "2"]);
     let port = server.port();
-    let out = run(
-        progjar().args(["server", "--bind", "127.0.0.1", "--port", &port, "--loops", "2"]),
-        None,
-    );
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let mut second = progjar()
+        .args(["server", "--bind", "127.0.0.1", "--port", &port, "--loops", "2"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn a second server");
+    let Some(status) = wait_child(&mut second, STEP) else {
+        let _ = second.kill();
+        let _ = second.wait();
+        panic!("a second server on port {port} kept running: it joined the first one's group");
+    };
+    let mut stderr = String::new();
+    second.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+    assert_eq!(status.code(), Some(1), "{stderr}");
     assert!(stderr.contains(&format!("port {port} is already in use")), "{stderr}");
     assert_echo(&mut connect(server.addr), MESSAGE);
     stop(server);
