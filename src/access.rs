@@ -16,6 +16,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::net::{IpAddr, Ipv6Addr};
 use std::str::FromStr;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use crate::throttle::Throttle;
 
@@ -184,6 +185,13 @@ impl Refusals {
         self.throttles[refusal.kind()].hit_n(n)
     }
 
+    /// Add another loop's counts to these.
+    pub fn add(&mut self, other: &Refusals) {
+        for (n, more) in self.counts.iter_mut().zip(other.counts) {
+            *n += more;
+        }
+    }
+
     /// How many refusals like `refusal` there were.
     pub fn of(&self, refusal: &Refusal) -> u64 {
         self.counts[refusal.kind()]
@@ -207,20 +215,29 @@ impl Refusals {
 }
 
 /// The admission rules and the per-address counts `--max-per-ip` needs.
-#[derive(Debug)]
+///
+/// A clone shares the counts: with `--loops N` every loop holds a clone, so
+/// the limit counts a client's connections on all loops together.
+#[derive(Debug, Clone)]
 pub struct Admission {
     allow: Vec<Cidr>,
     max_per_ip: Option<usize>,
     prefix6: u8,
     /// Open connections per [`per_ip_key`], kept only with `--max-per-ip`.
-    open: HashMap<Cidr, usize>,
+    /// Locked only at accept and close, never per read, and only for one
+    /// hash lookup, so a loop waits at most that long for another.
+    open: Arc<Mutex<HashMap<Cidr, usize>>>,
 }
 
 impl Admission {
     /// `allow` empty means everyone; `prefix6` is how much of an IPv6 address
     /// `--max-per-ip` counts as one client.
     pub fn new(allow: Vec<Cidr>, max_per_ip: Option<usize>, prefix6: u8) -> Admission {
-        Admission { allow, max_per_ip, prefix6, open: HashMap::new() }
+        Admission { allow, max_per_ip, prefix6, open: Arc::default() }
+    }
+
+    fn counts(&self) -> MutexGuard<'_, HashMap<Cidr, usize>> {
+        self.open.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// May a client from `ip` be served, with `open` of `max_open` connections
@@ -234,7 +251,8 @@ impl Admission {
         }
         if let Some(max) = self.max_per_ip {
             let from = per_ip_key(ip, self.prefix6);
-            let open = self.open.entry(from).or_insert(0);
+            let mut counts = self.counts();
+            let open = counts.entry(from).or_insert(0);
             if *open >= max {
                 return Err(Refusal::MaxPerIp { max, from });
             }
@@ -249,10 +267,11 @@ impl Admission {
             return;
         }
         let key = per_ip_key(ip, self.prefix6);
-        if let Some(open) = self.open.get_mut(&key) {
+        let mut counts = self.counts();
+        if let Some(open) = counts.get_mut(&key) {
             *open -= 1;
             if *open == 0 {
-                self.open.remove(&key);
+                counts.remove(&key);
             }
         }
     }

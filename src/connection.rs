@@ -1,6 +1,6 @@
 //! One client connection: its socket, its unsent bytes and its interest.
 //!
-//! The server loop (`server.rs`) calls [`Connection::ready`] whenever the
+//! The server loop (`server/mod.rs`) calls [`Connection::ready`] whenever the
 //! connection's token shows up in a readiness event. This file holds the whole
 //! echo protocol for one client:
 //!
@@ -202,8 +202,7 @@ impl Connection {
 
     /// Remove from the registry before the socket is dropped.
     pub fn deregister(&mut self, registry: &Registry) {
-        // Failing to deregister cannot hurt: closing the descriptor removes it
-        // from epoll anyway. Deregistering first just keeps the contract explicit.
+        // Cannot hurt if it fails: closing the descriptor removes it from epoll anyway.
         let _ = registry.deregister(&mut self.socket);
     }
 
@@ -268,7 +267,6 @@ impl Connection {
     /// budget ran out with more probably queued.
     fn step(&mut self, ready: Readiness, buf: &mut [u8], budget: &mut Budget) -> io::Result<bool> {
         if ready.error {
-            // The socket has a pending error (e.g. a reset): take it and end.
             if let Some(e) = self.socket.take_error()? {
                 return Err(e);
             }
@@ -313,7 +311,6 @@ impl Connection {
         let mut reads = 0;
         while !self.read_closed && !self.paused(budget) {
             if reads == READS_PER_TURN {
-                // Fair share used: let the others have their turn first.
                 trace!("{}: read budget used, back after the others", self.peer);
                 return Ok(true);
             }
@@ -328,8 +325,7 @@ impl Connection {
             reads += 1;
             match self.socket.read(buf) {
                 Ok(0) => {
-                    // The client shut down its write side (FIN): no more data
-                    // will come. What is still pending gets sent, then we close.
+                    // FIN: what is pending still goes out, then we close.
                     trace!("read from {}: 0 bytes (end of stream)", self.peer);
                     self.read_closed = true;
                 }
@@ -353,7 +349,6 @@ impl Connection {
                     trace!("read from {}: WouldBlock", self.peer);
                     break;
                 }
-                // A signal interrupted the call before it read anything: retry.
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),
             }
@@ -424,8 +419,8 @@ impl Connection {
             }
         }
         if self.pending.is_empty() {
-            self.pending.clear(); // back to the start of the ring
-                                  // Keep a small buffer for the next overflow, unless memory is short.
+            self.pending.clear();
+            // Keep a small buffer for the next overflow, unless memory is short.
             if self.pending.capacity() > KEEP_PENDING_CAPACITY || budget.spent() {
                 budget.refund(self.pending.capacity());
                 self.pending = VecDeque::new();
@@ -464,7 +459,7 @@ impl Connection {
 
     /// Close our write side now, e.g. when the server's grace time is over.
     pub fn shutdown_write(&mut self) {
-        // The peer may already be gone; nothing more to do about it then.
+        // The peer may be gone already: nothing to do about it then.
         let _ = self.socket.shutdown(Shutdown::Write);
     }
 }
@@ -481,12 +476,10 @@ fn write_some(socket: &mut TcpStream, data: &[u8], peer: SocketAddr) -> io::Resu
                 written += n;
             }
             Err(e) if e.kind() == ErrorKind::WouldBlock => {
-                // The send buffer is full (the client reads slowly): the rest
-                // waits in `pending` until a WRITABLE event says there is room.
+                // The client reads slowly: the rest waits in `pending` for WRITABLE.
                 trace!("write to {peer}: WouldBlock with {} bytes left", data.len() - written);
                 break;
             }
-            // A signal interrupted the call before it wrote anything: retry.
             Err(e) if e.kind() == ErrorKind::Interrupted => continue,
             Err(e) => return Err(e),
         }

@@ -8,7 +8,7 @@
 //! log words, and fixes both: the server multiplexes every client in one
 //! readiness loop, and the client half-closes and verifies the echo.
 //!
-//! Read it in this order: `server.rs` (the loop), `connection.rs` (one
+//! Read it in this order: `server/mod.rs` (the loop), `connection.rs` (one
 //! client's bytes), then `client/`. Each file starts by saying why it exists.
 //!
 //! # Layout
@@ -17,7 +17,11 @@
 //! - [`server`]: the event loop. Owns the `mio::Poll`, the listener, the
 //!   `slab::Slab` of connections (a connection's key is its `mio::Token`) and
 //!   accepting; refuses clients over the limits; turns signals into a graceful
-//!   shutdown. The whole loop fits on one screen in `Server::run`.
+//!   shutdown. The whole loop fits on one screen in `Server::run` (`mod.rs`);
+//!   beside it `accept.rs` (accepting and admitting), `timers.rs` (idle
+//!   timeouts, signals, grace, the summary), `listen.rs` (binding, the
+//!   open-file limit) and `loops.rs` (`--loops N`: N copies of the loop on
+//!   their own threads, each with its own `SO_REUSEPORT` listener).
 //! - [`connection`]: one client: its socket, its unsent bytes (bounded, never
 //!   dropped) and the readiness it asks for. Read, echo, backpressure,
 //!   half-close.
@@ -26,8 +30,8 @@
 //! - [`memory`]: `--max-pending-total`, the memory all clients' unsent bytes
 //!   share, its default from the process's memory limit, and who waits for it.
 //! - [`access`]: who is let in (`--allow` networks, `--max-connections`,
-//!   `--max-per-ip` per address or IPv6 /64), and each [`access::Refusal`]'s
-//!   count and words.
+//!   `--max-per-ip` per address or IPv6 /64, counted over all loops), and each
+//!   [`access::Refusal`]'s count and words.
 //! - [`throttle`]: a short log under floods: warnings at most once a second,
 //!   per-connection lines at most 100 a second with the rest counted.
 //! - [`limits`]: raising the open-file limit, since each client is a descriptor.
@@ -51,7 +55,8 @@
 //! - [`parse`]: sizes (`64KiB`), durations (`500ms`), ports and counts on the
 //!   command line.
 //! - [`logging`]: the course's `INFO:module:message` log format on stderr; the
-//!   server's lines go through a bounded queue, so its loop never waits on stderr.
+//!   server's lines go through a bounded queue, so its loop never waits on stderr;
+//!   a line from one of several loops names it.
 //! - [`preview`]: bytes shown as Python shows them, `b'...'`.
 //! - [`sock`]: what a socket error means and when a read may stop early,
 //!   written once for the server, the client and the stress tool.

@@ -55,6 +55,15 @@ pub fn init_nonblocking() -> LogQueue {
     LogQueue(Some(queue))
 }
 
+/// How the server's `--loops` threads are named: `loop 1`, `loop 2`, ...
+const LOOP_THREAD: &str = "loop ";
+
+/// The name of the thread that runs loop `n` of `progjar server --loops`.
+/// Its log lines say so after the module: `INFO:server:loop 2: connection from ...`.
+pub fn loop_thread(n: usize) -> String {
+    format!("{LOOP_THREAD}{n}")
+}
+
 /// env_logger with our filter and the course's line format.
 ///
 /// `default_filter_or` (not `filter_level`) is used so that `RUST_LOG` still wins.
@@ -65,7 +74,13 @@ fn builder() -> env_logger::Builder {
         // `progjar::client::exchange` logs as `client`: the command, not the file.
         let target = record.target();
         let module = target.split("::").nth(1).unwrap_or(target);
-        writeln!(out, "{}:{}:{}", record.level(), module, record.args())
+        let (level, args) = (record.level(), record.args());
+        // A line from one of several loops names it; one loop runs on the
+        // main thread, so its lines stay exactly the course's shape.
+        match thread::current().name().filter(|name| name.starts_with(LOOP_THREAD)) {
+            Some(name) => writeln!(out, "{level}:{module}:{name}: {args}"),
+            None => writeln!(out, "{level}:{module}:{args}"),
+        }
     });
     builder
 }

@@ -90,6 +90,12 @@ struct ServerArgs {
     /// host is usually given a whole /64; IPv4 counts per address (default 64)
     #[argh(option, default = "64", from_str_fn(parse_prefix6))]
     per_ip_prefix6: u8,
+    /// event loops, each on its own thread with its own listener on the port
+    /// (SO_REUSEPORT); 0 means one per core. --max-connections and
+    /// --max-pending-total are split between them, --max-per-ip counts over
+    /// all of them (default 1: one thread, as above)
+    #[argh(option, default = "1", from_str_fn(parse_loops))]
+    loops: usize,
 }
 
 /// Send a message or a file to the echo server and check the echo comes back whole.
@@ -195,6 +201,12 @@ fn parse_count(s: &str) -> Result<usize, String> {
     parse::count(s)
 }
 
+/// `--loops`: past 1024 a loop per thread costs more than it serves.
+fn parse_loops(s: &str) -> Result<usize, String> {
+    let n = parse::number_in(s, 0..=1024)?;
+    usize::try_from(n).map_err(|e| e.to_string())
+}
+
 fn parse_prefix6(s: &str) -> Result<u8, String> {
     parse::prefix_len(s, 128)
 }
@@ -284,6 +296,7 @@ fn main() -> ExitCode {
             allow: a.allow,
             max_per_ip: a.max_per_ip,
             per_ip_prefix6: a.per_ip_prefix6,
+            loops: a.loops,
         })),
         Command::Client(a) => cli::finish(client::run(client_config(a))),
         Command::Info(a) => {

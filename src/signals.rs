@@ -10,6 +10,10 @@
 //!
 //! (The kernel itself keeps at most one of each standard signal pending: a
 //! second SIGTERM sent before the first was even delivered merges into it.)
+//!
+//! With `--loops N` each loop makes a pipe of its own: signal-hook-registry
+//! runs every handler registered for a signal, so each signal is one byte in
+//! every loop's pipe and no loop has to wake another.
 
 use std::io::{self, ErrorKind, Read};
 use std::os::fd::{AsRawFd, OwnedFd};

@@ -1,0 +1,108 @@
+//! What the loop does by the clock and by signal: idle timeouts, the accept
+//! retry, the shutdown a signal begins and its grace time, and the summary at
+//! the end.
+//!
+//! With `--loops N` every loop has its own signal pipe (each signal is one
+//! byte in each), so one SIGTERM begins the shutdown of every loop at once and
+//! no loop waits for another.
+
+use std::time::Instant;
+
+use log::{info, warn};
+
+use super::{Server, Summary};
+use crate::connection::{Closed, Connection};
+use crate::idle::IdleList;
+use crate::signals::{self, SignalPipe};
+
+impl Server {
+    /// Take every signal received. Returns true when the server must stop at once.
+    pub(super) fn on_signal(&mut self) -> bool {
+        // Each signal is one byte, so two sent back to back are two here.
+        while let Some(signal) = self.signals.as_mut().and_then(SignalPipe::take) {
+            let name = signals::name(signal);
+            if self.shutdown_at.is_some() {
+                warn!("{name} again: stopping now");
+                return true;
+            }
+            // Stop accepting: dropping the listener closes it, so new clients are
+            // refused by the kernel instead of waiting in a backlog nobody reads.
+            if let Some(mut listener) = self.listener.take() {
+                let _ = self.poll.registry().deregister(&mut listener);
+            }
+            self.shutdown_at = Some(Instant::now() + self.config.grace);
+            info!(
+                "{name}: shutting down: no new connections; waiting up to {:.1}s for {} open",
+                self.config.grace.as_secs_f64(),
+                self.connections.len()
+            );
+        }
+        false
+    }
+
+    /// Whether any timer is running, i.e. whether a wakeup must read the clock.
+    pub(super) fn needs_clock(&self) -> bool {
+        self.idle.is_some()
+            || self.retry_accept_at.is_some()
+            || self.shutdown_at.is_some()
+            || self.warnings.lines.due().is_some()
+    }
+
+    /// The earliest timer, which bounds how long `poll` may sleep.
+    pub(super) fn next_deadline(&self) -> Option<Instant> {
+        let idle = self.idle.as_ref().and_then(IdleList::next_deadline);
+        let quiet = self.warnings.lines.due();
+        [idle, self.retry_accept_at, self.shutdown_at, quiet].into_iter().flatten().min()
+    }
+
+    /// Run the timers that are due; idle timeouts only if `expire_idle`.
+    pub(super) fn timers(&mut self, now: Instant, expire_idle: bool) {
+        self.log_quiet_lines(now);
+        while let Some(key) = self.idle.as_ref().and_then(|idle| idle.expired(now)) {
+            if !expire_idle {
+                break;
+            }
+            // Ask the kernel whether bytes are on their way before calling the
+            // client idle (idle.rs); a socket that cannot say is closed.
+            let seen = self.connections.get(key).map(Connection::in_flight);
+            if let (Some(idle), Some(Ok(seen))) = (&mut self.idle, &seen) {
+                if !idle.expire(key, now, *seen) {
+                    continue;
+                }
+            }
+            if seen.is_none() {
+                // Not a connection (cannot happen: close unlinks it); never spin on it.
+                if let Some(idle) = &mut self.idle {
+                    idle.remove(key);
+                }
+                continue;
+            }
+            self.summary.idle_closed += 1;
+            self.close(key, Closed::IdleTimeout);
+        }
+        if self.retry_accept_at.is_some_and(|at| at <= now) {
+            self.retry_accept_at = None;
+            self.accept();
+        }
+        if self.shutdown_at.is_some_and(|at| at <= now) {
+            let keys: Vec<usize> = self.connections.iter().map(|(key, _)| key).collect();
+            for key in keys {
+                if let Some(conn) = self.connections.get_mut(key) {
+                    conn.shutdown_write();
+                }
+                self.close(key, Closed::Shutdown);
+            }
+        }
+    }
+
+    /// Log the one-line summary and hand it back.
+    pub(super) fn finish(mut self) -> Summary {
+        // Connections still open (a forced stop) count what they echoed too.
+        self.summary.echoed += self.connections.iter().map(|(_, c)| c.echoed).sum::<u64>();
+        if let Some(quiet) = self.warnings.lines.finish() {
+            info!("{quiet} ({} open)", self.connections.len());
+        }
+        info!("{}", self.summary.line());
+        self.summary
+    }
+}
