@@ -252,9 +252,14 @@ fn json_summary_is_one_object_with_the_documented_keys() {
     ] {
         assert!(v.get(key).is_some(), "missing {key}: {out}");
     }
-    for key in ["p50", "p90", "p99", "p999", "max"] {
+    for key in ["count", "p50", "p90", "p99", "p999", "max"] {
         assert!(v["latency_us"][key].is_u64(), "latency_us.{key}: {out}");
     }
+    assert_eq!(v["latency_us"]["count"], 200, "{out}");
+    assert_eq!(histogram_of(&v["latency_us"]).len(), 200, "the whole histogram: {out}");
+    assert_eq!(histogram_of(&v["connect_latency_us"]).len(), 15, "idle ones too: {out}");
+    assert_eq!(v["runs"], 1, "{out}");
+    assert!(v["ended_unix"].as_f64() > Some(1.7e9), "{out}");
     for key in ["p50", "p99", "max"] {
         assert!(v["connect_latency_us"][key].is_u64(), "connect_latency_us.{key}: {out}");
     }
