@@ -229,7 +229,9 @@ fn resolve(target: &str) -> Result<SocketAddr, Failure> {
 
 fn main() -> ExitCode {
     let args: Args = cli::parse_args();
-    if let Some(Command::Merge(merge)) = args.command {
+    if let Some(Command::Merge(mut merge)) = args.command {
+        // `progjar-stress --json merge ...` means the same as `merge --json`.
+        merge.json |= args.json;
         return cli::finish(merge_runs(merge));
     }
     let stop = match (args.duration, args.messages) {
