@@ -79,6 +79,8 @@ deps:
 	python3 -c 'import ensurepip' 2>/dev/null || missing="$$missing python3-venv"; \
 	command -v objdump >/dev/null || missing="$$missing binutils"; \
 	command -v haproxy >/dev/null || missing="$$missing haproxy"; \
+	command -v tmux    >/dev/null || missing="$$missing tmux"; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	[ -x /usr/bin/time ]            || missing="$$missing time"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \

@@ -182,7 +182,7 @@ pub fn finish(result: Result<(), Failure>) -> ExitCode {
         Err(failure) => {
             if !failure.message.is_empty() {
                 // A closed stderr leaves only the exit status to tell.
-                let _ = writeln!(io::stderr(), "{}: error: {}", program_name(), failure.message);
+                let _ = writeln!(io::stderr(), "{}", error_line(&failure));
             }
             ExitCode::from(failure.code)
         }
@@ -218,4 +218,9 @@ fn quiet_on_closed_output() {
         }
         default(info)
     }));
+}
+
+/// The line that reports a failure: `progjar: error: MESSAGE`.
+pub fn error_line(failure: &Failure) -> String {
+    format!("{}: error: {}", program_name(), failure.message)
 }

@@ -12,7 +12,10 @@
 //! 3. **Backpressure**: once `pending` reaches `max_pending`, stop reading. The
 //!    client's bytes then wait in the kernel's receive buffer, the kernel's TCP
 //!    window closes, and the client's own `send` blocks: memory stays bounded
-//!    and nothing is dropped. When `pending` drains, reading resumes.
+//!    and nothing is dropped. When `pending` drains, reading resumes. The same
+//!    happens while all connections together hold `--max-pending-total`
+//!    (`memory.rs`), or when the allocator says no: a failed allocation never
+//!    aborts the server, it only stops this client's reading.
 //! 4. **Half-close**: a read of 0 bytes means the client shut its write side.
 //!    Finish sending what is pending, shut our write side (the client sees EOF
 //!    after the last echoed byte), and close.
@@ -28,13 +31,16 @@
 use std::collections::VecDeque;
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr};
+use std::os::fd::AsRawFd;
 use std::time::Instant;
 
-use log::{debug, log_enabled, trace, Level};
+use log::{debug, log_enabled, trace, warn, Level};
 use mio::event::Event;
 use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
 
+use crate::idle::InFlight;
+use crate::memory::Budget;
 use crate::preview::preview;
 
 /// After a burst is sent, a pending buffer larger than this is freed rather
@@ -142,14 +148,15 @@ impl Closed {
 }
 
 /// The state of one client.
+#[derive(Debug)]
 pub struct Connection {
     socket: TcpStream,
     /// Who it is, for logs (and the per-address count).
     pub peer: SocketAddr,
     /// Bytes read but not yet written back, oldest first. A ring buffer:
     /// writing from the front and appending at the back never moves a byte,
-    /// and it holds exactly what is owed, so a client that does not read
-    /// costs at most `max_pending` plus one read.
+    /// and a client that does not read costs at most `max_pending` plus one
+    /// read. Its capacity is charged to the global [`Budget`].
     pending: VecDeque<u8>,
     /// Stop reading while this many bytes are owed (`--max-pending`).
     max_pending: usize,
@@ -157,6 +164,9 @@ pub struct Connection {
     interest: Option<Interest>,
     /// The client has shut its write side (a read returned 0).
     read_closed: bool,
+    /// `pending` could not grow (the allocator said no): read no more until
+    /// some of it has been sent.
+    starved: bool,
     /// Bytes echoed back so far.
     pub echoed: u64,
     /// When it was accepted.
@@ -176,6 +186,7 @@ impl Connection {
             max_pending,
             interest: None,
             read_closed: false,
+            starved: false,
             echoed: 0,
             opened: Instant::now(),
             queued_again: false,
@@ -201,19 +212,51 @@ impl Connection {
         self.pending.len()
     }
 
+    /// The memory `pending` holds, as charged to the budget; the server
+    /// refunds it when the connection closes.
+    pub fn held(&self) -> usize {
+        self.pending.capacity()
+    }
+
+    /// What is on its way between this client and us, as the kernel and our
+    /// own buffer say now: for `--idle-timeout`, which asks only when a
+    /// connection's timer runs out, never per event.
+    pub fn in_flight(&self) -> io::Result<InFlight> {
+        let queue = |request| {
+            let mut bytes: libc::c_int = 0;
+            // SAFETY: FIONREAD and TIOCOUTQ (SIOCINQ/SIOCOUTQ on a socket)
+            // write one int through the pointer, to a local we own.
+            match unsafe { libc::ioctl(self.socket.as_raw_fd(), request, &mut bytes) } {
+                0 => Ok(u32::try_from(bytes).unwrap_or(0)),
+                _ => Err(io::Error::last_os_error()),
+            }
+        };
+        Ok(InFlight {
+            unread: queue(libc::FIONREAD)?,
+            unacked: queue(libc::TIOCOUTQ)?,
+            owed: self.owed() > 0,
+        })
+    }
+
     /// Take one turn: make the progress `ready` allows. `buf` is the loop's
-    /// shared read buffer.
+    /// shared read buffer; `budget` the memory all pending buffers share.
     pub fn ready(
         &mut self,
         ready: Readiness,
         registry: &Registry,
         token: Token,
         buf: &mut [u8],
+        budget: &mut Budget,
     ) -> Next {
-        let more = match self.step(ready, buf) {
+        let more = match self.step(ready, buf, budget) {
             Ok(more) => more,
             Err(e) => return Next::Close(Closed::from_error(&e)),
         };
+        // Stopped reading because the budget is spent: no event will say when
+        // it is not, so ask the loop to come back then.
+        if self.owed() > 0 && self.waits_for_room(budget) {
+            budget.wait(token.0);
+        }
         match self.settle(registry, token) {
             Some(why) => Next::Close(why),
             None if more => Next::Again,
@@ -223,16 +266,16 @@ impl Connection {
 
     /// Flush, then read and echo, as `ready` allows. Returns whether the read
     /// budget ran out with more probably queued.
-    fn step(&mut self, ready: Readiness, buf: &mut [u8]) -> io::Result<bool> {
+    fn step(&mut self, ready: Readiness, buf: &mut [u8], budget: &mut Budget) -> io::Result<bool> {
         if ready.error {
             // The socket has a pending error (e.g. a reset): take it and end.
             if let Some(e) = self.socket.take_error()? {
                 return Err(e);
             }
         }
-        let was_paused = self.paused();
+        let was_paused = self.paused(budget);
         if self.owed() > 0 && (ready.writable || ready.write_closed) {
-            self.flush()?;
+            self.flush(budget)?;
         }
         // Read if the event says there is something to read, or if the flush
         // just took us below the backpressure bound: data (or the EOF) that
@@ -240,16 +283,24 @@ impl Connection {
         // go and look ourselves. The same holds when we come back after a
         // turn that ran out of budget: the EOF may be queued behind the data,
         // its event already spent, so that turn reads until WouldBlock too.
-        let resumed = was_paused && !self.paused();
+        let resumed = was_paused && !self.paused(budget);
         if ready.readable || ready.read_closed || resumed {
-            return self.echo(buf, ready.read_closed || resumed || ready.again);
+            return self.echo(buf, ready.read_closed || resumed || ready.again, budget);
         }
         Ok(false)
     }
 
-    /// True while the connection owes so much that it must not read more.
-    fn paused(&self) -> bool {
-        self.owed() >= self.max_pending
+    /// True while the connection must not read more: it owes `max_pending`,
+    /// or it owes anything while the global budget is spent or its buffer
+    /// could not grow. A client owed nothing is always served.
+    fn paused(&self, budget: &Budget) -> bool {
+        let owed = self.owed();
+        owed >= self.max_pending || (owed > 0 && (self.starved || budget.spent()))
+    }
+
+    /// Paused by the global budget alone, with more to read once it has room.
+    fn waits_for_room(&self, budget: &Budget) -> bool {
+        budget.spent() && !self.read_closed && !self.starved && self.owed() < self.max_pending
     }
 
     /// Read what the kernel holds and write each piece back.
@@ -258,13 +309,21 @@ impl Connection {
     /// when the EOF may already be queued behind the data, or when we resume
     /// reading after a pause and no event will announce what is queued.
     /// Returns true when [`READS_PER_TURN`] ran out before the queue did.
-    fn echo(&mut self, buf: &mut [u8], drain: bool) -> io::Result<bool> {
+    fn echo(&mut self, buf: &mut [u8], drain: bool, budget: &mut Budget) -> io::Result<bool> {
         let mut reads = 0;
-        while !self.read_closed && !self.paused() {
+        while !self.read_closed && !self.paused(budget) {
             if reads == READS_PER_TURN {
                 // Fair share used: let the others have their turn first.
                 trace!("{}: read budget used, back after the others", self.peer);
                 return Ok(true);
+            }
+            // Owing bytes already, a read may have to be kept whole: make room
+            // first, so that a failed allocation stops reading instead of
+            // losing bytes already read. (Owing nothing, the hot path, skips this.)
+            if self.owed() > 0 && !self.reserve(buf.len(), budget) {
+                warn!("{}: out of memory for unsent bytes; reading paused", self.peer);
+                self.starved = true;
+                break;
             }
             reads += 1;
             match self.socket.read(buf) {
@@ -280,7 +339,7 @@ impl Connection {
                         debug!("received {n} bytes from {}: {}", self.peer, preview(&buf[..n]));
                         debug!("sending back {n} bytes");
                     }
-                    self.send(&buf[..n])?;
+                    self.send(&buf[..n], budget)?;
                     // A read that did not fill the buffer emptied the kernel's
                     // receive queue, so any later byte raises a new edge. Not
                     // reading again here saves one syscall per echo (a read that
@@ -303,47 +362,72 @@ impl Connection {
     }
 
     /// Write `data` back now; keep in `pending` what the socket will not take.
-    fn send(&mut self, data: &[u8]) -> io::Result<()> {
+    fn send(&mut self, data: &[u8], budget: &mut Budget) -> io::Result<()> {
         let mut written = 0;
         // Bytes already owed must go first: never write past them.
         if self.owed() == 0 {
             written = write_some(&mut self.socket, data, self.peer)?;
         }
-        if written < data.len() {
-            self.keep(&data[written..]);
-        }
         self.echoed += written as u64;
+        let rest = &data[written..];
+        if !rest.is_empty() {
+            if !self.reserve(rest.len(), budget) {
+                // Only a client owed nothing gets here (the others made room
+                // before reading): its bytes cannot be kept, so it ends, alone.
+                warn!("{}: out of memory for {} unsent bytes: closing", self.peer, rest.len());
+                return Err(ErrorKind::OutOfMemory.into());
+            }
+            self.pending.extend(rest);
+        }
         Ok(())
     }
 
-    /// Append bytes the socket would not take to `pending`.
-    fn keep(&mut self, rest: &[u8]) {
-        let needed = self.pending.len() + rest.len();
-        if needed > self.pending.capacity() {
-            // Grow by doubling, as a Vec would, but never past what can be
-            // owed: reading stops at `max_pending`, and one read adds `rest`.
-            let most = self.max_pending.saturating_add(rest.len());
-            let capacity = self.pending.capacity().saturating_mul(2).min(most).max(needed);
-            self.pending.reserve_exact(capacity - self.pending.len());
+    /// Make room in `pending` for `extra` more bytes, so that appending them
+    /// allocates nothing; false if the allocator says no.
+    ///
+    /// Grows by doubling, as a Vec would, but never past what can be owed
+    /// (reading stops at `max_pending`, and one read adds `extra`), nor past
+    /// the budget's room by more than `extra`.
+    fn reserve(&mut self, extra: usize, budget: &mut Budget) -> bool {
+        let (len, capacity) = (self.pending.len(), self.pending.capacity());
+        let needed = len.saturating_add(extra);
+        if needed <= capacity {
+            return true;
         }
-        self.pending.extend(rest);
+        let target = capacity
+            .saturating_mul(2)
+            .min(self.max_pending.saturating_add(extra))
+            .min(capacity.saturating_add(budget.room()))
+            .max(needed);
+        if self.pending.try_reserve_exact(target - len).is_err()
+            && self.pending.try_reserve_exact(extra).is_err()
+        {
+            return false;
+        }
+        budget.charge(self.pending.capacity() - capacity);
+        true
     }
 
     /// Write as much of `pending` as the socket takes.
-    fn flush(&mut self) -> io::Result<()> {
+    fn flush(&mut self, budget: &mut Budget) -> io::Result<()> {
         while !self.pending.is_empty() {
             let (front, _) = self.pending.as_slices();
             let len = front.len();
             let n = write_some(&mut self.socket, front, self.peer)?;
             self.pending.drain(..n);
             self.echoed += n as u64;
+            if n > 0 {
+                self.starved = false; // memory freed up: try reading again
+            }
             if n < len {
                 break; // the socket is full
             }
         }
         if self.pending.is_empty() {
             self.pending.clear(); // back to the start of the ring
-            if self.pending.capacity() > KEEP_PENDING_CAPACITY {
+                                  // Keep a small buffer for the next overflow, unless memory is short.
+            if self.pending.capacity() > KEEP_PENDING_CAPACITY || budget.spent() {
+                budget.refund(self.pending.capacity());
                 self.pending = VecDeque::new();
             }
         }
@@ -352,7 +436,10 @@ impl Connection {
 
     /// After a step: finish the connection, or ask for the events it now needs.
     fn settle(&mut self, registry: &Registry, token: Token) -> Option<Closed> {
-        let want_read = !self.read_closed && !self.paused();
+        // Only the connection's own bound changes its interest: paused by the
+        // budget (or the allocator) it keeps READABLE, sparing two epoll_ctl
+        // calls per pause, and an event then merely finds it still paused.
+        let want_read = !self.read_closed && self.owed() < self.max_pending;
         let want_write = self.owed() > 0;
         let wanted = match (want_read, want_write) {
             (true, true) => Interest::READABLE | Interest::WRITABLE,

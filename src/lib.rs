@@ -23,18 +23,23 @@
 //!   half-close.
 //! - [`idle`]: `--idle-timeout` as a list in order of last activity, so
 //!   expiring connections costs O(1), never a scan.
+//! - [`memory`]: `--max-pending-total`, the memory all clients' unsent bytes
+//!   share, its default from the process's memory limit, and who waits for it.
 //! - [`access`]: who is let in (`--allow` networks, `--max-connections`,
 //!   `--max-per-ip` per address or IPv6 /64), and each [`access::Refusal`]'s
 //!   count and words.
 //! - [`throttle`]: a short log under floods: warnings at most once a second,
 //!   per-connection lines at most 100 a second with the rest counted.
 //! - [`limits`]: raising the open-file limit, since each client is a descriptor.
+//! - [`signals`]: SIGINT/SIGTERM/SIGHUP as events of the loop, each one counted.
 //!
 //! The other commands:
 //! - [`client`]: the blocking `std::net` client, one file per step in
-//!   `src/client/`: the payload source, connecting, the exchange (a writer
-//!   thread sends and half-closes while the main thread reads), the checker
-//!   and the verdict that both the summary line and the exit status come from.
+//!   `src/client/`: the servers to visit (`HOST:PORT`, in turn or in
+//!   parallel), the payload source, connecting, the exchange (a writer thread
+//!   sends and half-closes while the main thread reads), the checker, the
+//!   `--output` file, Ctrl-C, and the verdict that both the summary line and
+//!   the exit status come from.
 //! - [`info`]: the course's task 1 as one report: hostname, interfaces, DNS
 //!   lookup and socket timeouts.
 //! - [`resolve`]: names to addresses (getaddrinfo, with a time bound), and this
@@ -45,13 +50,16 @@
 //!   bytes and quiet exits on a closed pipe, for argh command lines.
 //! - [`parse`]: sizes (`64KiB`), durations (`500ms`), ports and counts on the
 //!   command line.
-//! - [`logging`]: the course's `INFO:module:message` log format on stderr.
+//! - [`logging`]: the course's `INFO:module:message` log format on stderr; the
+//!   server's lines go through a bounded queue, so its loop never waits on stderr.
 //! - [`preview`]: bytes shown as Python shows them, `b'...'`.
 //! - [`sock`]: what a socket error means and when a read may stop early,
 //!   written once for the server, the client and the stress tool.
 //!
 //! `main.rs` only parses arguments, starts logging and calls [`server::run`],
 //! [`client::run`] or [`info::run`].
+
+#![warn(missing_docs, missing_debug_implementations)]
 
 pub mod access;
 pub mod cli;
@@ -61,9 +69,11 @@ pub mod idle;
 pub mod info;
 pub mod limits;
 pub mod logging;
+pub mod memory;
 pub mod parse;
 pub mod preview;
 pub mod resolve;
 pub mod server;
+pub mod signals;
 pub mod sock;
 pub mod throttle;

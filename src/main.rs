@@ -35,9 +35,11 @@ enum Command {
 
 /// Run the echo server: one thread, one mio event loop, thousands of clients.
 ///
-/// The first line on stdout is `listening on ADDR:PORT`. SIGINT/SIGTERM stop
-/// accepting and let open connections finish (up to --grace), then exit 0; a
-/// second signal stops at once with status 130.
+/// The first line on stdout is `listening on ADDR:PORT`. SIGINT, SIGTERM and
+/// SIGHUP (the terminal closed) stop accepting and let open connections finish
+/// (up to --grace), then exit 0; a second signal stops at once with status 130.
+/// Logs never slow the server: if stderr is not read, lines are dropped and
+/// counted.
 #[derive(FromArgs)]
 #[argh(subcommand, name = "server", help_triggers("-h", "--help"))]
 struct ServerArgs {
@@ -63,7 +65,14 @@ struct ServerArgs {
     /// (default 4MiB; accepts suffixes K, KiB, M, MiB)
     #[argh(option, default = "4 * 1024 * 1024", from_str_fn(parse_pending))]
     max_pending: usize,
-    /// close connections silent for this long, e.g. 30 or 1.5s or 500ms (default off)
+    /// unsent bytes all connections may hold together; while they do, clients
+    /// owed bytes are not read (those owed nothing still are) (default: half the
+    /// process's memory limit, from the cgroup or RLIMIT_AS, else a quarter of
+    /// physical memory; logged at start)
+    #[argh(option, from_str_fn(parse_pending))]
+    max_pending_total: Option<usize>,
+    /// close connections whose client neither sent nor accepted a byte for this
+    /// long, e.g. 30 or 1.5s or 500ms (default off)
     #[argh(option, from_str_fn(parse_duration))]
     idle_timeout: Option<Duration>,
     /// how long a shutdown waits for open connections to finish and their
@@ -85,27 +94,51 @@ struct ServerArgs {
 
 /// Send a message or a file to the echo server and check the echo comes back whole.
 ///
+/// Examples: `progjar client 127.0.0.1:10000`; `progjar client --size 2MB`;
+/// `progjar client --file sendimage.jpg --output recvimage.jpg`;
+/// `progjar client alpine-1 alpine-2` (in turn; --parallel for both at once);
+/// `progjar client -i` (type lines, see each echo, Ctrl-D ends).
+///
 /// Exit codes: 0 echo complete and identical, 1 other error, 2 bad arguments,
 /// 3 connection refused, 4 host cannot be resolved, 5 timed out,
-/// 6 echo short or different, 7 file cannot be read.
+/// 6 echo short or different, 7 file cannot be read or written, 130 Ctrl-C
+/// (after the summary so far). With several servers, the highest of their codes:
+/// 0 only if every echo was identical. More in docs/client.md.
 #[derive(FromArgs)]
 #[argh(subcommand, name = "client", help_triggers("-h", "--help"))]
 struct ClientArgs {
-    /// server host name or IPv4/IPv6 address (default localhost)
-    #[argh(positional, default = "String::from(\"localhost\")")]
-    host: String,
-    /// server port (default 10000)
+    /// servers: HOST, HOST:PORT or [IPv6]:PORT; several are sent the same
+    /// payload, one after another (default localhost)
+    #[argh(positional)]
+    hosts: Vec<String>,
+    /// port of every HOST given without one (default 10000)
     #[argh(option, default = "10000", from_str_fn(parse_server_port))]
     port: u16,
     /// text to send (default "INI ADALAH DATA YANG DIKIRIM ABCDEFGHIJKLMNOPQ")
     #[argh(option)]
     message: Option<String>,
-    /// send this file instead of a message; - reads standard input
+    /// send this file instead of a message; - reads standard input (one server only)
     #[argh(option)]
     file: Option<String>,
-    /// bytes asked of each read() of the echo, like the course's recv(16) (default 16)
-    #[argh(option, default = "16", from_str_fn(parse_chunk))]
-    chunk: usize,
+    /// send a generated message of this size: the course's message and a newline,
+    /// repeated, e.g. 2MB (binary units as everywhere here: 2MB = 2MiB = 2097152)
+    #[argh(option, from_str_fn(parse_payload_size))]
+    size: Option<usize>,
+    /// write the echo to this file as it arrives (- for stdout, which moves
+    /// the summary to stderr); one server only
+    #[argh(option)]
+    output: Option<String>,
+    /// send each line typed on standard input and print its echo as it comes;
+    /// Ctrl-D ends (the way ncat is used)
+    #[argh(switch, short = 'i')]
+    interactive: bool,
+    /// with several servers, send to all of them at once
+    #[argh(switch)]
+    parallel: bool,
+    /// bytes asked of each read() of the echo (default 16, the course's recv(16),
+    /// while pieces are logged, i.e. up to 4KiB; 64KiB for larger payloads)
+    #[argh(option, from_str_fn(parse_chunk))]
+    chunk: Option<usize>,
     /// seconds to wait for the connection and for each read, e.g. 10 or 2.5 (default 10)
     #[argh(option, default = "Duration::from_secs(10)", from_str_fn(parse_duration))]
     timeout: Duration,
@@ -129,12 +162,11 @@ fn parse_port(s: &str) -> Result<u16, String> {
 
 /// The client's `--port`: 0 would ask for "any free port", which only a listener can use.
 fn parse_server_port(s: &str) -> Result<u16, String> {
-    match parse::port(s)? {
-        0 => Err("port 0 means \"any free port\" to a server; give the port the server \
-                  listens on, 1 to 65535"
-            .to_string()),
-        port => Ok(port),
-    }
+    client::server_port(s)
+}
+
+fn parse_payload_size(s: &str) -> Result<usize, String> {
+    parse::size_in(s, 0..=usize::MAX)
 }
 
 fn parse_backlog(s: &str) -> Result<u32, String> {
@@ -175,40 +207,85 @@ fn parse_cidr(s: &str) -> Result<Cidr, String> {
     s.parse()
 }
 
-/// What the client sends: `--message` or `--file` (any bytes, as given), or the course's message.
-fn payload(message: Option<String>, file: Option<String>) -> client::Payload {
-    match (message, file) {
-        (Some(_), Some(_)) => cli::usage_error("--message and --file cannot be used together"),
-        (_, Some(path)) => client::Payload::File(PathBuf::from(cli::os_arg(path))),
-        (Some(text), None) => client::Payload::Message(cli::os_arg(text).into_vec()),
-        (None, None) => client::Payload::Message(client::DEFAULT_MESSAGE.as_bytes().to_vec()),
+/// What the client sends: one of `--message`, `--file` (any bytes, as given),
+/// `--size` and `--interactive`, or the course's message.
+fn payload(a: &ClientArgs) -> client::Payload {
+    let given = [a.message.is_some(), a.file.is_some(), a.size.is_some(), a.interactive];
+    if given.iter().filter(|&&g| g).count() > 1 {
+        cli::usage_error("use only one of --message, --file, --size and --interactive");
+    }
+    match (&a.message, &a.file, a.size) {
+        _ if a.interactive => client::Payload::Interactive,
+        (_, Some(path), _) => client::Payload::File(PathBuf::from(cli::os_arg(path.clone()))),
+        (Some(text), _, _) => client::Payload::Message(cli::os_arg(text.clone()).into_vec()),
+        (_, _, Some(n)) => client::Payload::Generated(n as u64),
+        (None, None, None) => client::Payload::Message(client::DEFAULT_MESSAGE.as_bytes().to_vec()),
+    }
+}
+
+/// The client's command line as its `Config`, refusing what cannot work
+/// together: standard input cannot be read twice (it is not kept: memory
+/// stays bounded), and several echoes cannot go to one file.
+fn client_config(a: ClientArgs) -> client::Config {
+    let payload = payload(&a);
+    let mut hosts = a.hosts.clone();
+    if hosts.is_empty() {
+        hosts.push("localhost".to_string());
+    }
+    let target = |h: String| {
+        client::Target::parse(&cli::os_arg(h), a.port).unwrap_or_else(|e| cli::usage_error(&e))
+    };
+    let targets: Vec<client::Target> = hosts.into_iter().map(target).collect();
+    let stdin = a.interactive || a.file.as_deref() == Some("-");
+    if targets.len() > 1 && stdin {
+        cli::usage_error(
+            "standard input can be sent to one server only (it is read once, not kept); \
+             save it to a file and use --file",
+        );
+    }
+    if targets.len() > 1 && a.output.is_some() {
+        cli::usage_error("--output takes the echo of one server only");
+    }
+    let mut output = a.output.map(|p| PathBuf::from(cli::os_arg(p)));
+    if a.interactive {
+        if output.is_some() {
+            cli::usage_error("--interactive prints the echo; it cannot go to --output too");
+        }
+        output = Some(PathBuf::from("-"));
+    }
+    client::Config {
+        targets,
+        payload,
+        output,
+        chunk: a.chunk,
+        timeout: a.timeout,
+        parallel: a.parallel,
     }
 }
 
 fn main() -> ExitCode {
     let args: Progjar = cli::parse_command::<Progjar, Command>(env!("CARGO_PKG_VERSION"));
-    progjar::logging::init();
+    // The server's loop must never wait for stderr, so it logs through a queue.
+    let log = match args.command {
+        Command::Server(_) => progjar::logging::init_nonblocking(),
+        _ => progjar::logging::init(),
+    };
     match args.command {
-        Command::Server(a) => cli::finish(server::run(server::Config {
+        Command::Server(a) => log.finish(server::run(server::Config {
             bind: a.bind,
             port: a.port,
             read_size: a.read_size,
             max_connections: a.max_connections,
             backlog: a.backlog,
             max_pending: a.max_pending,
+            max_pending_total: a.max_pending_total,
             idle_timeout: a.idle_timeout,
             grace: a.grace,
             allow: a.allow,
             max_per_ip: a.max_per_ip,
             per_ip_prefix6: a.per_ip_prefix6,
         })),
-        Command::Client(a) => cli::finish(client::run(client::Config {
-            host: cli::os_arg(a.host),
-            port: a.port,
-            payload: payload(a.message, a.file),
-            chunk: a.chunk,
-            timeout: a.timeout,
-        })),
+        Command::Client(a) => cli::finish(client::run(client_config(a))),
         Command::Info(a) => {
             cli::finish(info::run(info::Config { remote: cli::os_arg(a.remote), port: a.port }))
         }

@@ -11,6 +11,7 @@ use std::fmt::{self, Write};
 pub const PREVIEW_BYTES: usize = 64;
 
 /// A `Display` for bytes as Python's `repr(bytes)`, cut after `limit` bytes.
+#[derive(Debug)]
 pub struct Preview<'a> {
     bytes: &'a [u8],
     limit: usize,

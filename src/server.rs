@@ -15,6 +15,7 @@
 //!         token    => connections[token].ready(event)   (connection.rs)
 //!     }
 //!     connections that used their read budget get another turn
+//!     connections waiting for memory get a turn, as it frees (memory.rs)
 //!     timers(now)                      // idle timeouts, accept retry, grace
 //! }
 //! ```
@@ -40,7 +41,6 @@ use std::time::{Duration, Instant};
 use log::{info, trace, warn};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
-use signal_hook_mio::v1_0::Signals;
 use slab::Slab;
 
 use crate::access::{Admission, Cidr, Refusal, Refusals};
@@ -48,11 +48,13 @@ use crate::cli::{Failure, EXIT_FAILURE, EXIT_INTERRUPTED};
 use crate::connection::{Closed, Connection, Next, Readiness};
 use crate::idle::IdleList;
 use crate::limits;
+use crate::memory::{self, Budget};
+use crate::signals::{self, SignalPipe};
 use crate::throttle::{more, plural, Line, LineBudget, Throttle};
 
 /// The listening socket's token.
 const LISTENER: Token = Token(usize::MAX);
-/// The token of the pipe signal-hook writes to when SIGINT/SIGTERM arrive.
+/// The token of the pipe the signal handlers write to (`signals.rs`).
 const SIGNALS: Token = Token(usize::MAX - 1);
 
 /// Largest `--read-size`: 16 MiB is far past where bigger reads stop paying
@@ -70,6 +72,12 @@ const EVENTS_CAPACITY: usize = 1024;
 /// descriptor are 8; the rest is slack for whatever the logger or the C
 /// library may open.
 const RESERVED_FDS: u64 = 16;
+
+/// After a `poll` that filled the event array (more may be waiting), idle
+/// timeouts wait for a poll that did not, so that no client is expired while
+/// its event is still queued; but at most this many in a row, so that a flood
+/// of busy clients cannot keep the silent ones open.
+const MAX_DEFERRED_TIMERS: u32 = 16;
 
 /// When `accept` fails for a reason that may pass (out of kernel memory, no
 /// descriptor to shed with), try again after this long rather than spin.
@@ -90,6 +98,11 @@ pub struct Config {
     pub backlog: u32,
     /// Unsent bytes one connection may hold before we stop reading it.
     pub max_pending: usize,
+    /// Memory all connections' unsent bytes may hold together
+    /// (`--max-pending-total`); `None` derives it from the process's memory
+    /// limit ([`memory::default_total`]). The real bound is this plus one
+    /// read per open connection (see `memory.rs`).
+    pub max_pending_total: Option<usize>,
     /// Close connections silent for this long.
     pub idle_timeout: Option<Duration>,
     /// How long a shutdown waits for open connections to finish.
@@ -112,6 +125,7 @@ impl Default for Config {
             max_connections: 10000,
             backlog: 1024,
             max_pending: 4 * 1024 * 1024,
+            max_pending_total: None,
             idle_timeout: None,
             grace: Duration::from_secs(5),
             allow: Vec::new(),
@@ -137,7 +151,7 @@ pub struct Summary {
 }
 
 /// Rate-limited log lines other than refusals (those are in [`Refusals`]).
-#[derive(Default)]
+#[derive(Debug, Default)]
 struct Warnings {
     accept: Throttle,
     /// `connection from` and `closing connection from`.
@@ -145,11 +159,12 @@ struct Warnings {
 }
 
 /// The event loop and everything it owns.
+#[derive(Debug)]
 pub struct Server {
     poll: Poll,
     /// `None` once shutdown has begun: no more accepting.
     listener: Option<TcpListener>,
-    signals: Option<Signals>,
+    signals: Option<SignalPipe>,
     /// Every open connection; its key is its token.
     connections: Slab<Connection>,
     /// The one read buffer all connections share: data is written back before
@@ -171,6 +186,8 @@ pub struct Server {
     /// The list being served this turn; swapped with `again` so that neither
     /// is ever reallocated once it has grown.
     again_now: Vec<usize>,
+    /// The memory every connection's unsent bytes share, and who waits for it.
+    budget: Budget,
     /// Set when shutdown begins: the end of the grace time.
     shutdown_at: Option<Instant>,
     summary: Summary,
@@ -257,15 +274,32 @@ impl Server {
         let poll = Poll::new()?;
         poll.registry().register(&mut listener, LISTENER, Interest::READABLE)?;
         let max_connections = fit_to_descriptors(config.max_connections);
+        let (total, why) = match config.max_pending_total {
+            Some(bytes) => (bytes, "--max-pending-total".to_string()),
+            None => memory::default_total(),
+        };
+        info!(
+            "unsent bytes of all clients together: at most {} ({why})",
+            memory::mib(total as u64)
+        );
+        // The read buffer can be large (--read-size): fail with words, not an abort.
+        let mut buf = Vec::new();
+        let read_size = config.read_size.clamp(1, MAX_READ_SIZE);
+        buf.try_reserve_exact(read_size).map_err(|_| {
+            io::Error::new(ErrorKind::OutOfMemory, "no memory for the read buffer (--read-size)")
+        })?;
+        buf.resize(read_size, 0);
         Ok(Server {
             poll,
             listener: Some(listener),
             signals: None,
-            // Reserving the slab up front costs only address space: the pages
-            // are touched (and counted in RSS) only as connections arrive.
+            // Everything indexed by connection is sized for `max_connections`
+            // here, so that serving never allocates for it (an allocation that
+            // fails aborts). This costs address space; pages are touched (and
+            // counted in RSS) only as connections arrive.
             connections: Slab::with_capacity(max_connections),
-            buf: vec![0; config.read_size.clamp(1, MAX_READ_SIZE)],
-            idle: config.idle_timeout.map(IdleList::new),
+            buf,
+            idle: config.idle_timeout.map(|t| IdleList::new(t, max_connections)),
             max_connections,
             admission: Admission::new(
                 config.allow.clone(),
@@ -274,8 +308,9 @@ impl Server {
             ),
             reserve: File::open("/dev/null").ok(),
             retry_accept_at: None,
-            again: Vec::new(),
-            again_now: Vec::new(),
+            again: Vec::with_capacity(max_connections),
+            again_now: Vec::with_capacity(max_connections),
+            budget: Budget::new(total, max_connections),
             shutdown_at: None,
             summary: Summary::default(),
             warnings: Warnings::default(),
@@ -291,10 +326,11 @@ impl Server {
         }
     }
 
-    /// Turn SIGINT and SIGTERM into events of this loop: the first begins a
-    /// graceful shutdown, the second stops at once.
+    /// Turn SIGINT, SIGTERM and SIGHUP into events of this loop: the first
+    /// begins a graceful shutdown, the second stops at once. SIGHUP (the
+    /// terminal that started us closed) is graceful too: the clients finish.
     pub fn handle_signals(&mut self) -> io::Result<()> {
-        let mut signals = Signals::new([libc::SIGINT, libc::SIGTERM])?;
+        let mut signals = SignalPipe::new(&[libc::SIGINT, libc::SIGTERM, libc::SIGHUP])?;
         self.poll.registry().register(&mut signals, SIGNALS, Interest::READABLE)?;
         self.signals = Some(signals);
         Ok(())
@@ -304,13 +340,10 @@ impl Server {
     pub fn run(mut self) -> io::Result<Summary> {
         let mut events = Events::with_capacity(EVENTS_CAPACITY);
         info!("waiting for a connection (at most {} at once)", self.max_connections);
+        // Full event arrays in a row: more events may be queued in the kernel.
+        let mut full_polls = 0u32;
         loop {
-            let timeout = if self.again.is_empty() {
-                self.next_deadline().map(|d| d.saturating_duration_since(Instant::now()))
-            } else {
-                // Some connection has data waiting: just collect new events.
-                Some(Duration::ZERO)
-            };
+            let timeout = self.poll_timeout(full_polls);
             if let Err(e) = self.poll.poll(&mut events, timeout) {
                 // A signal arrived while we slept in epoll_wait. Its handler
                 // has already written to the signal pipe: poll again to see it.
@@ -323,7 +356,7 @@ impl Server {
             let now = self.needs_clock().then(Instant::now);
             std::mem::swap(&mut self.again, &mut self.again_now);
             for event in events.iter() {
-                trace!("event {event:?}");
+                trace!("event {}: {}", self.name(event.token()), Flags(event));
                 match event.token() {
                     LISTENER => self.accept(),
                     SIGNALS => {
@@ -342,15 +375,36 @@ impl Server {
                 if let Some(conn) = self.connections.get_mut(key) {
                     conn.queued_again = false;
                 }
+                trace!("again {}: its turn ran out of read budget", self.name(Token(key)));
                 self.connection_ready(Token(key), Readiness::AGAIN, now);
             }
             self.again_now.clear();
+            self.resume_waiting(now);
+            full_polls = match events.iter().count() {
+                EVENTS_CAPACITY => full_polls + 1,
+                _ => 0,
+            };
             if let Some(now) = now {
-                self.timers(now);
+                self.timers(now, full_polls.is_multiple_of(MAX_DEFERRED_TIMERS));
             }
             if self.shutdown_at.is_some() && self.connections.is_empty() {
                 return Ok(self.finish());
             }
+        }
+    }
+
+    /// How long the next `poll` may sleep: until the next timer, or not at all
+    /// when there is work no event will announce.
+    fn poll_timeout(&self, full_polls: u32) -> Option<Duration> {
+        // A close (e.g. by a timer) may have made room for connections
+        // waiting for memory.
+        let room = self.budget.waiting() > 0 && !self.budget.spent();
+        if self.again.is_empty() && full_polls == 0 && !room {
+            self.next_deadline().map(|d| d.saturating_duration_since(Instant::now()))
+        } else {
+            // Some connection has data waiting, the kernel more events, or
+            // the budget room: just collect new events.
+            Some(Duration::ZERO)
         }
     }
 
@@ -364,7 +418,7 @@ impl Server {
         if let (Some(idle), Some(now)) = (&mut self.idle, now) {
             idle.touch(token.0, now);
         }
-        match conn.ready(ready, self.poll.registry(), token, &mut self.buf) {
+        match conn.ready(ready, self.poll.registry(), token, &mut self.buf, &mut self.budget) {
             Next::Wait => {}
             Next::Again if conn.queued_again => {}
             Next::Again => {
@@ -372,6 +426,16 @@ impl Server {
                 self.again.push(token.0);
             }
             Next::Close(why) => self.close(token.0, why),
+        }
+    }
+
+    /// Give the connections paused by the global budget a turn, oldest first,
+    /// while it has room: one pass over those waiting now, so one that fills
+    /// the budget again waits behind the rest.
+    fn resume_waiting(&mut self, now: Option<Instant>) {
+        for _ in 0..self.budget.waiting() {
+            let Some(key) = self.budget.next_waiting() else { return };
+            self.connection_ready(Token(key), Readiness::AGAIN, now);
         }
     }
 
@@ -473,6 +537,8 @@ impl Server {
         // Nagle's algorithm would hold back a small echo while an earlier one
         // is unacknowledged; an echo server answers at once.
         let _ = socket.set_nodelay(true);
+        // Urgent (MSG_OOB) bytes stay in the stream, so they are echoed in place.
+        let _ = socket2::SockRef::from(&socket).set_out_of_band_inline(true);
         let entry = self.connections.vacant_entry();
         let key = entry.key();
         let mut conn = Connection::new(socket, peer, self.config.max_pending);
@@ -515,6 +581,7 @@ impl Server {
     /// Drop a connection and log why.
     fn close(&mut self, key: usize, why: Closed) {
         let Some(mut conn) = self.connections.try_remove(key) else { return };
+        self.budget.refund(conn.held());
         conn.deregister(self.poll.registry());
         if let Some(idle) = &mut self.idle {
             idle.remove(key);
@@ -534,30 +601,41 @@ impl Server {
         }
     }
 
-    /// Read the signal pipe. Returns true when the server must stop at once.
+    /// Take every signal received. Returns true when the server must stop at once.
     fn on_signal(&mut self) -> bool {
-        let Some(signals) = &mut self.signals else { return false };
-        let received: Vec<i32> = signals.pending().collect();
-        if received.is_empty() {
-            return false; // a spurious wakeup
+        // Each signal is one byte, so two sent back to back are two here.
+        while let Some(signal) = self.signals.as_mut().and_then(SignalPipe::take) {
+            let name = signals::name(signal);
+            if self.shutdown_at.is_some() {
+                warn!("{name} again: stopping now");
+                return true;
+            }
+            // Stop accepting: dropping the listener closes it, so new clients are
+            // refused by the kernel instead of waiting in a backlog nobody reads.
+            if let Some(mut listener) = self.listener.take() {
+                let _ = self.poll.registry().deregister(&mut listener);
+            }
+            self.shutdown_at = Some(Instant::now() + self.config.grace);
+            info!(
+                "{name}: shutting down: no new connections; waiting up to {:.1}s for {} open",
+                self.config.grace.as_secs_f64(),
+                self.connections.len()
+            );
         }
-        let name = if received[0] == libc::SIGINT { "SIGINT" } else { "SIGTERM" };
-        if self.shutdown_at.is_some() || received.len() > 1 {
-            warn!("{name} again: stopping now");
-            return true;
-        }
-        // Stop accepting: dropping the listener closes it, so new clients are
-        // refused by the kernel instead of waiting in a backlog nobody reads.
-        if let Some(mut listener) = self.listener.take() {
-            let _ = self.poll.registry().deregister(&mut listener);
-        }
-        self.shutdown_at = Some(Instant::now() + self.config.grace);
-        info!(
-            "{name}: shutting down: no new connections; waiting up to {:.1}s for {} open",
-            self.config.grace.as_secs_f64(),
-            self.connections.len()
-        );
         false
+    }
+
+    /// How the trace names a token: `listener`, `signals`, or `conn 3` with
+    /// its client's address (mio would print `Token(18446744073709551615)`).
+    fn name(&self, token: Token) -> String {
+        match token {
+            LISTENER => "listener".into(),
+            SIGNALS => "signals".into(),
+            Token(key) => match self.connections.get(key) {
+                Some(conn) => format!("conn {key} ({})", conn.peer),
+                None => format!("conn {key} (closed)"),
+            },
+        }
     }
 
     /// Whether any timer is running, i.e. whether a wakeup must read the clock.
@@ -575,10 +653,28 @@ impl Server {
         [idle, self.retry_accept_at, self.shutdown_at, quiet].into_iter().flatten().min()
     }
 
-    /// Run the timers that are due.
-    fn timers(&mut self, now: Instant) {
+    /// Run the timers that are due; idle timeouts only if `expire_idle`.
+    fn timers(&mut self, now: Instant, expire_idle: bool) {
         self.log_quiet_lines(now);
         while let Some(key) = self.idle.as_ref().and_then(|idle| idle.expired(now)) {
+            if !expire_idle {
+                break;
+            }
+            // Ask the kernel whether bytes are on their way before calling the
+            // client idle (idle.rs); a socket that cannot say is closed.
+            let seen = self.connections.get(key).map(Connection::in_flight);
+            if let (Some(idle), Some(Ok(seen))) = (&mut self.idle, &seen) {
+                if !idle.expire(key, now, *seen) {
+                    continue;
+                }
+            }
+            if seen.is_none() {
+                // Not a connection (cannot happen: close unlinks it); never spin on it.
+                if let Some(idle) = &mut self.idle {
+                    idle.remove(key);
+                }
+                continue;
+            }
             self.summary.idle_closed += 1;
             self.close(key, Closed::IdleTimeout);
         }
@@ -644,5 +740,27 @@ fn fit_to_descriptors(wanted: usize) -> usize {
             warn!("cannot read the open-file limit: {e}");
             wanted
         }
+    }
+}
+
+/// An event's readiness in words for the trace, e.g. `readable writable`.
+struct Flags<'a>(&'a mio::event::Event);
+
+impl std::fmt::Display for Flags<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let e = self.0;
+        let flags = [
+            (e.is_readable(), "readable"),
+            (e.is_writable(), "writable"),
+            (e.is_read_closed(), "read-closed"),
+            (e.is_write_closed(), "write-closed"),
+            (e.is_error(), "error"),
+        ];
+        let mut sep = "";
+        for (_, word) in flags.iter().filter(|(on, _)| *on) {
+            write!(f, "{sep}{word}")?;
+            sep = " ";
+        }
+        Ok(())
     }
 }

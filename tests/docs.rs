@@ -117,6 +117,8 @@ fn shell_words(line: &str) -> Vec<String> {
                 started = true;
             }
             (None, '#') if !started => break,
+            // `2>&1`, `>&2`: the `&` belongs to the redirection.
+            (None, '&') if word.ends_with(['>', '<']) => word.push('&'),
             (None, c) if c.is_whitespace() || matches!(c, '|' | '&' | ';') => {
                 if started {
                     words.push(std::mem::take(&mut word));
@@ -142,7 +144,32 @@ fn shell_words(line: &str) -> Vec<String> {
     words
 }
 
-/// The simple commands of one line: split at operators, prompt and `VAR=value` dropped.
+/// Is `word` a redirection (`2>`, `>log`, `2>&1`, `<in`)? Returns whether
+/// its file is the next word (`2> trace.log`).
+fn redirection(word: &str) -> Option<bool> {
+    let op = word.trim_start_matches(|c: char| c.is_ascii_digit());
+    let rest = op.strip_prefix(['>', '<'])?.trim_start_matches(['>', '&']);
+    Some(rest.is_empty())
+}
+
+/// A command's words without its redirections.
+fn without_redirections(words: &[String]) -> Vec<String> {
+    let mut kept = Vec::new();
+    let mut skip_next = false;
+    for w in words {
+        if std::mem::take(&mut skip_next) {
+            continue;
+        }
+        match redirection(w) {
+            Some(file_follows) => skip_next = file_follows,
+            None => kept.push(w.clone()),
+        }
+    }
+    kept
+}
+
+/// The simple commands of one line: split at operators, prompt, `VAR=value` and
+/// redirections dropped.
 fn commands(line: &str) -> Vec<Vec<String>> {
     let line = line.trim_start();
     let line = match line.split_once("$ ") {
@@ -152,6 +179,7 @@ fn commands(line: &str) -> Vec<Vec<String>> {
     shell_words(line)
         .split(|w| matches!(w.as_str(), "|" | "||" | "&&" | ";" | "&"))
         .map(|c| c.iter().skip_while(|w| is_assignment(w)).cloned().collect::<Vec<_>>())
+        .map(|c| without_redirections(&c))
         .filter(|c| !c.is_empty())
         .collect()
 }
@@ -186,11 +214,16 @@ fn check(command: &[String], targets: &[String]) -> Option<String> {
                 eprintln!("note: {program} is not built; `cargo test --workspace` checks it");
                 return None;
             };
+            // `--version` alone runs as it is: it only prints.
+            let version = args == ["--version"];
             let mut cmd = Command::new(bin);
-            cmd.args(args).args(["--help", "--help"]);
+            cmd.args(args);
+            if !version {
+                cmd.args(["--help", "--help"]);
+            }
             let out = common::run_bounded(&mut cmd, None, common::STEP);
             let stdout = String::from_utf8_lossy(&out.stdout);
-            let parsed = out.status.success() && stdout.starts_with("Usage:");
+            let parsed = out.status.success() && (version || stdout.starts_with("Usage:"));
             (!parsed)
                 .then(|| format!("does not parse: {}", String::from_utf8_lossy(&out.stderr).trim()))
         }
@@ -281,8 +314,9 @@ fn every_relative_link_in_the_docs_lands_on_a_file_and_heading() {
             }
             let (file, fragment) = link.split_once('#').unwrap_or((&link, ""));
             let target = if file.is_empty() { path.clone() } else { dir.join(file) };
+            // A directory or a picture has no headings, but is a target all the same.
             let Ok(target_text) = fs::read_to_string(root().join(&target)) else {
-                if !root().join(&target).is_dir() {
+                if !root().join(&target).exists() {
                     failures.push(format!(
                         "{}: ({link}): no file {}",
                         path.display(),
@@ -323,6 +357,10 @@ fn the_extraction_reads_shell_as_a_student_types_it() {
         vec!["progjar", "client", "1.2.3.4", "--message", "a b"],
         vec!["x"],
     ];
+    assert_eq!(commands(line), expected);
+    let line = "progjar server --port 1 2> trace.log & progjar client 2>&1 >out | x";
+    let expected =
+        vec![vec!["progjar", "server", "--port", "1"], vec!["progjar", "client"], vec!["x"]];
     assert_eq!(commands(line), expected);
     assert!(has_placeholder("progjar-stress 127.0.0.1:PORT ARGS --json"));
     assert!(!has_placeholder("progjar-stress -c 2 -s 1MiB --pipeline 8"));

@@ -1,8 +1,9 @@
 //! The lab in a box (`tools/lab/lab`): the course's three machines in network
-//! namespaces, with task 4 replayed under tcpdump.
+//! namespaces, with task 4 replayed under tcpdump, and the page it draws.
 //!
-//! These tests need root, `ip netns` and tcpdump (CI runs as root and `make test`
-//! installs tcpdump). Anywhere else they print why and pass without doing anything.
+//! The lab's tests need root, `ip netns` and tcpdump (CI runs as root and `make test`
+//! installs tcpdump), and the page's also Chromium. Anywhere else they print why and
+//! pass without doing anything. The test of `report.py` on bad captures needs python3 only.
 //! Each test builds its own lab (`LAB_TAG`: namespaces `pj<tag>-mesinN`, bridge
 //! `pjlab-<tag>`), so two runs cannot collide, and a guard takes it down whatever
 //! happens. No test sends a packet from the host's own namespace: every lab packet
@@ -407,4 +408,187 @@ fn has_python() -> bool {
         .stdout(Stdio::null())
         .status()
         .is_ok_and(|s| s.success())
+}
+
+// ------------------------------------------------------------------ the page
+
+/// The lab's page, `report.html`, written by `lab replay`, as a browser shows it: every
+/// connection's ladder, task 1's DNS query, and task 4 against both servers.
+#[test]
+fn replay_writes_a_page_that_chromium_shows_with_every_connection() {
+    skip_unless_lab!();
+    let Some(browser) = common::browser::chromium() else { return };
+    let lab = Lab::new('d');
+    let (code, out) = lab.run(&["replay"], &[], RUN_LIMIT);
+    assert_eq!(code, Some(0), "lab replay failed:\n{out}");
+    let page = lab.dir.join("report.html");
+    assert!(page.is_file(), "no {}:\n{out}", page.display());
+
+    let loaded = browser.load(&page, &lab.dir.join("report.png"));
+    loaded.assert_sound(common::browser::WINDOW.0);
+    let dom = loaded.dom;
+    for want in [
+        "PSH-ACK 46 B",                  // task 2's message, in one segment
+        "DNS query A? www.espnfc.com",   // task 1's lookup on mesin1's lo
+        "RST-ACK",                       // task 2's refused localhost attempt
+        "served at once",                // task 4 with progjar server
+        "served one after the other",    // task 4 with the course's server
+        "time since the first SYN (ms)", // the timelines' axis
+    ] {
+        assert!(dom.contains(want), "the page lacks {want:?}");
+    }
+    // Every client port that talked to mesin1 on the bridge (tasks 2, 3, 4 and 4i) is on
+    // the page: task 4's two clients once against each server.
+    let mut ports = Vec::new();
+    for s in read_capture(&lab.dir.join("capture.pcap")) {
+        if s.dst.starts_with("172.16.16.101.") && s.syn() && !s.ack() {
+            ports.push(s.src.rsplit('.').next().unwrap_or_default().to_string());
+        }
+    }
+    assert!(ports.len() >= 6, "expected at least 6 connections to mesin1, saw {ports:?}");
+    for port in &ports {
+        assert!(dom.contains(&format!(":{port}")), "the page lacks client port {port}");
+    }
+}
+
+/// A pcap file (Ethernet, IPv4) of task 2's exchange between mesin2:43812 and
+/// mesin1:10000: handshake, 46 bytes, their echo, a FIN each way.
+fn task2_pcap() -> Vec<u8> {
+    // (from the client, TCP flags, seq, ack, payload bytes)
+    let segments: [(bool, u8, u32, u32, usize); 10] = [
+        (true, 0x02, 1000, 0, 0),
+        (false, 0x12, 5000, 1001, 0),
+        (true, 0x10, 1001, 5001, 0),
+        (true, 0x18, 1001, 5001, 46),
+        (false, 0x10, 5001, 1047, 0),
+        (false, 0x18, 5001, 1047, 46),
+        (true, 0x10, 1047, 5047, 0),
+        (true, 0x11, 1047, 5047, 0),
+        (false, 0x11, 5047, 1048, 0),
+        (true, 0x10, 1048, 5048, 0),
+    ];
+    let (client, server) = (([172, 16, 16, 102], 43812u16), ([172, 16, 16, 101], 10000u16));
+    // Global header: magic (microseconds), version 2.4, zone, sigfigs, snaplen, Ethernet.
+    let mut pcap = Vec::new();
+    for word in [0xa1b2_c3d4u32, 0x0004_0002, 0, 0, 262_144, 1] {
+        pcap.extend_from_slice(&word.to_le_bytes());
+    }
+    for (i, &(from_client, flags, seq, ack, len)) in segments.iter().enumerate() {
+        let ((src, sport), (dst, dport)) =
+            if from_client { (client, server) } else { (server, client) };
+        let mut frame = vec![2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2, 0x08, 0x00];
+        frame.extend_from_slice(&[0x45, 0]);
+        frame.extend_from_slice(&(40 + len as u16).to_be_bytes());
+        frame.extend_from_slice(&[0, 1, 0x40, 0, 64, 6, 0, 0]);
+        frame.extend_from_slice(&src);
+        frame.extend_from_slice(&dst);
+        frame.extend_from_slice(&sport.to_be_bytes());
+        frame.extend_from_slice(&dport.to_be_bytes());
+        frame.extend_from_slice(&seq.to_be_bytes());
+        frame.extend_from_slice(&ack.to_be_bytes());
+        frame.extend_from_slice(&[0x50, flags, 0xff, 0xff, 0, 0, 0, 0]);
+        frame.extend(std::iter::repeat_n(b'A', len));
+        for word in [1_700_000_000u32, 100 * i as u32, frame.len() as u32, frame.len() as u32] {
+            pcap.extend_from_slice(&word.to_le_bytes());
+        }
+        pcap.extend_from_slice(&frame);
+    }
+    pcap
+}
+
+/// `python3 tools/lab/report.py --out OUT CAPTURE`: (exit code, stderr).
+fn render(out: &Path, capture: &Path) -> (Option<i32>, String) {
+    let mut cmd = Command::new("python3");
+    cmd.arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/lab/report.py"))
+        .arg("--out")
+        .arg(out)
+        .arg(capture);
+    let done = common::run_bounded(&mut cmd, None, Duration::from_secs(60));
+    (done.status.code(), String::from_utf8_lossy(&done.stderr).into_owned())
+}
+
+/// A capture cut short or corrupt, or a page into a directory that does not exist:
+/// one line on stderr and exit 2, never a traceback. Needs python3 only (no root).
+#[test]
+fn report_on_a_cut_short_or_corrupt_capture_is_one_line_and_exit_2() {
+    if !has_python() {
+        eprintln!("skipping: no python3");
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("progjar-report-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir).expect("temp dir");
+    let good = task2_pcap();
+    let out = dir.join("report.html");
+    let cases: [(&str, Vec<u8>, &str); 4] = [
+        ("cut.pcap", good[..good.len() - 10].to_vec(), "is cut short"),
+        ("header.pcap", good[..12].to_vec(), "is cut short"),
+        ("garbage.pcap", b"this is no capture at all\n".repeat(8), "is not a pcap capture"),
+        ("empty.pcap", Vec::new(), "is empty"),
+    ];
+    for (name, bytes, why) in cases {
+        let capture = dir.join(name);
+        fs::write(&capture, bytes).expect("write capture");
+        let (code, stderr) = render(&out, &capture);
+        assert_eq!(code, Some(2), "{name}: exit code; stderr: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{name}: not one line: {stderr}");
+        assert!(stderr.contains(name) && stderr.contains(why), "{name}: {stderr}");
+        assert!(!out.exists(), "{name}: a page was written anyway");
+    }
+    let capture = dir.join("good.pcap");
+    fs::write(&capture, &good).expect("write capture");
+    let (code, stderr) = render(&dir.join("no-such-dir/report.html"), &capture);
+    assert_eq!(code, Some(2), "missing directory: stderr: {stderr}");
+    assert_eq!(stderr.lines().count(), 1, "not one line: {stderr}");
+    assert!(stderr.contains("does not exist"), "{stderr}");
+
+    // The whole capture renders (when tcpdump is here to read it): the ladder's facts.
+    if Command::new("tcpdump").arg("--version").output().is_ok_and(|o| o.status.success()) {
+        let (code, stderr) = render(&out, &capture);
+        assert_eq!(code, Some(0), "the good capture: {stderr}");
+        let html = fs::read_to_string(&out).expect("the page");
+        for want in
+            ["<svg", "PSH-ACK 46 B", "mesin2  :43812", "mesin1  :10000", "FIN-ACK", "seq 1:47"]
+        {
+            assert!(html.contains(want), "the page lacks {want:?}");
+        }
+        assert!(!html.contains("<script"), "the page has a script");
+    }
+    let _ = fs::remove_dir_all(&dir);
+}
+
+/// The browser check itself fails where it should: on a console message and on an
+/// `<svg>` with nothing drawn (needs Chromium, not root).
+#[test]
+fn the_browser_check_fails_on_a_console_message_and_on_an_empty_svg() {
+    let Some(browser) = common::browser::chromium() else { return };
+    let dir = std::env::temp_dir().join(format!("progjar-page-check-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir).expect("temp dir");
+    let good = "<svg width=\"90\" height=\"30\"><rect width=\"9\" height=\"9\"/><text y=\"20\">46 B</text></svg>";
+    let pages = [
+        ("good", format!("<!DOCTYPE html><html><body>{good}</body></html>"), true),
+        ("console", format!("<body>{good}<script>console.error('boom')</script></body>"), false),
+        ("empty-svg", format!("<body>{good}<svg width=\"90\" height=\"30\"></svg></body>"), false),
+    ];
+    for (name, html, passes) in pages {
+        let page = dir.join(format!("{name}.html"));
+        fs::write(&page, html).expect("write page");
+        let png = dir.join(format!("{name}.png"));
+        let checked = std::panic::catch_unwind(|| {
+            let loaded = browser.load(&page, &png);
+            loaded.assert_sound(common::browser::WINDOW.0);
+            loaded.dom
+        });
+        assert_eq!(
+            checked.is_ok(),
+            passes,
+            "{name}: the check should {}",
+            if passes { "pass" } else { "fail" }
+        );
+        if let Ok(dom) = checked {
+            assert!(dom.contains("46 B"), "{name}: the DOM lacks the page's text");
+        }
+    }
+    let _ = fs::remove_dir_all(&dir);
 }

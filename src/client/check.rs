@@ -90,8 +90,11 @@ impl Checker {
             }
             let expected = &self.block[self.pos..];
             let n = expected.len().min(piece.len());
-            if let Some(i) = (0..n).find(|&i| expected[i] != piece[i]) {
-                self.note_difference(i, Some(expected[i]), piece[i]);
+            // One memcmp first: a byte-by-byte search would cap a 1 GiB file's speed.
+            if expected[..n] != piece[..n] {
+                if let Some(i) = (0..n).find(|&i| expected[i] != piece[i]) {
+                    self.note_difference(i, Some(expected[i]), piece[i]);
+                }
             }
             self.pos += n;
             self.received += n as u64;

@@ -50,6 +50,8 @@ use std::time::{Duration, Instant};
 use log::{debug, info};
 
 use super::check::{Checker, Difference, Due};
+use super::interrupt;
+use super::output::Output;
 use super::progress::Progress;
 use super::source::Source;
 use crate::cli::{Failure, EXIT_FAILURE};
@@ -95,6 +97,8 @@ pub(super) enum ReadEnd {
     Failed(io::Error),
     /// The server sent more than we sent.
     Longer,
+    /// Writing the echo to `--output` failed.
+    OutputFailed(io::Error),
 }
 
 /// What happened in one exchange: everything the verdict is made from.
@@ -109,6 +113,10 @@ pub(super) struct Transfer {
     /// The writer's result, or `None` if it had not finished when we stopped.
     pub send: Option<Result<u64, SendError>>,
     pub source_name: String,
+    /// The file the echo was written to (`--output PATH`), if any.
+    pub output_file: Option<String>,
+    /// Ctrl-C stopped the exchange.
+    pub interrupted: bool,
     pub elapsed: Duration,
     pub timeout: Duration,
 }
@@ -117,6 +125,7 @@ pub(super) struct Transfer {
 pub(super) fn exchange(
     stream: TcpStream,
     source: Source,
+    mut output: Output,
     chunk: usize,
     timeout: Duration,
 ) -> Result<Transfer, Failure> {
@@ -125,9 +134,12 @@ pub(super) fn exchange(
     stream.set_read_timeout(Some(timeout)).map_err(setup)?;
     stream.set_write_timeout(Some(timeout)).map_err(setup)?;
     let writer_socket = stream.try_clone().map_err(setup)?;
+    let _watch = interrupt::watch(&stream).map_err(setup)?;
 
     let source_name = source.name();
     let total = source.len();
+    // Typed lines come back on stdout; logging them as pieces too would print each twice.
+    let quiet = matches!(source, Source::Typed);
     source.announce();
     let start = Instant::now();
     let sent = Arc::new(AtomicU64::new(0));
@@ -135,13 +147,17 @@ pub(super) fn exchange(
     let writer = spawn_writer(source.into_reader(), writer_socket, queue, Arc::clone(&sent))?;
 
     let mut checker = Checker::new(blocks, timeout);
-    let mut progress = Progress::new(total);
-    let read_end = read_echo(&stream, chunk, &mut checker, &mut progress);
+    let mut progress = Progress::new(total, quiet);
+    let mut echo =
+        Echo { chunk, checker: &mut checker, progress: &mut progress, output: &mut output };
+    let read_end = read_echo(&stream, &mut echo);
     // After the server's close or reset, the writer is done or about to be (a
     // dead socket fails its write at once): wait for it, so the verdict knows
-    // whether everything was sent. After a timeout it may be stuck: don't wait.
+    // whether everything was sent. After a timeout it may be stuck: don't wait;
+    // nor after Ctrl-C, when it may be waiting for a line that nobody will type.
+    let interrupted = interrupt::interrupted();
     let missing = match read_end {
-        ReadEnd::Closed | ReadEnd::PeerGone(_) => checker.missing(),
+        ReadEnd::Closed | ReadEnd::PeerGone(_) if !interrupted => checker.missing(),
         _ => 0,
     };
     info!("closing");
@@ -154,6 +170,8 @@ pub(super) fn exchange(
         read_end,
         send,
         source_name,
+        output_file: output.file_name(),
+        interrupted,
         elapsed: start.elapsed(),
         timeout,
     })
@@ -244,14 +262,19 @@ fn finish_writer(
     None
 }
 
-/// Read the echo in pieces of `chunk` bytes until EOF, an error, or too much data.
-fn read_echo(
-    mut stream: &TcpStream,
+/// Where each piece of the echo goes: checked, logged, written out.
+struct Echo<'a> {
+    /// Bytes asked of each read().
     chunk: usize,
-    checker: &mut Checker,
-    progress: &mut Progress,
-) -> ReadEnd {
-    let mut buf = vec![0u8; chunk];
+    checker: &'a mut Checker,
+    progress: &'a mut Progress,
+    output: &'a mut Output,
+}
+
+/// Read the echo in pieces of `chunk` bytes until EOF, an error, or too much data.
+fn read_echo(mut stream: &TcpStream, echo: &mut Echo) -> ReadEnd {
+    let Echo { chunk, checker, progress, output } = echo;
+    let mut buf = vec![0u8; *chunk];
     // Bounded: every pass reads at least one byte, or ends, or waits at most the
     // timeout for a writer that is itself waiting for more input.
     loop {
@@ -261,6 +284,9 @@ fn read_echo(
             Ok(n) => {
                 progress.piece(&buf[..n], checker.received() + n as u64);
                 checker.compare(&buf[..n]);
+                if let Err(e) = output.write(&buf[..n]) {
+                    return ReadEnd::OutputFailed(e);
+                }
                 if checker.is_longer() {
                     return ReadEnd::Longer;
                 }

@@ -3,10 +3,18 @@
 //! It does what the course's `client.py` does — connect, send a message or a
 //! file, read the echo in 16-byte pieces, close — and then checks that the echo
 //! came back whole, byte for byte, and says so in one summary line on stdout.
+//! It also does the course's assignment variants in one command: a generated
+//! message of any size (`--size 2MB`), the echo written to a file (`--output`),
+//! several servers (`HOST1 HOST2`, `--parallel`), and typing lines as with
+//! ncat (`--interactive`).
 //!
 //! One run, in the order it happens, one file each:
-//! - `source.rs`: what to send (a message, a file, standard input), opened
-//!   before touching the network so a missing file costs no connection.
+//! - `target.rs`: a server on the command line, `HOST`, `HOST:PORT`, `[v6]:PORT`.
+//! - `servers.rs`: one exchange per server, in turn or in parallel; the worst
+//!   exit status wins.
+//! - `source.rs`: what to send (a message, a file, standard input, a generated
+//!   message), opened before touching the network so a missing file costs no
+//!   connection; `output.rs`: where the echo is written, if anywhere.
 //! - `connect.rs`: resolve the host and try each address; a failure becomes one
 //!   line that says what to try.
 //! - `exchange.rs`: a writer thread sends and half-closes while this thread reads
@@ -14,22 +22,26 @@
 //! - `check.rs`: compares the echo with what was sent, in bounded memory.
 //! - `verdict.rs`: what happened, decided once; the summary line and the exit
 //!   status are both read from it.
+//! - `interrupt.rs`: Ctrl-C ends the exchange with the summary so far.
 //!
 //! # Exit codes
 //!
 //! The table is in [`crate::cli`]: 0 complete and identical, 1 other failure,
 //! 2 usage, 3 refused, 4 unresolved, 5 timed out, 6 echo short or different,
-//! 7 file unreadable.
+//! 7 file unreadable (or `--output` unwritable), 130 Ctrl-C. With several
+//! servers, the highest of their statuses.
 
 mod check;
 mod connect;
 mod exchange;
+mod interrupt;
+mod output;
 mod progress;
+mod servers;
 mod source;
+mod target;
 mod verdict;
 
-use std::ffi::OsString;
-use std::io::{self, Write};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -38,6 +50,9 @@ use crate::cli::Failure;
 pub use connect::REFUSED_HINT;
 pub use exchange::{BLOCK_SIZE, QUEUE_BLOCKS};
 pub use progress::{PIECES_OF_UNKNOWN_SIZE, PIECE_LOG_LIMIT, PROGRESS_EVERY};
+pub use servers::COURSE_CHUNK;
+pub use source::generated;
+pub use target::{server_port, Target};
 
 /// The course client's message: 46 bytes.
 pub const DEFAULT_MESSAGE: &str = "INI ADALAH DATA YANG DIKIRIM ABCDEFGHIJKLMNOPQ";
@@ -49,37 +64,33 @@ pub enum Payload {
     Message(Vec<u8>),
     /// A file's content; `-` is standard input.
     File(PathBuf),
+    /// `--size`: this many bytes of the course's message, one per line (see [`generated`]).
+    Generated(u64),
+    /// `--interactive`: lines typed on standard input, each echo printed as it comes.
+    Interactive,
 }
 
 /// The client's settings, from `progjar client`'s command line.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// Host name or address of the server (any bytes, as given).
-    pub host: OsString,
-    /// Server port.
-    pub port: u16,
+    /// The servers, in the order given (at least one).
+    pub targets: Vec<Target>,
     /// What to send.
     pub payload: Payload,
-    /// Bytes asked of each read of the echo.
-    pub chunk: usize,
+    /// Where to write the echo as it arrives; `-` is stdout.
+    pub output: Option<PathBuf>,
+    /// Bytes asked of each read of the echo; `None` picks (see `servers.rs`).
+    pub chunk: Option<usize>,
     /// Connect and read timeout.
     pub timeout: Duration,
+    /// Send to every server at once rather than in turn.
+    pub parallel: bool,
 }
 
-/// Send the payload, read the echo, verify it, print the summary line.
+/// Send the payload to each server, read the echo, verify it, print the summaries.
 pub fn run(config: Config) -> Result<(), Failure> {
-    let source = source::Source::open(&config.payload)?;
-    let stream = connect::connect(&config.host, config.port, config.timeout)?;
-    let transfer = exchange::exchange(stream, source, config.chunk, config.timeout)?;
-    let verdict = verdict::Verdict::of(&transfer);
-    print_summary(&verdict.summary(&transfer));
-    verdict.into_result(&transfer)
-}
-
-/// Print the summary on stdout, where scripts read it.
-fn print_summary(line: &str) {
-    // If stdout is closed (`| head -0`) there is nobody to tell; the exit code still says it all.
-    let _ = writeln!(io::stdout().lock(), "{line}");
+    interrupt::install()?;
+    servers::run_all(&config)
 }
 
 /// A duration in seconds, the way the command line takes it: `10 s`, `2.5 s`.

@@ -27,6 +27,8 @@ pub const PROGRESS_EVERY: Duration = Duration::from_secs(1);
 pub(super) struct Progress {
     /// The payload's size, if known.
     total: Option<u64>,
+    /// Nothing at info level.
+    quiet: bool,
     /// Log every piece (small payloads) rather than progress.
     pieces: bool,
     /// Pieces logged so far.
@@ -35,9 +37,11 @@ pub(super) struct Progress {
 }
 
 impl Progress {
-    pub(super) fn new(total: Option<u64>) -> Progress {
+    /// `quiet`: log pieces at debug level only (the echo is shown on stdout).
+    pub(super) fn new(total: Option<u64>, quiet: bool) -> Progress {
         Progress {
             total,
+            quiet,
             pieces: total.is_none_or(|t| t <= PIECE_LOG_LIMIT),
             logged: 0,
             next_report: Instant::now() + PROGRESS_EVERY,
@@ -46,6 +50,10 @@ impl Progress {
 
     /// Log one piece; `received` counts it.
     pub(super) fn piece(&mut self, piece: &[u8], received: u64) {
+        if self.quiet {
+            debug!("{}", preview(piece));
+            return;
+        }
         if self.pieces && self.total.is_none() && self.logged == PIECES_OF_UNKNOWN_SIZE {
             self.pieces = false;
             info!(

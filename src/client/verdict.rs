@@ -8,7 +8,7 @@ use std::io::{self, ErrorKind};
 use super::check::Difference;
 use super::exchange::{ReadEnd, SendError, Transfer};
 use super::secs;
-use crate::cli::{Failure, EXIT_ECHO, EXIT_FAILURE, EXIT_FILE, EXIT_TIMEOUT};
+use crate::cli::{Failure, EXIT_ECHO, EXIT_FAILURE, EXIT_FILE, EXIT_INTERRUPTED, EXIT_TIMEOUT};
 use crate::preview::preview;
 use crate::sock::is_peer_gone;
 
@@ -17,6 +17,10 @@ use crate::sock::is_peer_gone;
 pub(super) enum Verdict<'a> {
     /// The echo is complete and identical.
     Identical,
+    /// Ctrl-C stopped the exchange.
+    Interrupted,
+    /// Writing the echo to `--output` failed.
+    OutputFailed(&'a io::Error),
     /// Reading the file or standard input failed.
     SourceFailed(&'a io::Error),
     /// No echo came for a whole timeout while bytes were owed.
@@ -47,6 +51,8 @@ impl<'a> Verdict<'a> {
             matches!(t.send, Some(Ok(_))) && t.difference.is_none() && t.received == t.sent;
         match &t.read_end {
             ReadEnd::Closed if all_echoed && t.missing == 0 => return Verdict::Identical,
+            _ if t.interrupted => return Verdict::Interrupted,
+            ReadEnd::OutputFailed(e) => return Verdict::OutputFailed(e),
             ReadEnd::TimedOut if all_echoed => return Verdict::NotClosed,
             ReadEnd::PeerGone(e) if all_echoed => return Verdict::ResetAfterEcho(e),
             _ => {}
@@ -58,6 +64,7 @@ impl<'a> Verdict<'a> {
             ReadEnd::TimedOut => return Verdict::NoEcho,
             ReadEnd::Failed(e) => return Verdict::ReadFailed(e),
             ReadEnd::Closed | ReadEnd::PeerGone(_) | ReadEnd::Longer => {}
+            ReadEnd::OutputFailed(_) => {}
         }
         match t.difference {
             Some(d @ Difference { sent: Some(_), .. }) => return Verdict::Differs(d),
@@ -83,6 +90,8 @@ impl<'a> Verdict<'a> {
     pub(super) fn summary(&self, t: &Transfer) -> String {
         let status = match self {
             Verdict::Identical => "identical".to_string(),
+            Verdict::Interrupted => format!("interrupted at offset {}", t.received),
+            Verdict::OutputFailed(_) => format!("writing the echo failed at offset {}", t.received),
             Verdict::SourceFailed(_) => format!("source unreadable after {} bytes", t.sent),
             Verdict::NoEcho => format!("timed out at offset {}", t.received),
             Verdict::NotClosed => "complete, but the server did not close".to_string(),
@@ -95,8 +104,14 @@ impl<'a> Verdict<'a> {
             Verdict::Short { .. } => format!("short: echo ends at offset {}", t.received),
         };
         let secs = t.elapsed.as_secs_f64();
+        let written = match &t.output_file {
+            Some(name) if !matches!(self, Verdict::OutputFailed(_)) => {
+                format!("; the echo is in {name}")
+            }
+            _ => String::new(),
+        };
         format!(
-            "sent {} bytes, received {} bytes, {status}, {secs:.3} s, {}",
+            "sent {} bytes, received {} bytes, {status}, {secs:.3} s, {}{written}",
             t.sent,
             t.received,
             rate(t.received, secs)
@@ -107,6 +122,14 @@ impl<'a> Verdict<'a> {
     pub(super) fn into_result(self, t: &Transfer) -> Result<(), Failure> {
         let (code, message) = match self {
             Verdict::Identical => return Ok(()),
+            Verdict::Interrupted => (
+                EXIT_INTERRUPTED,
+                format!("interrupted (Ctrl-C): received {} of {} bytes sent", t.received, t.sent),
+            ),
+            Verdict::OutputFailed(e) => {
+                let name = t.output_file.as_deref().unwrap_or("standard output");
+                (EXIT_FILE, format!("cannot write {name}: {e}"))
+            }
             Verdict::SourceFailed(e) => (EXIT_FILE, format!("cannot read {}: {e}", t.source_name)),
             Verdict::NoEcho => (
                 EXIT_TIMEOUT,

@@ -13,11 +13,17 @@ length, FIN, RST, with the time in ms since the connection's first packet.
 starts; every connection is put under the task during which it started, and every
 task with two or more connections on the bridge gets a timeline showing how they
 overlap. --require-overlap STEP exits 1 unless every connection of the task whose
-label starts with STEP had completed its handshake before any of them sent a FIN or RST.
+label starts with STEP had completed its handshake before any of them sent a FIN or RST,
+and each had its first byte of echo before any of them was closed (served at once).
+
+A capture that is cut short or corrupt gets one line on stderr and exit status 2.
+tools/lab/report.py draws the same connections as a page; both read captures here.
 """
 
 import argparse
+import os
 import re
+import struct
 import subprocess
 import sys
 
@@ -122,6 +128,10 @@ class Conn:
                 return p.t
         return None
 
+    def first_data(self, from_client):
+        """When the client (or the server: its echo) sent its first byte of data, or None."""
+        return next((p.t for p in self.packets if p.length and self.from_client(p) == from_client), None)
+
     def first_close(self):
         """When either side sent its FIN (or a RST): the connection starts to close."""
         for p in self.packets:
@@ -178,17 +188,132 @@ def read_text(lines, source, conns, others):
         conn.add(p)
 
 
+class CaptureError(Exception):
+    """A capture that cannot be read: missing, cut short, or not a capture at all."""
+
+
+PCAP_MAGIC = {b"\xd4\xc3\xb2\xa1": "<", b"\x4d\x3c\xb2\xa1": "<", b"\xa1\xb2\xc3\xd4": ">", b"\xa1\xb2\x3c\x4d": ">"}
+PCAPNG_MAGIC = b"\x0a\x0d\x0d\x0a"
+
+
+def check_pcap(path):
+    """Walk a pcap file's record headers, so that a file cut short or corrupt is named as
+    such (tcpdump would print the packets before the damage and then fail)."""
+    try:
+        size = os.path.getsize(path)
+        f = open(path, "rb")
+    except OSError as e:
+        raise CaptureError(f"cannot read {path}: {e.strerror}") from None
+    with f:
+        head = f.read(24)
+        if not head:
+            raise CaptureError(f"{path} is empty (not even a pcap header)")
+        if head[:4] == PCAPNG_MAGIC:
+            return  # pcapng (Wireshark's format): tcpdump checks it
+        endian = PCAP_MAGIC.get(head[:4])
+        if endian is None:
+            raise CaptureError(f"{path} is not a pcap capture (it does not start with a pcap header)")
+        if len(head) < 24:
+            raise CaptureError(f"{path} is cut short: its pcap header has {len(head)} of 24 bytes")
+        snaplen = struct.unpack(endian + "I", head[16:20])[0]
+        at, n = 24, 0
+        while at < size:
+            rec = f.read(16)
+            if len(rec) < 16:
+                raise CaptureError(f"{path} is cut short: packet {n + 1}'s header at byte {at} is incomplete")
+            incl, orig = struct.unpack(endian + "II", rec[8:16])
+            if incl > max(snaplen, 262144) or incl > orig:
+                raise CaptureError(f"{path} is corrupt: packet {n + 1} at byte {at} claims {incl} bytes")
+            if at + 16 + incl > size:
+                raise CaptureError(
+                    f"{path} is cut short: packet {n + 1} at byte {at} needs {incl} bytes, {size - at - 16} are left"
+                )
+            f.seek(incl, 1)
+            at += 16 + incl
+            n += 1
+
+
 def read_capture(path):
+    """The lines of `tcpdump -r PATH -nn -tt -S`; CaptureError when it cannot be read."""
+    check_pcap(path)
     try:
         out = subprocess.run(
             ["tcpdump", "-r", path, "-nn", "-tt", "-S"], capture_output=True, text=True, check=False, timeout=120
         )
     except FileNotFoundError:
-        sys.exit("ladder.py: tcpdump is needed to read captures")
+        raise CaptureError("tcpdump is needed to read captures (make deps installs it)") from None
+    except subprocess.TimeoutExpired:
+        raise CaptureError(f"tcpdump took more than 120 s to read {path}") from None
     if out.returncode != 0:
-        print(f"ladder.py: cannot read {path}: {out.stderr.strip()}", file=sys.stderr)
-        return []
+        why = next((line for line in out.stderr.splitlines() if line.strip()), "tcpdump failed")
+        raise CaptureError(f"cannot read {path}: {why}")
     return out.stdout.splitlines()
+
+
+def load(specs, steps_path=None):
+    """Read captures ([LABEL=]FILE) and the steps file: (connections, other packets, steps).
+    Each connection, and each other packet, is put under the step during which it came."""
+    conns, others = [], []
+    for spec in specs:
+        label, _, path = spec.rpartition("=")
+        read_text(read_capture(path), label or path, conns, others)
+    conns.sort(key=lambda c: c.start)
+    steps = []
+    if steps_path:
+        try:
+            with open(steps_path) as f:
+                for line in f:
+                    t, _, label = line.strip().partition(" ")
+                    if t:
+                        steps.append((float(t), label))
+        except (OSError, ValueError) as e:
+            raise CaptureError(f"cannot read the steps file {steps_path}: {e}") from None
+        steps.sort()
+    for c in conns:
+        c.step = step_at(steps, c.start)
+    return conns, others, steps
+
+
+def step_at(steps, t):
+    """The label of the last step that began at or before t ("" before the first)."""
+    label = ""
+    for start, name in steps:
+        if start <= t:
+            label = name
+    return label
+
+
+def timeline_groups(conns):
+    """The connections a timeline is drawn for, by step: those on the bridge (or all of
+    them when there is one capture), in steps with two or more."""
+    groups = {}
+    for c in conns:
+        if c.source == "bridge" or len({x.source for x in conns}) == 1:
+            groups.setdefault(c.step, []).append(c)
+    return {s: g for s, g in groups.items() if len(g) >= 2 and (s or len(groups) == 1)}
+
+
+def overlap(conns):
+    """(last handshake, first FIN, first close) when every handshake was done before any
+    connection began to close (the connections were open together); None otherwise."""
+    ests = [c.established() for c in conns]
+    if any(e is None for e in ests):
+        return None
+    end = max(c.end for c in conns)
+    first_fin = min((c.first_close() for c in conns if c.first_close() is not None), default=end)
+    first_closed = min((c.closed() for c in conns if c.closed() is not None), default=end)
+    return (max(ests), first_fin, first_closed) if max(ests) < first_fin else None
+
+
+def served_at_once(conns):
+    """Whether every connection got its first byte of echo before any of them closed,
+    and the (connection, echo time) of the one that waited longest."""
+    first_closed = min((c.closed() for c in conns if c.closed() is not None), default=None)
+    echoes = [(c, c.first_data(False)) for c in conns]
+    if any(e is None for _, e in echoes):
+        return False, None
+    last = max(echoes, key=lambda ce: ce[1])
+    return first_closed is None or last[1] < first_closed, last
 
 
 def arrow(label, left_to_right):
@@ -336,22 +461,35 @@ def timeline(step, conns):
         print("  not every connection completed its handshake")
         return False
     for c, e in zip(conns, ests):
-        close, closed = c.first_close(), c.closed()
+        close, closed, echo = c.first_close(), c.closed(), c.first_data(False)
         print(
             f"  {c.name(c.client[0])}:{c.client[1]}: handshake done at {ms(e)}, "
+            + (f"first echo byte at {ms(echo)}, " if echo is not None else "no echo, ")
             + (f"first FIN at {ms(close)}, " if close is not None else "")
             + (f"closed at {ms(closed)}" if closed is not None else "never closed")
         )
-    last_est = max(ests)
-    first_fin = min((c.first_close() for c in conns if c.first_close() is not None), default=t1)
-    first_closed = min((c.closed() for c in conns if c.closed() is not None), default=t1)
-    if last_est < first_fin:
-        print(
-            f"  => overlap: every handshake was done (at {ms(last_est)}) before any FIN (at {ms(first_fin)}); "
-            f"open together until {ms(first_closed)}: one server served them at once"
-        )
+    together = overlap(conns)
+    if together is None:
+        print("  => no overlap: a connection began to close before the other was established")
+        return False
+    last_est, first_fin, first_closed = together
+    print(
+        f"  => overlap: every handshake was done (at {ms(last_est)}) before any FIN (at {ms(first_fin)}); "
+        f"open together until {ms(first_closed)}"
+    )
+    at_once, last = served_at_once(conns)
+    if last is None:
+        print("  => not every client had an echo")
+        return False
+    waiter, echo = last
+    who = f"{waiter.name(waiter.client[0])}:{waiter.client[1]}"
+    if at_once:
+        print(f"  => served at once: every client had its echo (the last at {ms(echo)}) before any connection closed")
         return True
-    print("  => no overlap: a connection began to close before the other was established")
+    print(
+        f"  => served one after the other: {who} had its first echo byte only at {ms(echo)}, "
+        f"after the other connection closed ({ms(first_closed)})"
+    )
     return False
 
 
@@ -359,27 +497,16 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[1])
     ap.add_argument("captures", nargs="*", help="[LABEL=]FILE.pcap")
     ap.add_argument("--steps", help="file of 'EPOCH LABEL' lines")
-    ap.add_argument("--require-overlap", metavar="STEP", help="exit 1 unless this task's connections overlap")
+    ap.add_argument(
+        "--require-overlap", metavar="STEP", help="exit 1 unless this task's connections overlap and are served at once"
+    )
     args = ap.parse_args()
 
-    conns, others = [], []
-    for spec in args.captures:
-        label, _, path = spec.rpartition("=")
-        read_text(read_capture(path), label or path, conns, others)
-    conns.sort(key=lambda c: c.start)
-
-    steps = []
-    if args.steps:
-        with open(args.steps) as f:
-            for line in f:
-                t, _, label = line.strip().partition(" ")
-                if t:
-                    steps.append((float(t), label))
-        steps.sort()
-    for c in conns:
-        for t, label in steps:
-            if t <= c.start:
-                c.step = label
+    try:
+        conns, others, _ = load(args.captures, args.steps)
+    except CaptureError as e:
+        print(f"ladder.py: {e}", file=sys.stderr)
+        return 2
 
     if not conns:
         print("no TCP connection in the capture")
@@ -400,16 +527,12 @@ def main():
                     print(f"      {line[:110]}")
 
     ok = True
-    groups = {}
-    for c in conns:
-        if c.source == "bridge" or len({x.source for x in conns}) == 1:
-            groups.setdefault(c.step, []).append(c)
+    groups = timeline_groups(conns)
     for step, group in groups.items():
-        if len(group) >= 2 and (step or len(groups) == 1):
-            overlap = timeline(step, group)
-            if args.require_overlap and step.startswith(args.require_overlap) and not overlap:
-                ok = False
-    if args.require_overlap and not any(s.startswith(args.require_overlap) and len(g) >= 2 for s, g in groups.items()):
+        overlap = timeline(step, group)
+        if args.require_overlap and step.startswith(args.require_overlap) and not overlap:
+            ok = False
+    if args.require_overlap and not any(s.startswith(args.require_overlap) for s in groups):
         print(f"\nno two connections found for {args.require_overlap!r}")
         ok = False
     return 0 if ok else 1

@@ -9,11 +9,13 @@
 //! * `net`: blocking clients and what a test asserts about them;
 //! * `procfs`: `/proc` readers (RSS, CPU time, descriptors, socket queues);
 //! * `stream`: deterministic bytes, the stress tool's pattern;
-//! * `flow`: many nonblocking clients in one mio loop.
+//! * `flow`: many nonblocking clients in one mio loop;
+//! * `browser`: headless Chromium loading the pages the tools write.
 //!
 //! Every wait here has a deadline ([`STEP`] unless the caller gives one), so a
 //! test fails with a message instead of hanging.
 
+pub mod browser;
 mod flow;
 mod net;
 mod process;

@@ -18,26 +18,33 @@
 //! * `pattern.rs`: the bytes each message carries, computed, never stored;
 //! * `stats.rs`: the counters, the latency histograms and the live line;
 //! * `report.rs`: the summary and the JSON;
-//! * `merge.rs`: `progjar-stress merge`, several runs' JSON added up into one report.
+//! * `merge.rs`: `progjar-stress merge`, several runs' JSON added up into one report;
+//! * `html.rs`: the `--report` page, drawn by `chart.rs` (SVG line charts).
 //!
 //! Imports go one way: `main` → `run` → `open` → `conn` → `stats`, `pattern`,
-//! `describe`, `config`; `merge` → `report`, which reads only `config` and `stats`.
+//! `describe`, `config`; `merge` → `report`, which reads only `config` and
+//! `stats`; `html` reads only `stats` and `chart`.
 //!
 //! Exit status: 0 when every byte came back right and every connection worked,
 //! 1 when any did not (the summary says which connection and where), 2 for a bad
 //! command line, 130 when a second signal ended the run at once (the summary
 //! still comes out). The codes are progjar's (`progjar::cli`).
 
+mod chart;
 mod config;
 mod conn;
 mod describe;
+mod html;
 mod merge;
 mod open;
 mod report;
 mod run;
 mod stats;
 
+use std::fs::File;
+use std::io::{ErrorKind, Write as _};
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -135,6 +142,10 @@ struct Args {
     /// (default off)
     #[argh(switch)]
     json: bool,
+    /// also write the run as a web page with charts to this file, e.g.
+    /// run.html: self-contained, it opens in any browser (default: none)
+    #[argh(option)]
+    report: Option<String>,
     #[argh(subcommand)]
     command: Option<Command>,
 }
@@ -227,6 +238,49 @@ fn resolve(target: &str) -> Result<SocketAddr, Failure> {
     addrs.next().ok_or_else(|| unresolved(format!("{target} resolves to no address")))
 }
 
+/// Create the `--report` file before the run, so that a path that cannot be
+/// written ends the program at once (exit 2) instead of after a long run.
+fn create_report(path: &Path) -> (File, PathBuf) {
+    match File::create(path) {
+        Ok(file) => (file, path.to_path_buf()),
+        Err(e) => {
+            let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+            let why = match e.kind() {
+                ErrorKind::NotFound => format!("the directory {} does not exist", dir.display()),
+                _ => format!("cannot create it: {e}"),
+            };
+            cli::usage_error(&format!("--report {}: {why}", path.display()))
+        }
+    }
+}
+
+/// Draw the finished run as the `--report` page (`html.rs`) into `file`.
+fn write_report(
+    mut file: File,
+    path: &Path,
+    report: &Report,
+    summary: &str,
+) -> Result<(), Failure> {
+    let c = report.config;
+    let title = format!(
+        "{} connections to {}, {}-byte messages, pipeline {}",
+        c.connections, c.target, c.message_size, c.pipeline
+    );
+    let errors = report.stats.errors();
+    let page = html::Page {
+        title: &title,
+        summary,
+        ok: report.ok(),
+        latency: report.stats.latency(),
+        timeline: report.stats.timeline(),
+        errors: errors.kept(),
+        error_count: errors.total(),
+    };
+    file.write_all(html::render(&page).as_bytes()).map_err(|e| {
+        Failure::new(cli::EXIT_FAILURE, format!("cannot write the report {}: {e}", path.display()))
+    })
+}
+
 fn main() -> ExitCode {
     let args: Args = cli::parse_args();
     if let Some(Command::Merge(mut merge)) = args.command {
@@ -274,6 +328,7 @@ fn merge_runs(args: MergeArgs) -> Result<(), Failure> {
 /// Resolve, run, print the summary; a failed run is a [`Failure`] (exit 1, or
 /// 130 after a second signal).
 fn stress(args: &Args, stop: Stop) -> Result<(), Failure> {
+    let page_file = args.report.clone().map(|p| create_report(&PathBuf::from(cli::os_arg(p))));
     let target = resolve(&args.target)?;
     for &ip in &args.source {
         if let Err(why) = open::check_source(ip, target) {
@@ -299,10 +354,14 @@ fn stress(args: &Args, stop: Stop) -> Result<(), Failure> {
         stats: &outcome.stats,
         notes: &outcome.notes,
     };
+    let summary = report.text();
     if args.json {
         println!("{}", report.json());
     } else {
-        println!("{}", report.text());
+        println!("{summary}");
+    }
+    if let Some((file, path)) = page_file {
+        write_report(file, &path, &report, &summary)?;
     }
     if outcome.forced {
         Err(Failure::new(cli::EXIT_INTERRUPTED, "stopped at once by a second signal"))

@@ -12,7 +12,9 @@
 //!   up, a gap between them counts for nothing. The rates are the totals over
 //!   that time. Comparing clocks of several machines assumes they agree to a few
 //!   milliseconds (NTP does); the lab's machines share one kernel clock.
-//! * errors and notes keep the name of the file they came from.
+//! * errors and notes keep the name of the file they came from;
+//! * the per-second `timeline` is left empty: adding seconds of several
+//!   machines up needs them lined up by wall clock first.
 //!
 //! A merged summary is a summary: its `--json` can be merged again (its
 //! interval is then taken as one, ending at its last run's end).
@@ -70,6 +72,8 @@ pub fn merge(runs: Vec<(String, Summary)>) -> Result<Summary, String> {
     total.ended_unix = runs.iter().map(|(_, r)| r.ended_unix).fold(f64::MIN, f64::max);
     total.notes = differences(&runs);
     total.errors.clear();
+    // Seconds of different machines would need lining up by wall clock: left out.
+    total.timeline = Default::default();
     for (_, run) in runs.iter().skip(1) {
         total.runs += run.runs;
         total.connections += run.connections;

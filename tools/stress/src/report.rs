@@ -17,7 +17,7 @@ use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{Config, Stop};
-use crate::stats::{human_us, Stats};
+use crate::stats::{human_us, Stats, Timeline};
 
 /// `1234567` bytes as `1.23 MB` (decimal units, like the Gbit/s beside them).
 fn human_bytes(b: u64) -> String {
@@ -49,7 +49,7 @@ pub struct Report<'a> {
 impl Report<'_> {
     /// True when every byte came back right and every connection worked.
     pub fn ok(&self) -> bool {
-        self.summary().ok
+        is_ok(self.stats.errors().total(), self.stats.counts().connections_failed)
     }
 
     /// The summary for people (stdout).
@@ -103,6 +103,7 @@ impl Report<'_> {
             errors: self.stats.errors().kept().to_vec(),
             notes: self.notes.to_vec(),
             ok: false,
+            timeline: self.stats.timeline().clone(),
         };
         summary.derive();
         summary
@@ -145,6 +146,15 @@ pub struct Summary {
     pub errors: Vec<String>,
     pub notes: Vec<String>,
     pub ok: bool,
+    /// The run second by second, and its phases (`stats::Timeline`); empty
+    /// after `merge`, which adds up totals, not seconds.
+    #[serde(default)]
+    pub timeline: Timeline,
+}
+
+/// A run (or merged runs) passed: every byte came back right, every connection worked.
+fn is_ok(error_count: u64, connections_failed: u64) -> bool {
+    error_count == 0 && connections_failed == 0
 }
 
 /// Latency percentiles in µs, and the histogram they come from; connect
@@ -208,7 +218,7 @@ impl Summary {
         self.connections_per_sec = rate(self.connections_ok);
         self.gbit_per_sec_sent = rate(self.bytes_sent) * 8.0 / 1e9;
         self.gbit_per_sec_received = rate(self.bytes_received) * 8.0 / 1e9;
-        self.ok = self.error_count == 0 && self.connections_failed == 0;
+        self.ok = is_ok(self.error_count, self.connections_failed);
     }
 
     /// The summary as one JSON object on one line.

@@ -133,6 +133,8 @@ pub struct Stress {
     /// Active connections started and not closed yet: the run is over when
     /// this is 0 and nothing is left to open or connecting.
     active: u64,
+    /// Active and idle connections asked for: all open ends the ramp-up.
+    wanted: u64,
     /// `--per-connection`: an active connection that ended well is replaced.
     reopen: bool,
     opener: Opener,
@@ -182,6 +184,7 @@ impl Stress {
             signals_seen: 0,
             connections: Slab::with_capacity(total as usize),
             active: 0,
+            wanted: total,
             reopen: config.per_connection.is_some(),
             opener: Opener::new(config, start, limits),
             deadlines: Deadlines { tick: start + TICK, stop, drain_end: None },
@@ -231,6 +234,7 @@ impl Stress {
                     Token(key) => self.on_ready(key, event, now),
                 }
             }
+            self.note_ramp_end(now);
             if now >= self.deadlines.tick {
                 self.on_tick(now);
             }
@@ -248,6 +252,19 @@ impl Stress {
             && self.shared.stats.counts().connecting == 0
             && self.active == 0;
         all_done || self.deadlines.drain_end.is_some_and(|end| now >= end)
+    }
+
+    /// The ramp-up ends when every connection asked for has been started and
+    /// none is still connecting, or all are open (with `--per-connection` some
+    /// are always connecting). A check per loop turn, not per message.
+    fn note_ramp_end(&mut self, now: Instant) {
+        let stats = &mut self.shared.stats;
+        if stats.timeline().steady_at.is_none() {
+            let c = stats.counts();
+            if (self.opener.remaining() == 0 && c.connecting == 0) || c.open >= self.wanted {
+                stats.steady(now);
+            }
+        }
     }
 
     /// A readiness event for connection `key`.
@@ -298,6 +315,7 @@ impl Stress {
     /// in-flight ones finish before they would count as lost.
     fn begin_stop(&mut self, now: Instant) {
         self.shared.stopping = true;
+        self.shared.stats.drain(now);
         self.deadlines.stop = None;
         if self.deadlines.drain_end.is_none() {
             self.deadlines.drain_end = Some(now + self.shared.lost_after());
@@ -336,6 +354,12 @@ impl Stress {
         let _ = self.poll.registry().deregister(&mut conn.stream);
         if conn.role == Role::Active {
             self.active -= 1;
+            // With -n the drain begins when the first connection is done with its
+            // messages (with -d, `begin_stop` marks it): a clock read per close.
+            let done = matches!(end, End::Ok) && !self.reopen && !self.shared.stopping;
+            if done && self.shared.stats.timeline().drain_at.is_none() {
+                self.shared.stats.drain(Instant::now());
+            }
             if self.reopen && !self.shared.stopping && matches!(end, End::Ok) {
                 self.opener.reopen();
             }
@@ -363,6 +387,7 @@ impl Stress {
         }
         let from = self.opener.first_active.unwrap_or(self.start);
         let seconds = end.saturating_duration_since(from).as_secs_f64();
+        self.shared.stats.end(end);
         let forced = self.signals_seen > 1;
         Outcome { stats: self.shared.stats, seconds, notes: self.notes, forced }
     }

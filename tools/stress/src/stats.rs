@@ -12,11 +12,16 @@
 //! p99.9 and the max come out right however many millions of messages were seen.
 //! Averages are left out on purpose: a latency average hides exactly the slow
 //! tail a stress test is looking for.
+//!
+//! The [`Timeline`] (one [`Second`] per live line, and the moments the phases
+//! change) is what `--report` draws over time. It is filled at the once-a-second
+//! tick from the same window the live line reads, so it adds nothing per message.
 
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
 
 /// The longest latency the histograms resolve: an hour, far beyond any timeout
 /// here; longer values are recorded as an hour instead of being lost.
@@ -30,6 +35,10 @@ const HISTOGRAM_DIGITS: u8 = 3;
 /// see a pattern (one connection, or all of them at the same offset?) without
 /// burying the summary when 10000 connections all fail the same way.
 pub const MAX_ERRORS_KEPT: usize = 20;
+
+/// Seconds kept in the [`Timeline`]: a day of points (about 9 MB); a longer run
+/// stops adding points there, so memory stays bounded however long it runs.
+pub const MAX_SECONDS_KEPT: usize = 86_400;
 
 /// A new microsecond histogram.
 fn histogram() -> Histogram<u64> {
@@ -112,6 +121,50 @@ pub struct Counts {
     pub connecting: u64,
 }
 
+/// One window of the run, normally a second: what the live line printed, as numbers.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Second {
+    /// The window's end, in seconds since the run started.
+    pub at: f64,
+    /// The window's length in seconds (1 but for the last, and a late tick).
+    pub secs: f64,
+    /// Messages verified in the window.
+    pub messages: u64,
+    /// Bytes handed to the kernel in the window.
+    pub bytes_sent: u64,
+    /// Echoed bytes verified in the window.
+    pub bytes_received: u64,
+    /// Latency percentiles (µs) of the messages of this window; `None` when none completed.
+    pub p50_us: Option<u64>,
+    /// See `p50_us`.
+    pub p99_us: Option<u64>,
+    /// See `p50_us`.
+    pub max_us: Option<u64>,
+    /// Connections open at the window's end.
+    pub open: u64,
+    /// Errors in the window.
+    pub errors: u64,
+}
+
+/// The run over time, for the `--report` page and the JSON's `timeline`:
+/// a [`Second`] per live line and the moments that divide the run into its
+/// phases, all in seconds since the start. Ramp-up runs from 0 to `steady_at`
+/// (every connection asked for is connected, or has failed), steady from there
+/// to `drain_at` (the deadline or a signal: no new message starts; with `-n`,
+/// the first connection done with its messages), drain from there to `end_at`.
+/// A phase the run never reached is `None`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Timeline {
+    /// One point per window, in order.
+    pub seconds: Vec<Second>,
+    /// End of the ramp-up.
+    pub steady_at: Option<f64>,
+    /// Start of the drain.
+    pub drain_at: Option<f64>,
+    /// End of the run.
+    pub end_at: f64,
+}
+
 /// Everything counted during the run.
 pub struct Stats {
     /// Per-message latency in µs: from handing the message's first byte to the
@@ -125,8 +178,12 @@ pub struct Stats {
     counts: Counts,
     /// The errors.
     errors: Errors,
-    /// Counts at the last live line, to print per-second rates.
-    window_start: (Instant, Counts),
+    /// Counts (and the error total) at the last live line, to print per-second rates.
+    window_start: (Instant, Counts, u64),
+    /// When the run started: the timeline's 0.
+    start: Instant,
+    /// The run over time.
+    timeline: Timeline,
 }
 
 impl Stats {
@@ -138,7 +195,9 @@ impl Stats {
             window_latency: histogram(),
             counts: Counts::default(),
             errors: Errors::default(),
-            window_start: (now, Counts::default()),
+            window_start: (now, Counts::default(), 0),
+            start: now,
+            timeline: Timeline::default(),
         }
     }
 
@@ -160,6 +219,37 @@ impl Stats {
     /// Connect latencies (µs).
     pub fn connect_latency(&self) -> &Histogram<u64> {
         &self.connect_latency
+    }
+
+    /// The run over time.
+    pub fn timeline(&self) -> &Timeline {
+        &self.timeline
+    }
+
+    fn since_start(&self, now: Instant) -> f64 {
+        now.saturating_duration_since(self.start).as_secs_f64()
+    }
+
+    /// The ramp-up is over (only the first call counts).
+    pub fn steady(&mut self, now: Instant) {
+        if self.timeline.steady_at.is_none() && self.timeline.drain_at.is_none() {
+            self.timeline.steady_at = Some(self.since_start(now));
+        }
+    }
+
+    /// The drain begins (only the first call counts).
+    pub fn drain(&mut self, now: Instant) {
+        if self.timeline.drain_at.is_none() {
+            self.timeline.drain_at = Some(self.since_start(now));
+        }
+    }
+
+    /// The run is over: the last, shorter window becomes the last point.
+    pub fn end(&mut self, now: Instant) {
+        if now > self.window_start.0 {
+            self.close_window(now);
+        }
+        self.timeline.end_at = self.since_start(now);
     }
 
     /// A `connect()` was started.
@@ -231,11 +321,11 @@ impl Stats {
         self.window_latency.saturating_record(us);
     }
 
-    /// The line printed every second: the rates since the previous one.
+    /// The line printed every second: the rates since the previous one. The
+    /// same numbers become the timeline's next point.
     pub fn live_line(&mut self, now: Instant, since_start: Duration) -> String {
-        let (then, before) = self.window_start;
+        let w = self.close_window(now);
         let c = &self.counts;
-        let secs = now.saturating_duration_since(then).as_secs_f64().max(1e-9);
         let mut line = format!(
             "[{:5.1}s] open {:>6}{}  {:>9.0} msg/s  MB/s out {:>8.1} in {:>8.1}  p99 {}",
             since_start.as_secs_f64(),
@@ -245,21 +335,41 @@ impl Stats {
             } else {
                 String::new()
             },
-            (c.messages - before.messages) as f64 / secs,
-            (c.bytes_sent - before.bytes_sent) as f64 / secs / 1e6,
-            (c.bytes_received - before.bytes_received) as f64 / secs / 1e6,
-            if self.window_latency.is_empty() {
-                "-".to_string()
-            } else {
-                human_us(self.window_latency.value_at_quantile(0.99))
-            },
+            w.messages as f64 / w.secs,
+            w.bytes_sent as f64 / w.secs / 1e6,
+            w.bytes_received as f64 / w.secs / 1e6,
+            w.p99_us.map_or_else(|| "-".to_string(), human_us),
         );
         if self.errors.total() > 0 {
             let _ = write!(line, "  errors {}", self.errors.total());
         }
-        self.window_latency.reset();
-        self.window_start = (now, self.counts);
         line
+    }
+
+    /// The window since the last live line as a [`Second`], kept in the
+    /// timeline; the next window starts at `now`.
+    fn close_window(&mut self, now: Instant) -> Second {
+        let (then, before, errors_before) = self.window_start;
+        let (c, h) = (&self.counts, &self.window_latency);
+        let quantile = |q: f64| (!h.is_empty()).then(|| h.value_at_quantile(q));
+        let second = Second {
+            at: self.since_start(now),
+            secs: now.saturating_duration_since(then).as_secs_f64().max(1e-9),
+            messages: c.messages - before.messages,
+            bytes_sent: c.bytes_sent - before.bytes_sent,
+            bytes_received: c.bytes_received - before.bytes_received,
+            p50_us: quantile(0.50),
+            p99_us: quantile(0.99),
+            max_us: (!h.is_empty()).then(|| h.max()),
+            open: c.open,
+            errors: self.errors.total() - errors_before,
+        };
+        if self.timeline.seconds.len() < MAX_SECONDS_KEPT {
+            self.timeline.seconds.push(second);
+        }
+        self.window_latency.reset();
+        self.window_start = (now, self.counts, self.errors.total());
+        second
     }
 }
 
@@ -301,6 +411,27 @@ mod tests {
         let c = s.counts();
         assert_eq!((c.connecting, c.open), (0, 0));
         assert_eq!((c.connections_ok, c.connections_unfinished, c.abandoned), (1, 1, 2));
+    }
+
+    #[test]
+    fn the_timeline_has_a_point_per_window_and_keeps_the_first_phase_marks() {
+        let t0 = Instant::now();
+        let at = |ms| t0 + Duration::from_millis(ms);
+        let mut s = Stats::new(t0);
+        s.message(Duration::from_micros(100));
+        s.message(Duration::from_micros(300));
+        s.steady(at(500));
+        s.steady(at(800));
+        let _ = s.live_line(at(1000), Duration::from_secs(1));
+        s.message(Duration::from_micros(200));
+        s.drain(at(1200));
+        s.drain(at(1300));
+        s.end(at(1500));
+        let t = s.timeline();
+        let got: Vec<_> = t.seconds.iter().map(|p| (p.messages, p.max_us)).collect();
+        assert_eq!(got, [(2, Some(300)), (1, Some(200))]);
+        assert!((t.seconds[1].secs - 0.5).abs() < 1e-6);
+        assert_eq!((t.steady_at, t.drain_at, t.end_at), (Some(0.5), Some(1.2), 1.5));
     }
 
     #[test]

@@ -1,0 +1,136 @@
+//! Signals as events of the loop, counted one by one.
+//!
+//! A signal handler interrupts the loop anywhere, so it may do almost nothing
+//! (no lock, no allocation, no log line). The classic answer is the self-pipe:
+//! the handler writes a byte to a socket the loop polls, and the loop does the
+//! real work later as an ordinary event. signal-hook's `Signals` does that but
+//! keeps one flag per signal, so two SIGTERMs that arrive before the loop looks
+//! read as one. Here the byte *is* the signal (its number): the loop reads one
+//! byte per signal received, and a second SIGTERM is never lost.
+//!
+//! (The kernel itself keeps at most one of each standard signal pending: a
+//! second SIGTERM sent before the first was even delivered merges into it.)
+
+use std::io::{self, ErrorKind, Read};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::sync::Arc;
+
+use libc::c_int;
+use mio::event::Source;
+use mio::net::UnixStream;
+use mio::{Interest, Registry, Token};
+use signal_hook_registry::SigId;
+
+/// Receives the signals it was created for as readable bytes (see the module doc).
+#[derive(Debug)]
+pub struct SignalPipe {
+    read: UnixStream,
+    handlers: Vec<SigId>,
+}
+
+impl SignalPipe {
+    /// Install a handler for each of `signals` that writes the signal's number
+    /// to this pipe.
+    pub fn new(signals: &[c_int]) -> io::Result<SignalPipe> {
+        let (read, write) = std::os::unix::net::UnixStream::pair()?;
+        read.set_nonblocking(true)?;
+        let write = Arc::new(OwnedFd::from(write));
+        let mut pipe = SignalPipe { read: UnixStream::from_std(read), handlers: Vec::new() };
+        for &signal in signals {
+            let write = Arc::clone(&write);
+            let byte = u8::try_from(signal).map_err(|_| ErrorKind::InvalidInput)?;
+            let handler = move || {
+                // Only async-signal-safe calls here: one send that never
+                // blocks (a full pipe already holds plenty of signals) and
+                // never raises SIGPIPE. signal-hook-registry keeps errno.
+                // SAFETY: a one-byte send from a live buffer on a descriptor
+                // this closure owns (through the Arc) for as long as it exists.
+                unsafe {
+                    libc::send(
+                        write.as_raw_fd(),
+                        (&byte as *const u8).cast(),
+                        1,
+                        libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+                    )
+                };
+            };
+            // SAFETY: the handler only calls send(2), which is async-signal-safe.
+            let id = unsafe { signal_hook_registry::register(signal, handler) }?;
+            pipe.handlers.push(id);
+        }
+        Ok(pipe)
+    }
+
+    /// Block until the next signal arrives: for a thread that waits for
+    /// nothing else (the client's Ctrl-C watcher, `client/interrupt.rs`).
+    pub fn wait(&mut self) -> io::Result<c_int> {
+        let mut poll = mio::Poll::new()?;
+        poll.registry().register(self, Token(0), Interest::READABLE)?;
+        let mut events = mio::Events::with_capacity(1);
+        loop {
+            if let Some(signal) = self.take() {
+                return Ok(signal);
+            }
+            match poll.poll(&mut events, None) {
+                Err(e) if e.kind() != ErrorKind::Interrupted => return Err(e),
+                _ => {}
+            }
+        }
+    }
+
+    /// The next signal received, oldest first; `None` once all were read.
+    pub fn take(&mut self) -> Option<c_int> {
+        let mut byte = [0u8];
+        loop {
+            match self.read.read(&mut byte) {
+                Ok(1) => return Some(c_int::from(byte[0])),
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                // WouldBlock: all read. Anything else cannot happen on a
+                // socket pair whose other end we hold, and is no signal.
+                _ => return None,
+            }
+        }
+    }
+}
+
+impl Drop for SignalPipe {
+    fn drop(&mut self) {
+        for &id in &self.handlers {
+            signal_hook_registry::unregister(id);
+        }
+    }
+}
+
+impl Source for SignalPipe {
+    fn register(
+        &mut self,
+        registry: &Registry,
+        token: Token,
+        interests: Interest,
+    ) -> io::Result<()> {
+        self.read.register(registry, token, interests)
+    }
+
+    fn reregister(
+        &mut self,
+        registry: &Registry,
+        token: Token,
+        interests: Interest,
+    ) -> io::Result<()> {
+        self.read.reregister(registry, token, interests)
+    }
+
+    fn deregister(&mut self, registry: &Registry) -> io::Result<()> {
+        self.read.deregister(registry)
+    }
+}
+
+/// The usual name of the signals the server handles, for log lines.
+pub fn name(signal: c_int) -> &'static str {
+    match signal {
+        libc::SIGINT => "SIGINT",
+        libc::SIGTERM => "SIGTERM",
+        libc::SIGHUP => "SIGHUP",
+        _ => "a signal",
+    }
+}

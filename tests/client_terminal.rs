@@ -1,0 +1,182 @@
+//! `progjar client` at a terminal: interactive mode under a real
+//! pseudo-terminal (tmux), where the terminal, not a pipe, delivers each line
+//! and Ctrl-D; and Ctrl-C (SIGINT) in the middle of a transfer.
+//!
+//! Every wait polls for the awaited screen or log line with a deadline
+//! (`common::STEP`); tmux runs on its own socket and is killed when dropped.
+
+use progjar_testkit as common;
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::TcpListener;
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::{progjar, start_server, wait_child, STEP};
+
+/// A detached tmux session running one command on a pseudo-terminal.
+struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    /// Start `command` in a session of a tmux server of our own, named by `name`.
+    fn start(name: &str, command: &str) -> Tmux {
+        let socket = format!("progjar-test-{}-{name}", std::process::id());
+        let tmux = Tmux { socket };
+        let size = ["-x", "200", "-y", "50"];
+        let ok = tmux
+            .cmd()
+            .args(["new-session", "-d"])
+            .args(size)
+            .arg(command)
+            .status()
+            .expect("tmux is needed for this test: `make deps` installs it");
+        assert!(ok.success(), "tmux new-session failed");
+        tmux
+    }
+
+    /// `tmux` on our own server socket, without the user's configuration.
+    fn cmd(&self) -> Command {
+        let mut cmd = Command::new("tmux");
+        cmd.args(["-L", &self.socket, "-f", "/dev/null"]);
+        cmd
+    }
+
+    fn keys(&self, keys: &[&str]) {
+        let ok = self.cmd().arg("send-keys").args(keys).status().expect("tmux send-keys");
+        assert!(ok.success());
+    }
+
+    fn screen(&self) -> String {
+        let out = self.cmd().args(["capture-pane", "-p"]).output().expect("tmux capture-pane");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Wait until the screen satisfies `ready`; return it.
+    fn wait_for(&self, what: &str, ready: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + STEP;
+        loop {
+            let screen = self.screen();
+            if ready(&screen) {
+                return screen;
+            }
+            assert!(Instant::now() < deadline, "no {what} on the screen:\n{screen}");
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = self.cmd().arg("kill-server").status();
+    }
+}
+
+fn count_lines(screen: &str, line: &str) -> usize {
+    screen.lines().filter(|l| l.trim_end() == line).count()
+}
+
+#[test]
+fn interactive_mode_echoes_each_typed_line_and_ctrl_d_ends_with_the_summary() {
+    let server = start_server(&[]);
+    let bin = env!("CARGO_BIN_EXE_progjar");
+    // `sleep` keeps the pane (and the exit status printed on it) until we look.
+    let tmux = Tmux::start(
+        "ctrl-d",
+        &format!("'{bin}' client -i 127.0.0.1:{}; echo EXIT=$?; sleep 60", server.port()),
+    );
+    tmux.wait_for("interactive prompt", |s| s.contains("Ctrl-D ends"));
+    // Each line comes back before the next is typed: twice on screen, once as
+    // the terminal echoes the typing, once as the server's echo.
+    tmux.keys(&["halo dunia", "Enter"]);
+    tmux.wait_for("echo of the first line", |s| count_lines(s, "halo dunia") == 2);
+    tmux.keys(&["baris kedua", "Enter"]);
+    tmux.wait_for("echo of the second line", |s| count_lines(s, "baris kedua") == 2);
+    tmux.keys(&["C-d"]);
+    let screen = tmux.wait_for("exit status", |s| s.contains("EXIT="));
+    assert!(screen.contains("\nEXIT=0\n"), "{screen}");
+    let summary = screen.lines().find(|l| l.starts_with("sent ")).unwrap_or_default();
+    assert!(summary.starts_with("sent 23 bytes, received 23 bytes, identical, "), "{screen}");
+    assert_eq!(count_lines(&screen, "halo dunia"), 2, "{screen}");
+    assert!(screen.contains("INFO:client:sent 23 bytes; shutting down our side for writing (FIN)"));
+}
+
+/// Ctrl-C at the terminal while the client waits for the next line: the writer
+/// is blocked reading the terminal, which no signal of ours can wake.
+#[test]
+fn interactive_ctrl_c_prints_the_summary_and_exits_130() {
+    let server = start_server(&[]);
+    let bin = env!("CARGO_BIN_EXE_progjar");
+    let tmux = Tmux::start(
+        "ctrl-c",
+        // --timeout 60: the summary must not wait a timeout for the blocked writer.
+        &format!(
+            "'{bin}' client -i --timeout 60 127.0.0.1:{}; echo EXIT=$?; sleep 60",
+            server.port()
+        ),
+    );
+    tmux.wait_for("interactive prompt", |s| s.contains("Ctrl-D ends"));
+    tmux.keys(&["halo", "Enter"]);
+    tmux.wait_for("echo of the line", |s| count_lines(s, "halo") == 2);
+    tmux.keys(&["C-c"]);
+    let screen = tmux.wait_for("exit status", |s| s.contains("EXIT="));
+    assert!(screen.contains("\nEXIT=130\n"), "{screen}");
+    let summary = screen.lines().find(|l| l.starts_with("sent ")).unwrap_or_default();
+    assert!(summary.starts_with("sent 5 bytes, received 5 bytes, interrupted at offset 5, "));
+    assert!(screen.contains("progjar: error: interrupted (Ctrl-C): received 5 of 5 bytes sent"));
+}
+
+/// Ctrl-C while the server takes nothing: the writer is blocked in `write`, the
+/// reader in `read`; both must wake, and the summary so far must be printed.
+#[test]
+fn ctrl_c_prints_the_summary_so_far_and_exits_130() {
+    // A server that accepts and never reads: the transfer stalls for good.
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().unwrap();
+    let (done, hold) = mpsc::channel::<()>();
+    let server = thread::spawn(move || {
+        let conn = listener.accept();
+        let _ = hold.recv_timeout(STEP);
+        drop(conn);
+    });
+    let mut child = progjar()
+        .args(["client", &addr.to_string(), "--size", "64MB", "--timeout", "30"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn progjar client");
+    let (lines, log) = mpsc::channel();
+    let stderr = child.stderr.take().expect("stderr");
+    let reader = thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = lines.send(line);
+        }
+    });
+    // "sending" is logged once the exchange has begun (and Ctrl-C is watched).
+    let deadline = Instant::now() + STEP;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match log.recv_timeout(left) {
+            Ok(line) if line.starts_with("INFO:client:sending 67108864 bytes") => break,
+            Ok(_) => continue,
+            Err(e) => panic!("the client never started sending: {e}"),
+        }
+    }
+    // SAFETY: kill(2) on our own child's pid has no memory effects.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
+    let status = wait_child(&mut child, STEP).expect("the client stops after Ctrl-C");
+    let mut summary = String::new();
+    child.stdout.take().expect("stdout").read_to_string(&mut summary).unwrap();
+    let _ = done.send(());
+    let _ = (server.join(), reader.join());
+    let rest: Vec<String> = log.try_iter().collect();
+    assert_eq!(status.code(), Some(130), "{rest:?}");
+    assert!(summary.starts_with("sent "), "{summary}");
+    assert!(summary.contains(" bytes, received 0 bytes, interrupted at offset 0, "), "{summary}");
+    let error = rest.last().cloned().unwrap_or_default();
+    assert!(error.starts_with("progjar: error: interrupted (Ctrl-C): received 0 of "), "{rest:?}");
+}

@@ -1,0 +1,221 @@
+//! `progjar client` for the course's assignment variants: the echo written to a
+//! file (`--output`), several servers (`HOST:PORT` each, in turn or
+//! `--parallel`), a generated message (`--size`), the read size of large
+//! payloads, interactive mode under a real pseudo-terminal (tmux), and Ctrl-C.
+//!
+//! Every wait is bounded: commands run through `common::run` (killed after
+//! `common::STEP`), and waits poll for the awaited event with a deadline.
+
+use progjar_testkit as common;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::process::Output;
+use std::thread;
+
+use common::{progjar, random_bytes, run, start_server};
+
+fn client(args: &[&str], stdin: Option<Vec<u8>>) -> Output {
+    run(progjar().arg("client").args(args), stdin)
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn code(out: &Output) -> i32 {
+    out.status.code().expect("exited, not killed")
+}
+
+/// A path under cargo's per-test temporary directory.
+fn temp_path(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("variants-{}-{name}", std::process::id()))
+}
+
+/// A port on 127.0.0.1 where nothing listens (bound, then released).
+fn closed_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// The summary lines minus their time and rate, which vary.
+fn without_timing(summary: &str) -> Vec<String> {
+    let cut = |l: &str| l.split(", ").take(3).collect::<Vec<_>>().join(", ");
+    summary.lines().map(cut).collect()
+}
+
+// ---------------------------------------------------------------------------
+// --output
+
+#[test]
+fn output_file_holds_the_echo_of_a_picture() {
+    let server = start_server(&[]);
+    let (sent, recv) = (temp_path("sendimage.jpg"), temp_path("recvimage.jpg"));
+    let picture = random_bytes(300_000, 7);
+    std::fs::write(&sent, &picture).unwrap();
+    let target = format!("127.0.0.1:{}", server.port());
+    let (s, r) = (sent.to_str().unwrap(), recv.to_str().unwrap());
+    let out = client(&[&target, "--file", s, "--output", r], None);
+    let echoed = std::fs::read(&recv).unwrap_or_default();
+    let _ = (std::fs::remove_file(&sent), std::fs::remove_file(&recv));
+    assert_eq!(code(&out), 0, "stderr: {}", stderr(&out));
+    assert!(echoed == picture, "recvimage.jpg differs from sendimage.jpg");
+    let summary = stdout(&out);
+    assert!(summary.starts_with("sent 300000 bytes, received 300000 bytes, identical, "));
+    assert!(summary.ends_with(&format!("; the echo is in {r}\n")), "{summary}");
+}
+
+#[test]
+fn output_dash_puts_the_echo_on_stdout_and_the_summary_on_stderr() {
+    let server = start_server(&[]);
+    let target = format!("127.0.0.1:{}", server.port());
+    let out = client(&[&target, "--message", "halo dunia", "--output", "-"], None);
+    assert_eq!(code(&out), 0, "stderr: {}", stderr(&out));
+    assert_eq!(out.stdout, b"halo dunia");
+    let log = stderr(&out);
+    assert!(log.contains("\nsent 10 bytes, received 10 bytes, identical, "), "{log}");
+}
+
+#[test]
+fn unwritable_output_exits_7_before_connecting() {
+    let out = client(
+        &[&format!("127.0.0.1:{}", closed_port()), "--output", "/nonexistent-dir/recv.jpg"],
+        None,
+    );
+    assert_eq!(code(&out), 7, "stderr: {}", stderr(&out));
+    assert!(stderr(&out).starts_with(
+        "progjar: error: cannot write /nonexistent-dir/recv.jpg: No such file or directory"
+    ));
+}
+
+// ---------------------------------------------------------------------------
+// HOST:PORT and several servers
+
+#[test]
+fn host_may_carry_its_port() {
+    let server = start_server(&[]);
+    let out = client(&[&format!("127.0.0.1:{}", server.port()), "--port", "1"], None);
+    assert_eq!(code(&out), 0, "stderr: {}", stderr(&out));
+    assert!(stdout(&out).starts_with("sent 46 bytes, received 46 bytes, identical, "));
+}
+
+#[test]
+fn two_servers_in_turn_get_one_summary_line_each() {
+    let (one, two) = (start_server(&[]), start_server(&[]));
+    let (a, b) = (format!("127.0.0.1:{}", one.port()), format!("127.0.0.1:{}", two.port()));
+    let out = client(&[&a, &b, "--size", "100KB"], None);
+    assert_eq!(code(&out), 0, "stderr: {}", stderr(&out));
+    let lines = [a, b].map(|s| format!("{s}: sent 102400 bytes, received 102400 bytes, identical"));
+    assert_eq!(without_timing(&stdout(&out)), lines);
+    one.wait_for_log("connection from");
+    two.wait_for_log("connection from");
+}
+
+#[test]
+fn two_servers_in_parallel_get_one_summary_line_each() {
+    let (one, two) = (start_server(&[]), start_server(&[]));
+    let (a, b) = (format!("127.0.0.1:{}", one.port()), format!("127.0.0.1:{}", two.port()));
+    let out = client(&["--parallel", &a, &b, "--size", "1MB"], None);
+    assert_eq!(code(&out), 0, "stderr: {}", stderr(&out));
+    let mut got = without_timing(&stdout(&out));
+    got.sort();
+    let mut lines =
+        [a, b].map(|s| format!("{s}: sent 1048576 bytes, received 1048576 bytes, identical"));
+    lines.sort();
+    assert_eq!(got, lines);
+}
+
+/// A one-connection server that reads to the client's FIN, then echoes it with
+/// one byte changed (offset 29), then closes.
+fn corrupting_server() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().unwrap();
+    thread::spawn(move || {
+        let (mut conn, _) = listener.accept().expect("accept");
+        let mut got = Vec::new();
+        conn.read_to_end(&mut got).expect("read");
+        got[29] ^= 0x20;
+        let _ = conn.write_all(&got);
+    });
+    addr
+}
+
+#[test]
+fn several_servers_exit_with_the_highest_status() {
+    let server = start_server(&[]);
+    let good = format!("127.0.0.1:{}", server.port());
+    let refused = format!("127.0.0.1:{}", closed_port());
+    let corrupt = corrupting_server().to_string();
+    let out = client(&[&refused, &good, &corrupt], None);
+    assert_eq!(code(&out), 6, "refused is 3, wrong echo 6: the highest wins");
+    assert_eq!(
+        without_timing(&stdout(&out)),
+        [
+            format!("{refused}: nothing sent (exit 3)"),
+            format!("{good}: sent 46 bytes, received 46 bytes, identical"),
+            format!("{corrupt}: sent 46 bytes, received 46 bytes, different from offset 29"),
+        ]
+    );
+    let log = stderr(&out);
+    assert!(log.contains(&format!("progjar: error: {refused}: connection refused by ")), "{log}");
+    assert!(log.contains(&format!("progjar: error: {corrupt}: echo differs at offset 29")));
+    assert!(log.ends_with(
+        "progjar: error: 2 of 3 servers failed; the exit status is the highest of theirs\n"
+    ));
+}
+
+#[test]
+fn standard_input_goes_to_one_server_only() {
+    let out = client(&["127.0.0.1:1", "127.0.0.1:2", "--file", "-"], None);
+    assert_eq!(code(&out), 2);
+    assert!(stderr(&out).starts_with(
+        "progjar: standard input can be sent to one server only (it is read once, not kept); \
+         save it to a file and use --file"
+    ));
+}
+
+// ---------------------------------------------------------------------------
+// --size, and the read size
+
+#[test]
+fn size_sends_the_course_message_repeated() {
+    let server = start_server(&[]);
+    let recv = temp_path("2mb.txt");
+    let target = format!("127.0.0.1:{}", server.port());
+    let out = client(&[&target, "--size", "2MB", "--output", recv.to_str().unwrap()], None);
+    let echoed = std::fs::read(&recv).unwrap_or_default();
+    let _ = std::fs::remove_file(&recv);
+    assert_eq!(code(&out), 0, "stderr: {}", stderr(&out));
+    assert!(stdout(&out).starts_with("sent 2097152 bytes, received 2097152 bytes, identical, "));
+    let line = b"INI ADALAH DATA YANG DIKIRIM ABCDEFGHIJKLMNOPQ\n";
+    let expected: Vec<u8> = line.iter().copied().cycle().take(2 << 20).collect();
+    assert!(echoed == expected, "the echo is not the course's message repeated");
+    assert!(stderr(&out).contains(
+        "INFO:client:sending 2097152 bytes: \"INI ADALAH DATA YANG DIKIRIM ABCDEFGHIJKLMNOPQ\" \
+         and a newline, repeated\n"
+    ));
+}
+
+#[test]
+fn large_payloads_are_read_in_64_kib_and_the_log_says_so() {
+    let server = start_server(&[]);
+    let target = format!("127.0.0.1:{}", server.port());
+    let big = client(&[&target, "--size", "1MB"], None);
+    assert_eq!(code(&big), 0, "stderr: {}", stderr(&big));
+    assert!(stderr(&big).contains(
+        "INFO:client:reading the echo 65536 bytes at a time \
+         (64 KiB for a large payload; --chunk 16 for the course's pieces)\n"
+    ));
+    let small = client(&[&target], None);
+    assert!(stderr(&small)
+        .contains("INFO:client:reading the echo 16 bytes at a time (the course's recv(16))\n"));
+    let piped = client(&[&target, "--file", "-"], Some(b"x".to_vec()));
+    assert!(stderr(&piped).contains(
+        "INFO:client:reading the echo 65536 bytes at a time (64 KiB, as the size is not known"
+    ));
+}

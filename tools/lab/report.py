@@ -1,0 +1,434 @@
+#!/usr/bin/env python3
+"""The lab's captures as one page a student looks at: lab/report.html.
+
+    report.py --out FILE.html [--steps FILE] [LABEL=]CAPTURE.pcap ...
+
+The same facts as the text ladders of ladder.py (which reads the captures and groups
+them; nothing is parsed twice), drawn as inline SVG: per task, each TCP connection as
+a ladder (SYN, SYN-ACK, data with its size, FIN, RST; the time on the left), task 1's
+DNS query, and the timeline of task 4's two clients, beside the same task against the
+course's one-client-at-a-time server. The page is self-contained: no script, no font,
+no request (its Content-Security-Policy forbids them), so it opens by double-click.
+
+A capture cut short or corrupt, or an --out whose directory does not exist, gets one
+line on stderr and exit status 2.
+"""
+
+import argparse
+import datetime
+import html
+import math
+import os
+import re
+import sys
+
+import ladder
+
+COLOURS = {"SYN": "#2e7d32", "FIN": "#6a1b9a", "RST": "#c62828", "data": "#1565c0", "ACK": "#78909c"}
+ECHO = "#ef6c00"  # the server's data in the timeline
+WAIT = "#ffe0b2"  # a client waiting for its echo
+OPEN = "#cfd8dc"  # a connection open
+TOGETHER = "#fff59d"  # both connections open
+
+CSS = """
+body { font: 14px/1.4 system-ui, sans-serif; margin: 16px 24px; color: #212121; max-width: 1200px; }
+h1 { font-size: 22px; margin: 0 0 4px; } h2 { font-size: 18px; margin: 28px 0 6px; border-bottom: 1px solid #ccc; }
+h3 { font-size: 15px; margin: 16px 0 2px; } p { margin: 4px 0; } nav a { margin-right: 14px; }
+.row { display: flex; flex-wrap: wrap; gap: 20px; } .panel { flex: 1 1 560px; min-width: 0; }
+svg { display: block; max-width: 100%; height: auto; } svg text { font: 12px system-ui, sans-serif; }
+.muted { color: #616161; } .verdict { font-weight: 600; }
+table { border-collapse: collapse; margin: 6px 0; font-size: 13px; }
+td, th { padding: 2px 6px; text-align: right; } td { white-space: nowrap; }
+th { border-bottom: 1px solid #999; font-weight: 600; } td:first-child, th:first-child { text-align: left; }
+.key span { display: inline-block; width: 12px; height: 12px; margin: 0 4px 0 12px; vertical-align: -1px; }
+"""
+
+
+def esc(text):
+    return html.escape(str(text), quote=True)
+
+
+def text(x, y, s, anchor="start", colour="#212121", weight="normal"):
+    return (
+        f'<text x="{x:.1f}" y="{y:.1f}" text-anchor="{anchor}" fill="{colour}" '
+        f'font-weight="{weight}">{esc(s)}</text>'
+    )
+
+
+def rect(x, y, width, height, fill, title=""):
+    tip = f"<title>{esc(title)}</title>" if title else ""
+    return f'<rect x="{x:.1f}" y="{y:.1f}" width="{width:.1f}" height="{height:.1f}" fill="{fill}">{tip}</rect>'
+
+
+def kind(p):
+    """The colour class of a segment: what a student looks for first."""
+    for flag, name in (("R", "RST"), ("S", "SYN"), ("F", "FIN")):
+        if p.has(flag):
+            return name
+    return "data" if p.length else "ACK"
+
+
+def arrow(x1, x2, y, colour, label):
+    """A horizontal arrow from x1 to x2 at y, with its label centred above it."""
+    head = 8 if x2 > x1 else -8
+    return (
+        f'<line x1="{x1}" y1="{y}" x2="{x2 - head}" y2="{y}" stroke="{colour}" stroke-width="2"/>'
+        f'<polygon points="{x2},{y} {x2 - head},{y - 4} {x2 - head},{y + 4}" fill="{colour}"/>'
+        + text((x1 + x2) / 2, y - 5, label, "middle", colour)
+    )
+
+
+# The ladder's columns: time, client's line, server's line, sequence numbers.
+T_X, C_X, S_X, N_X, L_W = 84, 250, 740, 756, 1040
+ROW, TOP = 26, 58
+
+
+def ladder_svg(conn):
+    """One connection as a ladder; a long one shows its first and last segments."""
+    pkts = conn.packets
+    rows = [(p, None) for p in pkts]
+    if len(pkts) > ladder.HEAD + ladder.TAIL + 4:
+        rows = [(p, None) for p in pkts[: ladder.HEAD]]
+        rows += [(None, pkts[ladder.HEAD : -ladder.TAIL])]
+        rows += [(p, None) for p in pkts[-ladder.TAIL :]]
+    body, y = [], TOP
+    for p, skipped in rows:
+        if p is None:
+            body.append(skipped_block(conn, skipped, y))
+            y += 4 * 18 + 10
+            continue
+        y += ROW
+        c = COLOURS[kind(p)]
+        x1, x2 = (C_X, S_X) if conn.from_client(p) else (S_X, C_X)
+        body.append(text(T_X, y + 4, f"{1000 * (p.t - conn.start):.3f}", "end"))
+        body.append(arrow(x1, x2, y, c, ladder.segment_label(conn, p)))
+        body.append(text(N_X, y + 4, ladder.segment_note(conn, p), colour="#616161"))
+    height = y + 20
+    c, s = conn.client, conn.server
+    head = [
+        text(T_X, 20, "time", "end", weight="bold"),
+        text(T_X, 36, "(ms)", "end", colour="#616161"),
+        text(C_X, 20, f"{conn.name(c[0])}  :{c[1]}", "middle", weight="bold"),
+        text(C_X, 36, f"{c[0]} (client)", "middle", colour="#616161"),
+        text(S_X, 20, f"{conn.name(s[0])}  :{s[1]}", "middle", weight="bold"),
+        text(S_X, 36, f"{s[0]} (server)", "middle", colour="#616161"),
+        text(L_W - 4, 36, "relative seq / ack", "end", "#616161"),
+        f'<line x1="{C_X}" y1="{TOP - 12}" x2="{C_X}" y2="{height - 8}" stroke="#9e9e9e"/>',
+        f'<line x1="{S_X}" y1="{TOP - 12}" x2="{S_X}" y2="{height - 8}" stroke="#9e9e9e"/>',
+    ]
+    return svg(L_W, height, head + body, f"ladder of {ladder.describe(conn)}")
+
+
+def skipped_block(conn, skipped, y):
+    """The segments left out of a long connection, counted, between dotted lifelines."""
+    cname, sname = conn.name(conn.client[0]), conn.name(conn.server[0])
+    sent = {True: [0, 0], False: [0, 0]}
+    for p in skipped:
+        if p.length:
+            d = sent[conn.from_client(p)]
+            d[0] += 1
+            d[1] += p.length
+    span = 1000 * (skipped[-1].t - skipped[0].t)
+    lines = [
+        f"... {len(skipped)} more segments in {span:.1f} ms:",
+        f"{cname} -> {sname}: {sent[True][1]} B in {sent[True][0]} data segments",
+        f"{sname} -> {cname}: {sent[False][1]} B in {sent[False][0]} data segments",
+        f"and {len(skipped) - sent[True][0] - sent[False][0]} ACK-only segments (retransmissions counted)",
+    ]
+    out = [rect(C_X - 2, y + 8, S_X - C_X + 4, 4 * 18 + 4, "#fff")]
+    for i, line in enumerate(lines):
+        out.append(text((C_X + S_X) / 2, y + 24 + 18 * i, line, "middle", "#424242"))
+    return "".join(out)
+
+
+def svg(width, height, parts, title):
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height:.0f}" '
+        f'viewBox="0 0 {width} {height:.0f}" role="img"><title>{esc(title)}</title>' + "".join(parts) + "</svg>"
+    )
+
+
+ADDR = r"(\d+\.\d+\.\d+\.\d+|[0-9a-f:]+)(?:\.(\d+))?"  # an address and maybe .PORT
+DNS_LINE = re.compile(rf"^(\d+\.\d+) IP6? {ADDR} > {ADDR}: (.*)$")
+
+
+def dns_exchange(others):
+    """The DNS queries on a machine's lo and the ICMP errors answering them:
+    [(time, from, to, label, capture)]."""
+    out = []
+    for source, line in others:
+        if not source.endswith(" lo") or not ladder.classify(line).startswith(("DNS", "ICMP port")):
+            continue
+        m = DNS_LINE.match(line)
+        if not m:
+            continue
+        t, src, sport, dst, dport, rest = m.groups()
+        q = re.search(r"\b(A|AAAA|PTR|MX|TXT|SRV|CNAME)\? (\S+)", rest)
+        if q:
+            label = f"DNS query {q.group(1)}? {q.group(2)}"
+        elif "unreachable" in rest:
+            label = "ICMP port unreachable (nothing listens on port 53)"
+        else:
+            label = rest[:60]
+        out.append((float(t), f"{src}:{sport}" if sport else src, f"{dst}:{dport}" if dport else dst, label, source))
+    return out
+
+
+def dns_svg(exchange):
+    """Task 1's lookup on mesin1's lo as a ladder: the resolver's queries, the answers."""
+    left = exchange[0][1].rsplit(":", 1)[0]
+    lanes = {}
+    for _, src, dst, _, _ in exchange:
+        for end in (src, dst):
+            lanes.setdefault(end.rsplit(":", 1)[0], []).append(end)
+    right = next((a for a in lanes if a != left), left)
+    t0 = exchange[0][0]
+    body, y = [], TOP
+    for t, src, dst, label, _ in exchange:
+        y += ROW
+        from_left = src.rsplit(":", 1)[0] == left
+        x1, x2 = (C_X, S_X) if from_left else (S_X, C_X)
+        colour = COLOURS["data"] if from_left else COLOURS["RST"]
+        body.append(text(T_X, y + 4, f"{1000 * (t - t0):.3f}", "end"))
+        body.append(arrow(x1, x2, y, colour, label))
+        body.append(text(N_X, y + 4, f"{src} > {dst}", colour="#616161"))
+    height = y + 20
+    source = exchange[0][4]
+    machine = source[: -len(" lo")]
+    head = [
+        text(T_X, 20, "time", "end", weight="bold"),
+        text(T_X, 36, "(ms)", "end", colour="#616161"),
+        text(C_X, 20, f"{machine}: the resolver (glibc)", "middle", weight="bold"),
+        text(C_X, 36, left, "middle", colour="#616161"),
+        text(S_X, 20, "resolv.conf's nameserver", "middle", weight="bold"),
+        text(S_X, 36, f"{right}, port 53", "middle", colour="#616161"),
+        text(L_W - 4, 36, "from > to", "end", "#616161"),
+        f'<line x1="{C_X}" y1="{TOP - 12}" x2="{C_X}" y2="{height - 8}" stroke="#9e9e9e"/>',
+        f'<line x1="{S_X}" y1="{TOP - 12}" x2="{S_X}" y2="{height - 8}" stroke="#9e9e9e"/>',
+    ]
+    return svg(L_W, height, head + body, f"DNS lookup on {source}")
+
+
+def nice_step(span_ms, ticks=6):
+    """A round tick spacing (1, 2 or 5 times a power of ten) giving about `ticks` ticks."""
+    raw = max(span_ms / ticks, 1e-3)
+    power = 10 ** math.floor(math.log10(raw))
+    return next(m * power for m in (1, 2, 5, 10) if raw <= m * power * 1.0001)
+
+
+def timeline_svg(conns, width, span_ms):
+    """The connections of one task on one time axis (0 = first SYN, span_ms wide): when
+    each was open, when its client sent, when the server echoed, and when it waited."""
+    t0 = min(c.start for c in conns)
+    x0, x1, top, lane = 150, width - 24, 40, 50
+    scale = (x1 - x0) / span_ms
+
+    def x(t):
+        return x0 + min(1000 * (t - t0), span_ms) * scale
+
+    parts = []
+    together = ladder.overlap(conns)
+    bottom = top + lane * len(conns)
+    if together is not None:
+        since, _, until = together
+        a, b = x(since), x(until)
+        parts.append(rect(a, top - 6, max(b - a, 2), bottom - top + 6, TOGETHER))
+        label = f"both open: {1000 * (since - t0):.1f} to {1000 * (until - t0):.1f} ms"
+        anchor, at = ("start", a) if a < (x0 + x1) / 2 else ("end", b)
+        parts.append(text(at, top - 12, label, anchor, "#827717", "bold"))
+    for i, c in enumerate(conns):
+        parts.append(timeline_lane(c, top + lane * i, x, x0))
+    parts.append(axis(x0, x1, bottom + 6, span_ms, scale))
+    return svg(width, bottom + 60, parts, "timeline of " + ", ".join(ladder.describe(c) for c in conns))
+
+
+def timeline_lane(c, y, x, x0):
+    """One connection's lane: open (grey), waiting for the echo (orange), data ticks."""
+    parts = [
+        text(x0 - 10, y + 16, f"{c.name(c.client[0])}  :{c.client[1]}", "end", weight="bold"),
+        text(x0 - 10, y + 32, f"sent {c.bytes_sent(c.client)} B", "end", colour="#616161"),
+    ]
+    end = c.closed() or c.end
+    parts.append(rect(x(c.start), y + 6, max(x(end) - x(c.start), 2), 28, OPEN))
+    if x(end) - x(c.start) < 12:  # too short to see: say how long it was open
+        parts.append(text(x(end) + 8, y + 24, f"open {1000 * (end - c.start):.1f} ms", colour="#424242"))
+    sent, echo = c.first_data(True), c.first_data(False)
+    if sent is not None and echo is not None and x(echo) - x(sent) >= 2:
+        parts.append(rect(x(sent), y + 6, x(echo) - x(sent), 28, WAIT))
+        wait = f"waiting for its echo: {1000 * (echo - sent):.1f} ms"
+        if x(echo) - x(sent) > 7 * len(wait):
+            parts.append(text((x(sent) + x(echo)) / 2, y + 24, wait, "middle", "#e65100"))
+    for from_client, top, colour in ((True, y + 6, COLOURS["data"]), (False, y + 20, ECHO)):
+        columns = sorted({int(x(p.t)) for p in c.packets if p.length and c.from_client(p) == from_client})
+        parts += [rect(col, top, 1, 14, colour) for col in columns]
+    for p in c.packets:
+        if p.has("S") or p.has("F") or p.has("R"):
+            parts.append(rect(x(p.t) - 1, y + 2, 3, 36, COLOURS[kind(p)], kind(p)))
+    return "".join(parts)
+
+
+def axis(x0, x1, y, span_ms, scale):
+    step = nice_step(span_ms)
+    parts = [f'<line x1="{x0}" y1="{y}" x2="{x1}" y2="{y}" stroke="#424242"/>']
+    digits = max(0, -math.floor(math.log10(step) + 1e-9))
+    n = 0
+    while n * step <= span_ms + 1e-9:
+        tx = x0 + n * step * scale
+        parts.append(f'<line x1="{tx:.1f}" y1="{y}" x2="{tx:.1f}" y2="{y + 5}" stroke="#424242"/>')
+        parts.append(text(tx, y + 18, f"{n * step:.{digits}f}", "middle"))
+        n += 1
+    parts.append(text((x0 + x1) / 2, y + 38, "time since the first SYN (ms)", "middle", weight="bold"))
+    return "".join(parts)
+
+
+def timeline_panel(step, conns, width, span_ms):
+    """A task's timeline with its legend, a table of its times, and what they show."""
+    t0 = min(c.start for c in conns)
+
+    def ms(t):
+        return "" if t is None else f"{1000 * (t - t0):.1f}"
+
+    rows = []
+    for c in conns:
+        sent, echo = c.first_data(True), c.first_data(False)
+        waited = "" if sent is None or echo is None else f"{1000 * (echo - sent):.1f}"
+        cells = [f"{c.name(c.client[0])} :{c.client[1]}", ms(c.established()), ms(sent), ms(echo), waited]
+        cells += [ms(c.first_close()), ms(c.closed())]
+        rows.append("<tr>" + "".join(f"<td>{esc(v)}</td>" for v in cells) + "</tr>")
+    heads = ["client", "handshake", "1st byte sent", "1st echo byte", "waited", "1st FIN", "closed"]
+    table = "<table><tr>" + "".join(f"<th>{h}</th>" for h in heads) + "</tr>" + "".join(rows) + "</table>"
+    return (
+        f'<div class="panel"><h3>{esc(step or "all connections")}</h3>'
+        + timeline_svg(conns, width, span_ms)
+        + f'<p class="verdict">{esc(verdict(conns))}</p>'
+        + table
+        + '<p class="muted">Times in ms since the first SYN.</p></div>'
+    )
+
+
+def verdict(conns):
+    """In words: did the two clients overlap, and were they served at once?"""
+    if ladder.overlap(conns) is None:
+        return "No overlap: one connection began to close before the other was established."
+    at_once, last = ladder.served_at_once(conns)
+    if last is None:
+        return "Both were open at once, but not every client had an echo."
+    waiter, echo = last
+    who = waiter.name(waiter.client[0])
+    t0 = min(c.start for c in conns)
+    if at_once:
+        return (
+            "Both open at once, and served at once: every echo began before either connection closed "
+            f"({who}'s at {1000 * (echo - t0):.1f} ms)."
+        )
+    return (
+        f"Both open at once (the kernel completed both handshakes), but served one after the other: "
+        f"{who} had its first echo byte only at {1000 * (echo - t0):.1f} ms, after the other client left."
+    )
+
+
+def legend():
+    keys = [(COLOURS[k], k) for k in ("SYN", "FIN", "RST")] + [(COLOURS["data"], "client's data")]
+    keys += [(ECHO, "server's echo"), (OPEN, "open"), (WAIT, "waiting for the echo"), (TOGETHER, "both open")]
+    return '<p class="key muted">' + "".join(f'<span style="background:{c}"></span>{esc(n)}' for c, n in keys) + "</p>"
+
+
+def comparison(groups):
+    """Every task's timeline, side by side, on one time scale."""
+    if not groups:
+        return ""
+    span_ms = max(1000 * (max(c.end for c in g) - min(c.start for c in g)) for g in groups.values())
+    width = 1160 if len(groups) == 1 else 580
+    panels = "".join(timeline_panel(step, g, width, max(span_ms, 1e-3)) for step, g in groups.items())
+    intro = ""
+    if any(step.startswith("task 4") for step in groups):
+        intro = (
+            "<p>mesin2 sends a large file over a slow link while mesin3 sends one message. "
+            "<code>progjar server</code> (one event loop) echoes both at once; the course's server "
+            "(listen(1), one client at a time) leaves mesin3 waiting until mesin2 has left.</p>"
+        )
+    return (
+        '<h2 id="timelines">Timelines: connections open at the same time</h2>'
+        + intro
+        + legend()
+        + f'<div class="row">{panels}</div>'
+    )
+
+
+def sections(conns, others, steps):
+    """Per step (task), its DNS lookups and the ladder of each of its connections."""
+    exchange = dns_exchange(others)
+    labels = [label for _, label in steps]
+    if any(not c.step for c in conns) or not labels:
+        labels.insert(0, "")
+    out, nav = [], []
+    for i, label in enumerate(labels):
+        mine = [c for c in conns if c.step == label]
+        dns = [e for e in exchange if ladder.step_at(steps, e[0]) == label]
+        if not mine and not dns:
+            continue
+        anchor = f"step{i}"
+        title = label[:1].upper() + label[1:] if label else "Connections"
+        nav.append(f'<a href="#{anchor}">{esc(title.split(":")[0])}</a>')
+        out.append(f'<h2 id="{anchor}">{esc(title)}</h2>')
+        if dns:
+            out.append(f"<h3>The DNS lookup, on {esc(dns[0][4])}</h3>")
+            out.append('<p class="muted">The lab has no DNS server: the query goes to resolv.conf\'s nameserver, '
+                       "and the kernel answers that nothing listens there.</p>")
+            out.append(dns_svg(dns))
+        for c in mine:
+            n = conns.index(c) + 1
+            out.append(f"<h3>Connection {n} of {len(conns)}: {esc(ladder.describe(c))} [{esc(c.source)}]</h3>")
+            out.append(ladder_svg(c))
+            out.append(f'<p class="muted">{esc(ladder.summary(c))}</p>')
+    return nav, "".join(out)
+
+
+def page(conns, others, steps, sources):
+    groups = ladder.timeline_groups(conns)
+    nav, body = sections(conns, others, steps)
+    if groups:
+        nav.insert(0, '<a href="#timelines">Timelines</a>')
+    first = min([c.start for c in conns] + [t for t, *_ in dns_exchange(others)], default=None)
+    when = ""
+    if first is not None:
+        when = datetime.datetime.fromtimestamp(first, datetime.timezone.utc).strftime(" on %Y-%m-%d at %H:%M:%S UTC")
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        '<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; style-src \'unsafe-inline\'">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>The lab, replayed</title><style>{CSS}</style></head><body>"
+        "<h1>The lab, replayed: every TCP connection the captures saw</h1>"
+        f'<p class="muted">{len(conns)} connections, captured{esc(when)} from {esc(", ".join(sources))}. '
+        "mesin1 (the server) is on the right of each ladder; tools/lab/ladder.py prints the same as text.</p>"
+        f"<nav>{''.join(nav)}</nav>" + comparison(groups) + body + "</body></html>\n"
+    )
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[1])
+    ap.add_argument("captures", nargs="+", help="[LABEL=]FILE.pcap")
+    ap.add_argument("--steps", help="file of 'EPOCH LABEL' lines (tools/lab/lab writes it)")
+    ap.add_argument("--out", required=True, help="the page to write")
+    args = ap.parse_args()
+    where = os.path.dirname(os.path.abspath(args.out))
+    if not os.path.isdir(where):
+        print(f"report.py: cannot write {args.out}: the directory {where} does not exist", file=sys.stderr)
+        return 2
+    try:
+        conns, others, steps = ladder.load(args.captures, args.steps)
+    except ladder.CaptureError as e:
+        print(f"report.py: {e}", file=sys.stderr)
+        return 2
+    sources = [spec.rpartition("=")[0] or spec for spec in args.captures]
+    try:
+        with open(args.out, "w") as f:
+            f.write(page(conns, others, steps, sources))
+    except OSError as e:
+        print(f"report.py: cannot write {args.out}: {e.strerror}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

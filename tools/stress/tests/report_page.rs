@@ -1,0 +1,176 @@
+//! `progjar-stress --report FILE.html`: a short run against the real progjar
+//! server on loopback writes the page, headless Chromium opens it
+//! (`progjar_testkit::browser`), and the test checks what a person would see:
+//! no console error, charts with lines in them, and the run's own numbers (from
+//! its `--json` summary) on the page. Skips, saying why, without Chromium.
+
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::thread;
+use std::time::Duration;
+
+use progjar_testkit::{browser, run_bounded};
+use serde_json::Value;
+
+/// Longest any one `progjar-stress` run may take before the test fails.
+const RUN_LIMIT: Duration = Duration::from_secs(60);
+
+fn stress(args: &[&str]) -> Output {
+    run_bounded(Command::new(env!("CARGO_BIN_EXE_progjar-stress")).args(args), None, RUN_LIMIT)
+}
+
+fn all_output(o: &Output) -> String {
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    format!("--- stdout\n{}--- stderr\n{}", text(&o.stdout), text(&o.stderr))
+}
+
+/// A fresh directory for one test's files.
+fn scratch(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("report_page").join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("scratch directory");
+    dir
+}
+
+/// The real progjar echo server, in this process, on a free loopback port.
+fn progjar_server() -> SocketAddr {
+    let config = progjar::server::Config {
+        bind: Ipv4Addr::LOCALHOST.into(),
+        port: 0,
+        ..progjar::server::Config::default()
+    };
+    let server = progjar::server::Server::bind(config).expect("bind the progjar server");
+    let addr = server.local_addr().expect("server address");
+    thread::spawn(move || server.run());
+    addr
+}
+
+/// Text as Chromium serializes it in the DOM: `&`, `<`, `>` as entities.
+fn as_dom_text(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+}
+
+/// How many points the `polyline`s of an SVG have, each.
+fn polyline_points(svg: &str) -> Vec<usize> {
+    svg.split("<polyline")
+        .skip(1)
+        .map(|p| p.split("points=\"").nth(1).map_or(0, count_points))
+        .collect()
+}
+
+fn count_points(rest: &str) -> usize {
+    rest.split('"').next().unwrap_or("").split_whitespace().count()
+}
+
+#[test]
+fn a_short_run_writes_a_page_with_its_own_numbers_that_the_browser_shows() {
+    let dir = scratch("short_run");
+    let page = dir.join("run.html");
+    let addr = progjar_server().to_string();
+    let page_arg = page.to_str().expect("a UTF-8 path");
+    let o = stress(&[&addr, "-c", "20", "-d", "3", "--json", "--report", page_arg]);
+    let out = all_output(&o);
+    assert!(o.status.success(), "{out}");
+    let v: Value = serde_json::from_slice(&o.stdout).expect("one JSON object");
+
+    // The timeline: a point per second, every message in one of them, phases in order.
+    let t = &v["timeline"];
+    let seconds = t["seconds"].as_array().expect("timeline.seconds");
+    assert!(seconds.len() >= 3, "{out}");
+    let counted: u64 = seconds.iter().map(|s| s["messages"].as_u64().expect("messages")).sum();
+    assert_eq!(counted, v["messages"].as_u64().expect("messages"), "{out}");
+    let (steady, drain, end) =
+        (t["steady_at"].as_f64(), t["drain_at"].as_f64(), t["end_at"].as_f64());
+    assert!(steady < drain && drain <= end, "phases {steady:?} {drain:?} {end:?}: {out}");
+    // The drain begins at the deadline (-d 3), or a little later on a busy machine.
+    assert!(drain.is_some_and(|d| (3.0..20.0).contains(&d)), "drain at the deadline: {out}");
+
+    let Some(chromium) = browser::chromium() else { return };
+    let loaded = chromium.load(&page, &dir.join("run.png"));
+    loaded.assert_sound(browser::WINDOW.0);
+    let dom = &loaded.dom;
+    // The run's own numbers: the JSON's percentiles in the table, its summary word for word.
+    let lat = &v["latency_us"];
+    for (name, key) in
+        [("p50", "p50"), ("p90", "p90"), ("p99", "p99"), ("p99.9", "p999"), ("max", "max")]
+    {
+        let row = format!("<th>{name}</th><td class=\"us\">{} µs</td>", lat[key]);
+        assert!(dom.contains(&row), "{row} missing from the page");
+    }
+    let verified = format!("{} verified", v["messages"]);
+    assert!(dom.contains(&verified), "the summary's {verified:?} is missing");
+    assert!(dom.contains("errors:      none"), "the summary's errors line is missing");
+    // Three charts over time and the spectrum, each with a line through its points.
+    let svgs = loaded.svgs();
+    assert_eq!(svgs.len(), 4, "charts");
+    for svg in &svgs[..3] {
+        let lines = polyline_points(svg);
+        assert!(!lines.is_empty() && lines.iter().all(|n| *n >= 3), "{lines:?}: {svg}");
+    }
+    assert!(polyline_points(svgs[3]).iter().sum::<usize>() >= 10, "spectrum: {}", svgs[3]);
+    for label in ["time since the start (s)", "messages/s", "Gbit/s", "99.999%", "steady"] {
+        assert!(dom.contains(label), "{label:?} missing");
+    }
+    // Self-contained: nothing fetched from anywhere (the SVG namespace is a name, not a load).
+    assert!(!dom.replace("xmlns=\"http://www.w3.org/2000/svg\"", "").contains("http"));
+}
+
+/// Echo the first 1000 bytes, then close: each connection fails the same way.
+fn close_after_1000(mut s: TcpStream) {
+    let _ = s.set_read_timeout(Some(RUN_LIMIT));
+    let mut buf = [0u8; 1000];
+    let mut echoed = 0;
+    while echoed < buf.len() {
+        match s.read(&mut buf[..1000 - echoed]) {
+            Ok(0) | Err(_) => return,
+            Ok(n) if s.write_all(&buf[..n]).is_ok() => echoed += n,
+            Ok(_) => return,
+        }
+    }
+}
+
+#[test]
+fn a_failed_run_lists_every_error_on_its_page() {
+    let dir = scratch("failed_run");
+    let page = dir.join("failed.html");
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind");
+    let addr = listener.local_addr().expect("addr").to_string();
+    thread::spawn(move || {
+        for stream in listener.incoming().take(3).flatten() {
+            thread::spawn(move || close_after_1000(stream));
+        }
+    });
+    let page_arg = page.to_str().expect("a UTF-8 path");
+    let o = stress(&[&addr, "-c", "3", "-n", "4", "-s", "512", "--json", "--report", page_arg]);
+    let out = all_output(&o);
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    let v: Value = serde_json::from_slice(&o.stdout).expect("one JSON object");
+    let errors = v["errors"].as_array().expect("errors");
+    assert_eq!(errors.len(), 3, "{out}");
+
+    let Some(chromium) = browser::chromium() else { return };
+    let loaded = chromium.load(&page, &dir.join("failed.png"));
+    loaded.assert_sound(browser::WINDOW.0);
+    assert!(loaded.dom.contains("FAILED"), "the result");
+    assert!(loaded.dom.contains("<h2>Errors: 3</h2>"), "the error count");
+    for e in errors {
+        let line = format!("<li>{}</li>", as_dom_text(e.as_str().expect("a string")));
+        assert!(loaded.dom.contains(&line), "{line} missing");
+    }
+}
+
+#[test]
+fn a_report_into_a_missing_directory_exits_2_before_the_run() {
+    let addr = progjar_server().to_string();
+    let missing = scratch("missing").join("no/such/dir/run.html");
+    // -d 30: had the run started, the summary would be on stdout and it would take 30 s.
+    let o = stress(&[&addr, "-d", "30", "--report", missing.to_str().expect("UTF-8")]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{}", all_output(&o));
+    assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+    assert!(err.contains("does not exist") && err.contains("no/such/dir"), "{err}");
+    assert!(o.stdout.is_empty(), "no run: {}", all_output(&o));
+    assert!(!err.contains("panicked"), "{err}");
+}
