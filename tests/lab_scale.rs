@@ -1,6 +1,7 @@
 //! HAProxy in the lab (`tools/lab/scale`): two progjar servers behind HAProxy,
 //! restarted one after the other under load without losing a connection, and one
-//! killed with SIGKILL, which loses exactly the connections it held.
+//! killed with SIGKILL, which loses exactly the connections it held; and load
+//! from two machines at once against one server, merged into one report.
 //!
 //! Like tests/lab.rs these need root and `ip netns`, and also haproxy (`make deps`
 //! installs it) and the progjar-stress binary next to progjar's (`cargo test
@@ -222,4 +223,18 @@ fn sigkill_loses_exactly_the_connections_on_the_killed_server() {
     assert!(out.contains("ok: SIGKILL: the "), "{out}");
     let left = lab.leftovers();
     assert!(left.is_empty(), "left behind after scale kill: {left:?}\n{out}");
+}
+
+/// Load from two machines at once (mesin2 and mesin3) against one server on
+/// mesin1, merged: the merged report counts every connection the server served.
+#[test]
+fn load_from_two_machines_merges_into_one_report() {
+    skip_unless_lab!();
+    let lab = Lab::new('m');
+    let (code, out) = lab.run("merge");
+    assert_eq!(code, Some(0), "scale merge failed:\n{out}");
+    assert!(out.contains("merged:      2 runs"), "{out}");
+    assert!(out.contains("ok: two load machines, one report: "), "{out}");
+    let left = lab.leftovers();
+    assert!(left.is_empty(), "left behind after scale merge: {left:?}\n{out}");
 }

@@ -18,11 +18,12 @@
 //! * `pattern.rs`: the bytes each message carries, computed, never stored;
 //! * `stats.rs`: the counters, the latency histograms and the live line;
 //! * `report.rs`: the summary and the JSON;
+//! * `merge.rs`: `progjar-stress merge`, several runs' JSON added up into one report;
 //! * `html.rs`: the `--report` page, drawn by `chart.rs` (SVG line charts).
 //!
 //! Imports go one way: `main` → `run` → `open` → `conn` → `stats`, `pattern`,
-//! `describe`, `config`; `report` reads only `config` and `stats`, `html` only
-//! `stats` and `chart`.
+//! `describe`, `config`; `merge` → `report`, which reads only `config` and
+//! `stats`; `html` reads only `stats` and `chart`.
 //!
 //! Exit status: 0 when every byte came back right and every connection worked,
 //! 1 when any did not (the summary says which connection and where), 2 for a bad
@@ -34,6 +35,7 @@ mod config;
 mod conn;
 mod describe;
 mod html;
+mod merge;
 mod open;
 mod report;
 mod run;
@@ -144,6 +146,31 @@ struct Args {
     /// run.html: self-contained, it opens in any browser (default: none)
     #[argh(option)]
     report: Option<String>,
+    #[argh(subcommand)]
+    command: Option<Command>,
+}
+
+/// What else the tool does besides a run.
+#[derive(FromArgs)]
+#[argh(subcommand)]
+enum Command {
+    Merge(MergeArgs),
+}
+
+/// Add up the --json summaries of runs made side by side (e.g. from several
+/// machines): counts and bytes summed, percentiles of all their messages
+/// together, time the union of the runs' intervals. Exit 0 when every run was
+/// OK, 1 when any failed, 2 when a file is not such a summary.
+#[derive(FromArgs)]
+#[argh(subcommand, name = "merge")]
+struct MergeArgs {
+    /// files written by `progjar-stress --json` (or by `merge --json`)
+    #[argh(positional)]
+    files: Vec<String>,
+    /// print the combined summary as JSON, which can be merged again
+    /// (default off)
+    #[argh(switch)]
+    json: bool,
 }
 
 fn parse_target(s: &str) -> Result<String, String> {
@@ -256,6 +283,11 @@ fn write_report(
 
 fn main() -> ExitCode {
     let args: Args = cli::parse_args();
+    if let Some(Command::Merge(mut merge)) = args.command {
+        // `progjar-stress --json merge ...` means the same as `merge --json`.
+        merge.json |= args.json;
+        return cli::finish(merge_runs(merge));
+    }
     let stop = match (args.duration, args.messages) {
         (Some(_), Some(_)) => {
             cli::usage_error("-d and -n cannot be used together: run for a time or for a count")
@@ -269,6 +301,28 @@ fn main() -> ExitCode {
     }
     progjar::logging::init();
     cli::finish(stress(&args, stop))
+}
+
+/// `merge`: read, add up, print; fail (exit 1) when any run failed.
+fn merge_runs(args: MergeArgs) -> Result<(), Failure> {
+    if args.files.is_empty() {
+        cli::usage_error("merge needs the --json files of the runs to add up")
+    }
+    let paths: Vec<_> = args.files.into_iter().map(cli::os_arg).collect();
+    let total = merge::merge_files(&paths)?;
+    cli::write_stdout(&format!("{}\n", if args.json { total.json() } else { total.text() }))?;
+    if total.ok {
+        Ok(())
+    } else {
+        let first = total.errors.first().map_or("-", String::as_str);
+        Err(Failure::new(
+            cli::EXIT_FAILURE,
+            format!(
+                "a merged run failed ({} errors, {} connections failed); first: {first}",
+                total.error_count, total.connections_failed
+            ),
+        ))
+    }
 }
 
 /// Resolve, run, print the summary; a failed run is a [`Failure`] (exit 1, or

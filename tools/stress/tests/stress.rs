@@ -252,9 +252,14 @@ fn json_summary_is_one_object_with_the_documented_keys() {
     ] {
         assert!(v.get(key).is_some(), "missing {key}: {out}");
     }
-    for key in ["p50", "p90", "p99", "p999", "max"] {
+    for key in ["count", "p50", "p90", "p99", "p999", "max"] {
         assert!(v["latency_us"][key].is_u64(), "latency_us.{key}: {out}");
     }
+    assert_eq!(v["latency_us"]["count"], 200, "{out}");
+    assert_eq!(histogram_of(&v["latency_us"]).len(), 200, "the whole histogram: {out}");
+    assert_eq!(histogram_of(&v["connect_latency_us"]).len(), 15, "idle ones too: {out}");
+    assert_eq!(v["runs"], 1, "{out}");
+    assert!(v["ended_unix"].as_f64() > Some(1.7e9), "{out}");
     for key in ["p50", "p99", "max"] {
         assert!(v["connect_latency_us"][key].is_u64(), "connect_latency_us.{key}: {out}");
     }
@@ -541,4 +546,119 @@ fn a_source_that_is_not_local_or_the_wrong_family_exits_2_with_one_line() {
         assert!(err.contains(words), "{source}: {err}");
         assert!(o.stdout.is_empty(), "{source}");
     }
+}
+
+/// A file under Cargo's scratch directory for this test target, named for the test.
+fn scratch_file(name: &str, contents: &[u8]) -> String {
+    let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    std::fs::write(&path, contents).expect("write a scratch file");
+    path.to_string_lossy().into_owned()
+}
+
+/// The histogram a `--json` latency object carries, decoded here independently
+/// of the tool (HdrHistogram V2 + DEFLATE in base64).
+fn histogram_of(latency: &serde_json::Value) -> hdrhistogram::Histogram<u64> {
+    use base64::Engine as _;
+    let text = latency["histogram"].as_str().expect("a histogram string");
+    let bytes = base64::engine::general_purpose::STANDARD.decode(text).expect("base64");
+    hdrhistogram::serialization::Deserializer::new()
+        .deserialize(&mut bytes.as_slice())
+        .expect("an HdrHistogram")
+}
+
+#[test]
+fn merge_gives_the_percentiles_of_all_messages_together_and_adds_the_counts() {
+    let addr = progjar_server().to_string();
+    // Two runs with different latencies (small and 64 KiB messages), so an
+    // average of percentiles would differ from the percentiles of the union.
+    let runs = [
+        ("merge_small.json", &[&addr, "-c", "5", "-n", "200", "--json"][..]),
+        ("merge_large.json", &[&addr, "-c", "3", "-n", "50", "-s", "64KiB", "--json"]),
+    ];
+    let mut files = Vec::new();
+    let mut parsed = Vec::new();
+    for (name, args) in runs {
+        let (o, _) = stress(args);
+        assert!(o.status.success(), "{}", all_output(&o));
+        parsed.push(serde_json::from_slice::<serde_json::Value>(&o.stdout).expect("JSON"));
+        files.push(scratch_file(name, &o.stdout));
+    }
+    let (o, _) = stress(&["merge", &files[0], &files[1], "--json"]);
+    let out = all_output(&o);
+    assert!(o.status.success(), "{out}");
+    let m: serde_json::Value = serde_json::from_slice(&o.stdout).expect("merged JSON");
+    for key in ["latency_us", "connect_latency_us"] {
+        let mut all = histogram_of(&parsed[0][key]);
+        all.add(histogram_of(&parsed[1][key])).expect("same bounds");
+        assert_eq!(histogram_of(&m[key]), all, "{key}: {out}");
+        assert_eq!(m[key]["count"], all.len(), "{key}: {out}");
+        assert_eq!(m[key]["p50"], all.value_at_quantile(0.5), "{key}: {out}");
+        assert_eq!(m[key]["p99"], all.value_at_quantile(0.99), "{key}: {out}");
+        assert_eq!(m[key]["max"], all.max(), "{key}: {out}");
+    }
+    assert_eq!(m["latency_us"]["count"], 5 * 200 + 3 * 50, "{out}");
+    assert_eq!(m["latency_us"]["p90"], histogram_of(&m["latency_us"]).value_at_quantile(0.9));
+    assert_eq!(m["runs"], 2);
+    assert_eq!(m["connections"], 8);
+    assert_eq!(m["connections_ok"], 8);
+    assert_eq!(m["messages"], 1150);
+    assert_eq!(m["bytes_sent"], 5 * 200 * 512 + 3 * 50 * 65536);
+    assert_eq!(m["bytes_received"], m["bytes_sent"]);
+    assert_eq!(m["ok"], true);
+    // The run time is the union of two intervals one after the other: their sum.
+    let seconds = |v: &serde_json::Value| v["seconds"].as_f64().expect("seconds");
+    let sum = seconds(&parsed[0]) + seconds(&parsed[1]);
+    assert!((seconds(&m) - sum).abs() < 1e-6, "{} vs {sum}: {out}", seconds(&m));
+    // The text report says what it added up.
+    let (o, _) = stress(&["merge", &files[0], &files[1]]);
+    let report = text(&o.stdout);
+    assert!(o.status.success(), "{}", all_output(&o));
+    assert!(report.contains("merged:      2 runs"), "{report}");
+    assert!(report.contains("connections: 8 ok, 0 failed"), "{report}");
+    assert!(report.contains("the runs differ in message size"), "{report}");
+}
+
+#[test]
+fn merge_of_a_failed_run_fails_with_exit_1() {
+    let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let (o, _) = stress(&[&format!("127.0.0.1:{port}"), "-c", "2", "-n", "1", "--json"]);
+    assert_eq!(o.status.code(), Some(1), "{}", all_output(&o));
+    let failed = scratch_file("merge_failed.json", &o.stdout);
+    let (o, _) = stress(&["merge", &failed, &failed]);
+    let out = all_output(&o);
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    assert!(text(&o.stdout).contains("connections: 0 ok, 4 failed"), "{out}");
+    assert!(out.contains("merge_failed.json: connection 0: connect failed: ECONNREFUSED"), "{out}");
+}
+
+#[test]
+fn merge_of_bad_input_is_one_line_and_exit_2() {
+    let addr = progjar_server().to_string();
+    let (o, _) = stress(&[&addr, "-c", "1", "-n", "1", "--json"]);
+    assert!(o.status.success(), "{}", all_output(&o));
+    let mut v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("JSON");
+    let good = scratch_file("merge_good.json", &o.stdout);
+    v["latency_us"].as_object_mut().expect("object").remove("histogram");
+    let no_histogram = scratch_file("merge_no_histogram.json", v.to_string().as_bytes());
+    let not_json = scratch_file("merge_not_json.json", b"connections: 1 ok\n");
+    let not_summary = scratch_file("merge_not_summary.json", b"{\"ok\": true}");
+    let missing = format!("{}/merge_missing.json", env!("CARGO_TARGET_TMPDIR"));
+    for (file, words) in [
+        (&missing, "merge_missing.json: cannot read it: No such file"),
+        (&not_json, "merge_not_json.json: not a progjar-stress --json summary"),
+        (&not_summary, "merge_not_summary.json: not a progjar-stress --json summary"),
+        (&no_histogram, "merge_no_histogram.json: latency_us: it has no histogram"),
+    ] {
+        let (o, _) = stress(&["merge", &good, file]);
+        let err = text(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{file}: {}", all_output(&o));
+        assert_eq!(err.trim().lines().count(), 1, "{file}: {err}");
+        assert!(err.contains(words), "{file}: {err}");
+        assert!(o.stdout.is_empty(), "{file}");
+    }
+    let (o, _) = stress(&["merge"]);
+    assert_eq!(o.status.code(), Some(2), "{}", all_output(&o));
 }
