@@ -10,13 +10,15 @@
 //! * `procfs`: `/proc` readers (RSS, CPU time, descriptors, socket queues);
 //! * `stream`: deterministic bytes, the stress tool's pattern;
 //! * `flow`: many nonblocking clients in one mio loop;
-//! * `browser`: headless Chromium loading the pages the tools write.
+//! * `browser`: headless Chromium loading the pages the tools write;
+//! * `lab`: a lab in network namespaces (`tools/lab`), taken down whatever happens.
 //!
 //! Every wait here has a deadline ([`STEP`] unless the caller gives one), so a
 //! test fails with a message instead of hanging.
 
 pub mod browser;
 mod flow;
+pub mod lab;
 mod net;
 mod process;
 mod procfs;
@@ -28,7 +30,10 @@ pub use net::{
     assert_closed_by_server, assert_echo, assert_served, connect, connect_from, echo_all,
     is_closed, read_n, served_or_closed, set_linger_zero, write_until_stalled,
 };
-pub use process::{progjar, progjar_path, run, run_bounded, wait_child, wait_until, STEP};
+pub use process::{
+    all_output, client, code, progjar, progjar_path, progjar_stress, progjar_stress_path, run,
+    run_bounded, stderr, stdout, wait_child, wait_until, STEP,
+};
 pub use procfs::{
     cpu_time, fds_below, open_connections, proc_status_kib, raise_nofile, rss_kib,
     server_side_queues, RssSampler,

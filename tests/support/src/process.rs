@@ -13,16 +13,13 @@ pub const STEP: Duration = Duration::from_secs(30);
 /// The `progjar` binary cargo built for these tests.
 ///
 /// `env!("CARGO_BIN_EXE_progjar")` exists only while cargo compiles progjar's own
-/// integration tests, not this library, so the path is found at run time: cargo
-/// puts test executables in `target/<profile>/deps/` and binaries one level up.
-/// `PROGJAR_BIN` overrides it (a binary built elsewhere).
+/// integration tests, not this library, so the path is found at run time (see
+/// [`built`]). `PROGJAR_BIN` overrides it (a binary built elsewhere).
 pub fn progjar_path() -> PathBuf {
     if let Some(path) = std::env::var_os("PROGJAR_BIN") {
         return path.into();
     }
-    let exe = std::env::current_exe().expect("the test executable's path");
-    let dir = exe.parent().and_then(|deps| deps.parent()).expect("target/<profile>/deps/");
-    let path = dir.join("progjar");
+    let path = built("progjar");
     assert!(path.is_file(), "{} not built: run the tests through cargo", path.display());
     path
 }
@@ -30,6 +27,51 @@ pub fn progjar_path() -> PathBuf {
 /// A command running the `progjar` binary.
 pub fn progjar() -> Command {
     Command::new(progjar_path())
+}
+
+/// The `progjar-stress` binary of the same build. Cargo builds it for the
+/// stress tool's own tests and for `--workspace`, not for progjar's alone, so
+/// it may be missing: a test that may run without it checks `exists()`.
+pub fn progjar_stress_path() -> PathBuf {
+    built("progjar-stress")
+}
+
+/// A command running the `progjar-stress` binary.
+pub fn progjar_stress() -> Command {
+    Command::new(progjar_stress_path())
+}
+
+/// Where cargo puts binary `name` of this build: test executables are in
+/// `target/<profile>/deps/`, binaries one level up.
+fn built(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("the test executable's path");
+    let dir = exe.parent().and_then(|deps| deps.parent()).expect("target/<profile>/deps/");
+    dir.join(name)
+}
+
+/// Run `progjar client ARGS...` with `stdin` as standard input, bounded by [`STEP`].
+pub fn client(args: &[&str], stdin: Option<Vec<u8>>) -> Output {
+    run(progjar().arg("client").args(args), stdin)
+}
+
+/// What a command wrote to stdout, as text.
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// What a command wrote to stderr, as text.
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Both output streams, for assertions and failure messages.
+pub fn all_output(out: &Output) -> String {
+    format!("--- stdout\n{}--- stderr\n{}", stdout(out), stderr(out))
+}
+
+/// A command's exit code; the test fails if a signal killed it.
+pub fn code(out: &Output) -> i32 {
+    out.status.code().expect("exited, not killed")
 }
 
 /// Wait for a child at most `limit`; `None` (after killing it) if it ran too long.
