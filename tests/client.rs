@@ -14,26 +14,12 @@ use std::process::{Command, Output};
 use std::sync::mpsc;
 use std::thread;
 
-use common::{progjar, random_bytes, run, start_server, start_server_with};
+use common::{
+    client, closed_port, code, progjar, random_bytes, start_server, start_server_with, stderr,
+    stdout,
+};
 
 const MESSAGE: &str = "INI ADALAH DATA YANG DIKIRIM ABCDEFGHIJKLMNOPQ";
-
-/// Run `progjar client ARGS...` with `stdin` as standard input.
-fn client(args: &[&str], stdin: Option<Vec<u8>>) -> Output {
-    run(progjar().arg("client").args(args), stdin)
-}
-
-fn stdout(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-fn code(out: &Output) -> i32 {
-    out.status.code().expect("exited, not killed")
-}
 
 /// The logged echo pieces (`INFO:client:b'...'`), in order.
 fn pieces(out: &Output) -> Vec<String> {
@@ -65,11 +51,6 @@ fn one_shot_server(answer: fn(Vec<u8>) -> Vec<u8>) -> SocketAddr {
         let _ = conn.write_all(&answer(got));
     });
     addr
-}
-
-/// A port on 127.0.0.1 where nothing listens (bound, then released).
-fn closed_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 // ---------------------------------------------------------------------------

@@ -11,36 +11,14 @@ use progjar_testkit as common;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
-use std::process::Output;
 use std::thread;
 
-use common::{progjar, random_bytes, run, start_server};
-
-fn client(args: &[&str], stdin: Option<Vec<u8>>) -> Output {
-    run(progjar().arg("client").args(args), stdin)
-}
-
-fn stdout(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-fn code(out: &Output) -> i32 {
-    out.status.code().expect("exited, not killed")
-}
+use common::{client, closed_port, code, random_bytes, start_server, stderr, stdout};
 
 /// A path under cargo's per-test temporary directory.
 fn temp_path(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
         .join(format!("variants-{}-{name}", std::process::id()))
-}
-
-/// A port on 127.0.0.1 where nothing listens (bound, then released).
-fn closed_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// The summary lines minus their time and rate, which vary.

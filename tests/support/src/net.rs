@@ -27,6 +27,12 @@ pub fn connect_from(src: impl Into<IpAddr>, dst: SocketAddr) -> TcpStream {
     with_timeouts(s.into())
 }
 
+/// A port on 127.0.0.1 where nothing listens (bound, then released).
+pub fn closed_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    listener.local_addr().expect("local address").port()
+}
+
 fn with_timeouts(s: TcpStream) -> TcpStream {
     s.set_read_timeout(Some(STEP)).unwrap();
     s.set_write_timeout(Some(STEP)).unwrap();
