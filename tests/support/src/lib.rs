@@ -32,13 +32,15 @@ pub use net::{
 };
 pub use process::{
     all_output, client, code, progjar, progjar_path, progjar_stress, progjar_stress_path, run,
-    run_bounded, stderr, stdout, wait_child, wait_until, STEP,
+    run_bounded, stderr, stdout, stress, stress_with, wait_child, wait_until, STEP, STRESS_LIMIT,
 };
 pub use procfs::{
     cpu_time, fds_below, open_connections, proc_status_kib, raise_nofile, rss_kib,
     server_side_queues, RssSampler,
 };
-pub use server::{assert_no_panic, start_server, start_server_logging, start_server_with, Server};
+pub use server::{
+    assert_no_panic, serve_in_thread, start_server, start_server_logging, start_server_with, Server,
+};
 pub use stream::{random_bytes, Stream};
 
 /// A mebibyte, the unit most transfer sizes here are written in.

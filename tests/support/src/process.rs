@@ -41,6 +41,22 @@ pub fn progjar_stress() -> Command {
     Command::new(progjar_stress_path())
 }
 
+/// Longest any one `progjar-stress` run may take before the test fails.
+pub const STRESS_LIMIT: Duration = Duration::from_secs(60);
+
+/// Run `progjar-stress ARGS` to completion (killed after [`STRESS_LIMIT`]);
+/// returns its output and how long it ran.
+pub fn stress(args: &[&str]) -> (Output, Duration) {
+    stress_with(progjar_stress().args(args))
+}
+
+/// Run a prepared command to completion (killed after [`STRESS_LIMIT`]).
+pub fn stress_with(cmd: &mut Command) -> (Output, Duration) {
+    let started = Instant::now();
+    let output = run_bounded(cmd, None, STRESS_LIMIT);
+    (output, started.elapsed())
+}
+
 /// Where cargo puts binary `name` of this build: test executables are in
 /// `target/<profile>/deps/`, binaries one level up.
 fn built(name: &str) -> PathBuf {

@@ -3,7 +3,7 @@
 //! wait for the log line that says an event happened.
 
 use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{mpsc, Arc, Mutex};
 use std::thread;
@@ -78,6 +78,21 @@ pub fn start_server_with(cmd: &mut Command) -> Server {
         .parse()
         .expect("address in 'listening on' line");
     Server { child, addr, log }
+}
+
+/// The real progjar echo server, in a thread of this process, on a free
+/// loopback port; it serves until the test process exits. For tests of a
+/// client (the stress tool), where the server's log does not matter.
+pub fn serve_in_thread() -> SocketAddr {
+    let config = progjar::server::Config {
+        bind: Ipv4Addr::LOCALHOST.into(),
+        port: 0,
+        ..progjar::server::Config::default()
+    };
+    let server = progjar::server::Server::bind(config).expect("bind the progjar server");
+    let addr = server.local_addr().expect("server address");
+    thread::spawn(move || server.run());
+    addr
 }
 
 impl Server {
