@@ -39,7 +39,8 @@ pub use procfs::{
     server_side_queues, RssSampler,
 };
 pub use server::{
-    assert_no_panic, serve_in_thread, start_server, start_server_logging, start_server_with, Server,
+    assert_no_panic, listening_addr, serve_in_thread, server_command, start_server,
+    start_server_logging, start_server_with, Server,
 };
 pub use stream::{random_bytes, Stream};
 
