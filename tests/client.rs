@@ -15,8 +15,8 @@ use std::sync::mpsc;
 use std::thread;
 
 use common::{
-    client, closed_port, code, progjar, random_bytes, start_server, start_server_with, stderr,
-    stdout,
+    client, closed_port, code, one_shot_server, progjar, random_bytes, start_server,
+    start_server_with, stderr, stdout,
 };
 
 const MESSAGE: &str = "INI ADALAH DATA YANG DIKIRIM ABCDEFGHIJKLMNOPQ";
@@ -37,20 +37,6 @@ fn temp_file(name: &str, content: &[u8]) -> PathBuf {
         .join(format!("client-{}-{name}", std::process::id()));
     std::fs::write(&path, content).expect("write temp file");
     path
-}
-
-/// A one-connection server on 127.0.0.1: it reads everything the client sends
-/// (up to the client's FIN), then lets `answer` decide what to send back, then closes.
-fn one_shot_server(answer: fn(Vec<u8>) -> Vec<u8>) -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let addr = listener.local_addr().unwrap();
-    thread::spawn(move || {
-        let (mut conn, _) = listener.accept().expect("accept");
-        let mut got = Vec::new();
-        conn.read_to_end(&mut got).expect("read");
-        let _ = conn.write_all(&answer(got));
-    });
-    addr
 }
 
 // ---------------------------------------------------------------------------
