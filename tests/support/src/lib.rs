@@ -4,8 +4,9 @@
 //! `/proc`, generate and check byte streams, and drive many nonblocking clients.
 //!
 //! One concept per module:
-//! * `process`: the binaries, and running a command with a time bound;
-//! * `server`: a running `progjar server`, its log, and waiting for a line;
+//! * `process`: the binaries, running a command with a time bound, its output;
+//! * `server`: a running `progjar server`, its log, and waiting for a line (or
+//!   the server in a thread of the test, for tests of a client);
 //! * `net`: blocking clients and what a test asserts about them;
 //! * `procfs`: `/proc` readers (RSS, CPU time, descriptors, socket queues);
 //! * `stream`: deterministic bytes, the stress tool's pattern;

@@ -13,8 +13,9 @@ pub const STEP: Duration = Duration::from_secs(30);
 /// The `progjar` binary cargo built for these tests.
 ///
 /// `env!("CARGO_BIN_EXE_progjar")` exists only while cargo compiles progjar's own
-/// integration tests, not this library, so the path is found at run time (see
-/// [`built`]). `PROGJAR_BIN` overrides it (a binary built elsewhere).
+/// integration tests, not this library, so the path is found at run time: cargo
+/// puts test executables in `target/<profile>/deps/` and binaries one level up.
+/// `PROGJAR_BIN` overrides it (a binary built elsewhere).
 pub fn progjar_path() -> PathBuf {
     if let Some(path) = std::env::var_os("PROGJAR_BIN") {
         return path.into();
@@ -57,8 +58,7 @@ pub fn stress_with(cmd: &mut Command) -> (Output, Duration) {
     (output, started.elapsed())
 }
 
-/// Where cargo puts binary `name` of this build: test executables are in
-/// `target/<profile>/deps/`, binaries one level up.
+/// Where cargo puts binary `name` of this build (next to `deps/`).
 fn built(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("the test executable's path");
     let dir = exe.parent().and_then(|deps| deps.parent()).expect("target/<profile>/deps/");
