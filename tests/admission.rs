@@ -4,50 +4,15 @@
 
 use progjar_testkit as common;
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::net::{Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{connect, progjar, read_n, start_server, start_server_with, Server, STEP};
-
-/// Send `msg` and get the same bytes back.
-fn assert_echo(s: &mut TcpStream, msg: &[u8]) {
-    s.write_all(msg).expect("write");
-    assert_eq!(read_n(s, msg.len()), msg, "echo differs");
-}
-
-/// The server closed this connection at once (EOF or reset), sending nothing.
-fn assert_closed_by_server(s: &mut TcpStream) {
-    let mut buf = [0u8; 16];
-    match s.read(&mut buf) {
-        Ok(0) => {}
-        Ok(n) => panic!("got {n} bytes from a connection that should be closed"),
-        Err(e) => assert!(
-            matches!(e.kind(), std::io::ErrorKind::ConnectionReset),
-            "connection neither served nor closed: {e}"
-        ),
-    }
-}
-
-/// A client bound to `src` before it connects (std cannot choose the source).
-fn connect_from(src: Ipv4Addr, dst: SocketAddr) -> TcpStream {
-    use socket2::{Domain, Socket, Type};
-    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).expect("socket");
-    socket.bind(&SocketAddr::from((src, 0)).into()).expect("bind the source address");
-    socket.connect_timeout(&dst.into(), STEP).expect("connect");
-    let s: TcpStream = socket.into();
-    s.set_read_timeout(Some(STEP)).unwrap();
-    s
-}
-
-/// SIGTERM, exit 0, and the summary line.
-fn stop(mut server: Server) -> String {
-    server.signal(libc::SIGTERM);
-    let status = server.wait_exit();
-    assert!(status.success(), "{status:?}: {:?}", server.log_lines());
-    server.wait_for_log("INFO:server:served ")
-}
+use common::{
+    assert_closed_by_server, assert_echo, connect, connect_from, progjar, start_server,
+    start_server_with, Server, STEP,
+};
 
 /// A dual-stack server (`--bind ::`), or `None` where there is no IPv6 loopback.
 fn start_dual_stack(extra: &[&str]) -> Option<Server> {
@@ -67,7 +32,7 @@ fn allow_all_ipv6_on_a_dual_stack_listener_serves_ipv4_clients() {
     assert_echo(&mut connect((Ipv4Addr::LOCALHOST, port).into()), b"IPv4, mapped");
     assert_echo(&mut connect((Ipv6Addr::LOCALHOST, port).into()), b"IPv6");
     server.wait_for_log("connection from [::ffff:127.0.0.1]:");
-    let summary = stop(server);
+    let summary = server.stop();
     assert!(!summary.contains("refused"), "{summary}");
 }
 
@@ -95,7 +60,7 @@ fn max_per_ip_counts_ipv6_per_prefix_and_ipv4_per_address() {
     let mut other = connect_from(Ipv4Addr::new(127, 0, 0, 2), v4);
     assert_echo(&mut other, b"another IPv4 address has its own count");
     drop((open, other));
-    let summary = stop(server);
+    let summary = server.stop();
     assert!(summary.contains("refused 2 at --max-per-ip"), "{summary}");
 
     let Some(exact) = start_dual_stack(&["--max-per-ip", "1", "--per-ip-prefix6", "128"]) else {
@@ -106,7 +71,7 @@ fn max_per_ip_counts_ipv6_per_prefix_and_ipv4_per_address() {
     assert_echo(&mut first, b"one");
     assert_closed_by_server(&mut connect(v6));
     exact.wait_for_log("1 connections open from ::1 (--max-per-ip)");
-    stop(exact);
+    exact.stop();
 }
 
 /// The option is explained in `--help`, and a prefix outside 1..=128 is refused.
@@ -133,7 +98,7 @@ fn summary_speaks_in_singular_for_one() {
     let mut rest = Vec::new();
     s.read_to_end(&mut rest).unwrap();
     server.wait_for_log("closing connection from");
-    assert!(stop(server).ends_with(":served 1 connection, echoed 1 byte"));
+    assert!(server.stop().ends_with(":served 1 connection, echoed 1 byte"));
 }
 
 /// Per-connection lines the log holds: (printed opens, printed closes,

@@ -14,26 +14,12 @@ use std::process::{Command, Output};
 use std::sync::mpsc;
 use std::thread;
 
-use common::{progjar, random_bytes, run, start_server, start_server_with};
+use common::{
+    client, closed_port, code, one_shot_server, progjar, random_bytes, start_server,
+    start_server_with, stderr, stdout,
+};
 
 const MESSAGE: &str = "INI ADALAH DATA YANG DIKIRIM ABCDEFGHIJKLMNOPQ";
-
-/// Run `progjar client ARGS...` with `stdin` as standard input.
-fn client(args: &[&str], stdin: Option<Vec<u8>>) -> Output {
-    run(progjar().arg("client").args(args), stdin)
-}
-
-fn stdout(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-fn code(out: &Output) -> i32 {
-    out.status.code().expect("exited, not killed")
-}
 
 /// The logged echo pieces (`INFO:client:b'...'`), in order.
 fn pieces(out: &Output) -> Vec<String> {
@@ -51,25 +37,6 @@ fn temp_file(name: &str, content: &[u8]) -> PathBuf {
         .join(format!("client-{}-{name}", std::process::id()));
     std::fs::write(&path, content).expect("write temp file");
     path
-}
-
-/// A one-connection server on 127.0.0.1: it reads everything the client sends
-/// (up to the client's FIN), then lets `answer` decide what to send back, then closes.
-fn one_shot_server(answer: fn(Vec<u8>) -> Vec<u8>) -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let addr = listener.local_addr().unwrap();
-    thread::spawn(move || {
-        let (mut conn, _) = listener.accept().expect("accept");
-        let mut got = Vec::new();
-        conn.read_to_end(&mut got).expect("read");
-        let _ = conn.write_all(&answer(got));
-    });
-    addr
-}
-
-/// A port on 127.0.0.1 where nothing listens (bound, then released).
-fn closed_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 // ---------------------------------------------------------------------------

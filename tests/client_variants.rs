@@ -8,39 +8,17 @@
 
 use progjar_testkit as common;
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::Output;
-use std::thread;
 
-use common::{progjar, random_bytes, run, start_server};
-
-fn client(args: &[&str], stdin: Option<Vec<u8>>) -> Output {
-    run(progjar().arg("client").args(args), stdin)
-}
-
-fn stdout(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-fn code(out: &Output) -> i32 {
-    out.status.code().expect("exited, not killed")
-}
+use common::{
+    client, closed_port, code, one_shot_server, random_bytes, start_server, stderr, stdout,
+};
 
 /// A path under cargo's per-test temporary directory.
 fn temp_path(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
         .join(format!("variants-{}-{name}", std::process::id()))
-}
-
-/// A port on 127.0.0.1 where nothing listens (bound, then released).
-fn closed_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// The summary lines minus their time and rate, which vary.
@@ -133,16 +111,10 @@ fn two_servers_in_parallel_get_one_summary_line_each() {
 /// A one-connection server that reads to the client's FIN, then echoes it with
 /// one byte changed (offset 29), then closes.
 fn corrupting_server() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let addr = listener.local_addr().unwrap();
-    thread::spawn(move || {
-        let (mut conn, _) = listener.accept().expect("accept");
-        let mut got = Vec::new();
-        conn.read_to_end(&mut got).expect("read");
+    one_shot_server(|mut got| {
         got[29] ^= 0x20;
-        let _ = conn.write_all(&got);
-    });
-    addr
+        got
+    })
 }
 
 #[test]

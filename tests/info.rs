@@ -7,16 +7,12 @@ use progjar_testkit as common;
 use std::process::Output;
 use std::time::{Duration, Instant};
 
-use common::{progjar, run};
+use common::{progjar, run, stdout};
 
 fn info(args: &[&str]) -> (Output, Duration) {
     let start = Instant::now();
     let out = run(progjar().arg("info").args(args), None);
     (out, start.elapsed())
-}
-
-fn stdout(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// The machine's host name as the kernel reports it.

@@ -12,180 +12,30 @@
 use progjar_testkit as common;
 
 use std::collections::BTreeMap;
-use std::fs::{self, File};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::fs;
+use std::path::Path;
+use std::process::Command;
 use std::time::Duration;
 
-use common::wait_child;
+use common::lab::{self, Lab};
+use common::skip_unless_lab;
 
 /// The longest a whole `lab task4` may take (it usually takes a few seconds).
 const RUN_LIMIT: Duration = Duration::from_secs(240);
 
-fn script() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/lab/lab")
-}
-
 /// Why the lab cannot be built here, if it cannot.
 fn cannot_run() -> Option<String> {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    if unsafe { libc::geteuid() } != 0 {
-        return Some("not root".into());
-    }
-    for (tool, arg) in
-        [("ip", "-V"), ("tcpdump", "--version"), ("unshare", "--version"), ("ss", "-V")]
-    {
-        let found =
-            Command::new(tool).arg(arg).stdout(Stdio::null()).stderr(Stdio::null()).status();
-        if !found.is_ok_and(|s| s.success()) {
-            return Some(format!("no working `{tool}` (make deps installs it)"));
-        }
-    }
-    // Root in a container may still be refused namespaces: try one.
-    static PROBES: AtomicUsize = AtomicUsize::new(0);
-    let probe = format!("pjprobe{}-{}", std::process::id(), PROBES.fetch_add(1, Ordering::Relaxed));
-    let made = Command::new("ip").args(["netns", "add", &probe]).stderr(Stdio::null()).status();
-    let _ = Command::new("ip").args(["netns", "del", &probe]).stderr(Stdio::null()).status();
-    if !made.is_ok_and(|s| s.success()) {
-        return Some("`ip netns add` is not allowed here".into());
-    }
-    None
+    lab::cannot_run(&[
+        ("ip", "-V"),
+        ("tcpdump", "--version"),
+        ("unshare", "--version"),
+        ("ss", "-V"),
+    ])
 }
 
-macro_rules! skip_unless_lab {
-    () => {
-        if let Some(why) = cannot_run() {
-            eprintln!("skipping the lab test: {why}");
-            return;
-        }
-    };
-}
-
-/// One lab of this test: its tag, its output directory, and a guard that takes it
-/// down (and removes the directory) when the test ends, passing or failing.
-struct Lab {
-    tag: String,
-    dir: PathBuf,
-}
-
-impl Lab {
-    fn new(suffix: char) -> Lab {
-        // 6 characters at most: the bridge's veths are pjlab-<tag>-mN (15 max).
-        let tag = format!("{}{suffix}", std::process::id() % 100_000);
-        let dir = std::env::temp_dir().join(format!("progjar-lab-{tag}"));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).expect("temp dir");
-        Lab { tag, dir }
-    }
-
-    fn ns(&self, n: u32) -> String {
-        format!("pj{}-mesin{n}", self.tag)
-    }
-
-    fn bridge(&self) -> String {
-        format!("pjlab-{}", self.tag)
-    }
-
-    /// `tools/lab/lab ARGS` for this lab, output into files of the lab's directory.
-    fn command(&self, args: &[&str], log: &str) -> Command {
-        let mut cmd = Command::new("bash");
-        cmd.arg(script())
-            .args(args)
-            .env("PROGJAR", env!("CARGO_BIN_EXE_progjar"))
-            .env("LAB_TAG", &self.tag)
-            .env("LAB_DIR", &self.dir)
-            .env_remove("LAB_TEST_FAIL_AT")
-            .stdin(Stdio::null())
-            .stdout(File::create(self.dir.join(format!("{log}.out"))).expect("log file"))
-            .stderr(File::create(self.dir.join(format!("{log}.err"))).expect("log file"));
-        cmd
-    }
-
-    /// Run the script to the end (bounded: SIGTERM, so that its trap tears down,
-    /// then SIGKILL). Returns its exit code and its stdout + stderr.
-    fn run(&self, args: &[&str], env: &[(&str, &str)], limit: Duration) -> (Option<i32>, String) {
-        let log = args.join("-");
-        let mut cmd = self.command(args, &log);
-        cmd.envs(env.iter().copied());
-        let mut child = cmd.spawn().expect("spawn tools/lab/lab");
-        let status = match wait_child_term(&mut child, limit) {
-            Some(status) => status.code(),
-            None => {
-                let out = self.output(&log);
-                panic!(
-                    "`lab {}` took longer than {limit:?}; output so far:\n{out}",
-                    args.join(" ")
-                );
-            }
-        };
-        (status, self.output(&log))
-    }
-
-    fn output(&self, log: &str) -> String {
-        let out = fs::read_to_string(self.dir.join(format!("{log}.out"))).unwrap_or_default();
-        let err = fs::read_to_string(self.dir.join(format!("{log}.err"))).unwrap_or_default();
-        format!("{out}{err}")
-    }
-
-    /// What is left of this lab on the machine (empty when it is gone).
-    fn leftovers(&self) -> Vec<String> {
-        let mut left = Vec::new();
-        let netns = Command::new("ip").args(["netns", "list"]).output().expect("ip netns list");
-        for line in String::from_utf8_lossy(&netns.stdout).lines() {
-            if line.starts_with(&format!("pj{}-", self.tag)) {
-                left.push(format!("namespace {line}"));
-            }
-        }
-        let links = Command::new("ip").args(["-o", "link", "show"]).output().expect("ip link");
-        for line in String::from_utf8_lossy(&links.stdout).lines() {
-            if line.contains(&self.bridge()) {
-                left.push(format!("link {line}"));
-            }
-        }
-        for n in 1..=3 {
-            let etc = Path::new("/etc/netns").join(self.ns(n));
-            if etc.exists() {
-                left.push(etc.display().to_string());
-            }
-        }
-        let state = Path::new("/run/progjar-lab").join(&self.tag);
-        if state.exists() {
-            left.push(state.display().to_string());
-        }
-        left
-    }
-}
-
-impl Drop for Lab {
-    fn drop(&mut self) {
-        let mut down = self.command(&["down"], "guard-down");
-        if let Ok(mut child) = down.spawn() {
-            let _ = wait_child(&mut child, Duration::from_secs(60));
-        }
-        let _ = fs::remove_dir_all(&self.dir);
-    }
-}
-
-/// Like `common::wait_child`, but asks with SIGTERM first (the script's trap then
-/// takes its lab down) and only then kills.
-fn wait_child_term(
-    child: &mut std::process::Child,
-    limit: Duration,
-) -> Option<std::process::ExitStatus> {
-    let deadline = std::time::Instant::now() + limit;
-    loop {
-        if let Ok(Some(status)) = child.try_wait() {
-            return Some(status);
-        }
-        if std::time::Instant::now() >= deadline {
-            // SAFETY: kill(2) on our own child's pid.
-            unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
-            let _ = wait_child(child, Duration::from_secs(75));
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+/// This test's lab `suffix`, run by `tools/lab/lab`.
+fn new_lab(suffix: char) -> Lab {
+    Lab::new("lab", "", suffix)
 }
 
 /// One TCP segment of `tcpdump -r FILE -nn -tt -S`.
@@ -291,7 +141,7 @@ const SERVER: &str = "172.16.16.101.32444";
 #[test]
 fn task4_two_clients_overlap_in_the_capture_and_the_lab_is_gone_after() {
     skip_unless_lab!();
-    let lab = Lab::new('a');
+    let lab = new_lab('a');
     let (code, out) = lab.run(&["task4"], &[], RUN_LIMIT);
     assert_eq!(code, Some(0), "lab task4 failed:\n{out}");
     assert!(out.contains("ok: mesin2 client: echo verified"), "mesin2's echo not verified:\n{out}");
@@ -351,7 +201,7 @@ fn task4_two_clients_overlap_in_the_capture_and_the_lab_is_gone_after() {
 #[test]
 fn up_twice_then_down_twice_leaves_nothing() {
     skip_unless_lab!();
-    let lab = Lab::new('b');
+    let lab = new_lab('b');
     for round in 1..=2 {
         let (code, out) = lab.run(&["up"], &[], Duration::from_secs(60));
         assert_eq!(code, Some(0), "lab up (round {round}):\n{out}");
@@ -394,7 +244,7 @@ fn up_twice_then_down_twice_leaves_nothing() {
 #[test]
 fn up_that_fails_half_way_takes_down_what_it_made() {
     skip_unless_lab!();
-    let lab = Lab::new('c');
+    let lab = new_lab('c');
     let (code, out) = lab.run(&["up"], &[("LAB_TEST_FAIL_AT", "mesin2")], Duration::from_secs(60));
     assert_ne!(code, Some(0), "lab up should have failed:\n{out}");
     assert!(out.contains("on purpose"), "{out}");
@@ -403,11 +253,7 @@ fn up_that_fails_half_way_takes_down_what_it_made() {
 }
 
 fn has_python() -> bool {
-    Command::new("python3")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
+    lab::works("python3", "--version")
 }
 
 // ------------------------------------------------------------------ the page
@@ -418,7 +264,7 @@ fn has_python() -> bool {
 fn replay_writes_a_page_that_chromium_shows_with_every_connection() {
     skip_unless_lab!();
     let Some(browser) = common::browser::chromium() else { return };
-    let lab = Lab::new('d');
+    let lab = new_lab('d');
     let (code, out) = lab.run(&["replay"], &[], RUN_LIMIT);
     assert_eq!(code, Some(0), "lab replay failed:\n{out}");
     let page = lab.dir.join("report.html");

@@ -11,151 +11,50 @@
 
 use progjar_testkit as common;
 
-use std::fs::{self, File};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::wait_child;
+use common::lab::{self, works};
+use common::{progjar_stress_path, skip_unless_lab};
 
 /// The longest one scenario may take (it usually takes 10 to 15 s).
 const RUN_LIMIT: Duration = Duration::from_secs(60);
 
-fn script() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/lab/scale")
-}
-
-/// progjar-stress from the same build as the progjar under test.
-fn stress_binary() -> PathBuf {
-    Path::new(env!("CARGO_BIN_EXE_progjar")).with_file_name("progjar-stress")
-}
-
 /// Why the scaled lab cannot be built here, if it cannot.
 fn cannot_run() -> Option<String> {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    if unsafe { libc::geteuid() } != 0 {
-        return Some("not root".into());
-    }
-    for (tool, arg) in [("ip", "-V"), ("unshare", "--version"), ("ss", "-V"), ("python3", "-V")] {
-        if !works(tool, arg) {
-            return Some(format!("no working `{tool}` (make deps installs it)"));
+    let tools = [("ip", "-V"), ("unshare", "--version"), ("ss", "-V"), ("python3", "-V")];
+    lab::cannot_run(&tools).or_else(|| {
+        if !works("haproxy", "-v") {
+            return Some(
+                "haproxy is not installed (make deps installs it: apt-get install haproxy)".into(),
+            );
         }
-    }
-    if !works("haproxy", "-v") {
-        return Some(
-            "haproxy is not installed (make deps installs it: apt-get install haproxy)".into(),
-        );
-    }
-    if !stress_binary().exists() {
-        return Some(format!(
-            "no {} (cargo build --workspace, or cargo test --workspace, builds it)",
-            stress_binary().display()
-        ));
-    }
-    // Root in a container may still be refused namespaces: try one.
-    let probe = format!("pjscaleprobe{}", std::process::id());
-    let made = Command::new("ip").args(["netns", "add", &probe]).stderr(Stdio::null()).status();
-    let _ = Command::new("ip").args(["netns", "del", &probe]).stderr(Stdio::null()).status();
-    if !made.is_ok_and(|s| s.success()) {
-        return Some("`ip netns add` is not allowed here".into());
-    }
-    None
+        let stress = progjar_stress_path();
+        (!stress.exists()).then(|| {
+            format!(
+                "no {} (cargo build --workspace, or cargo test --workspace, builds it)",
+                stress.display()
+            )
+        })
+    })
 }
 
-fn works(tool: &str, arg: &str) -> bool {
-    let status = Command::new(tool).arg(arg).stdout(Stdio::null()).stderr(Stdio::null()).status();
-    status.is_ok_and(|s| s.success())
-}
-
-macro_rules! skip_unless_lab {
-    () => {
-        if let Some(why) = cannot_run() {
-            eprintln!("skipping the HAProxy lab test: {why}");
-            return;
-        }
-    };
-}
-
-/// One lab of this test: its tag and output directory; dropping it takes the lab
+/// One scaled lab of this test (`tools/lab/scale`); dropping it takes the lab
 /// down (mesin4 and HAProxy included) and removes the directory.
-struct Lab {
-    tag: String,
-    dir: PathBuf,
-}
+struct Lab(lab::Lab);
 
 impl Lab {
     fn new(suffix: char) -> Lab {
-        // 6 characters at most: the bridge's veths are pjlab-<tag>-mN (15 max).
-        let tag = format!("s{}{suffix}", std::process::id() % 10_000);
-        let dir = std::env::temp_dir().join(format!("progjar-lab-{tag}"));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).expect("temp dir");
-        Lab { tag, dir }
+        Lab(lab::Lab::new("scale", "s", suffix))
     }
 
-    /// `SCRIPT ARGS` for this lab, its output into `LOG.out` in the lab's directory.
-    fn command(&self, script: &Path, args: &[&str], log: &str) -> Command {
-        let out = File::create(self.dir.join(format!("{log}.out"))).expect("log file");
-        let mut cmd = Command::new("bash");
-        cmd.arg(script)
-            .args(args)
-            .env("PROGJAR", env!("CARGO_BIN_EXE_progjar"))
-            .env("PROGJAR_STRESS", stress_binary())
-            .env("LAB_TAG", &self.tag)
-            .env("LAB_DIR", &self.dir)
-            .stdin(Stdio::null())
-            .stderr(out.try_clone().expect("log file"))
-            .stdout(out);
-        cmd
-    }
-
-    /// Run `tools/lab/scale SCENARIO` to the end, bounded (SIGTERM first, so that
-    /// the script's trap takes its lab down). Returns its exit code and output.
+    /// Run `tools/lab/scale SCENARIO` to the end, bounded by [`RUN_LIMIT`].
     fn run(&self, scenario: &str) -> (Option<i32>, String) {
-        let mut child = self.command(&script(), &[scenario], scenario).spawn().expect("spawn");
-        let deadline = Instant::now() + RUN_LIMIT;
-        let status = loop {
-            if let Ok(Some(status)) = child.try_wait() {
-                break Some(status);
-            }
-            if Instant::now() >= deadline {
-                // SAFETY: kill(2) on our own child's pid.
-                unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
-                let _ = wait_child(&mut child, Duration::from_secs(60));
-                break None;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        let out = fs::read_to_string(self.dir.join(format!("{scenario}.out"))).unwrap_or_default();
-        match status {
-            Some(status) => (status.code(), out),
-            None => panic!("`scale {scenario}` took longer than {RUN_LIMIT:?}; output:\n{out}"),
-        }
+        self.0.run(&[scenario], &[], RUN_LIMIT)
     }
 
     /// What is left of this lab (empty when it is gone).
     fn leftovers(&self) -> Vec<String> {
-        let netns = Command::new("ip").args(["netns", "list"]).output().expect("ip netns list");
-        let mut left: Vec<String> = String::from_utf8_lossy(&netns.stdout)
-            .lines()
-            .filter(|line| line.starts_with(&format!("pj{}-", self.tag)))
-            .map(|line| format!("namespace {line}"))
-            .collect();
-        let state = Path::new("/run/progjar-lab").join(&self.tag);
-        if state.exists() {
-            left.push(state.display().to_string());
-        }
-        left
-    }
-}
-
-impl Drop for Lab {
-    fn drop(&mut self) {
-        let lab = Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/lab/lab");
-        if let Ok(mut child) = self.command(&lab, &["down"], "guard-down").spawn() {
-            let _ = wait_child(&mut child, Duration::from_secs(60));
-        }
-        let _ = fs::remove_dir_all(&self.dir);
+        self.0.leftovers()
     }
 }
 

@@ -12,7 +12,10 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{connect, echo_all, random_bytes, read_n, start_server, wait_child, STEP};
+use common::{
+    connect, echo_all, listening_addr, random_bytes, read_n, server_command, start_server,
+    wait_child, STEP,
+};
 
 /// Connect/close cycles that write far more log than a pipe holds (64 KiB):
 /// each writes two lines of about 100 bytes.
@@ -34,9 +37,7 @@ struct Stuck {
 
 impl Stuck {
     fn start(level: &str, extra: &[&str]) -> Stuck {
-        let mut child = common::progjar()
-            .args(["server", "--bind", "127.0.0.1", "--port", "0"])
-            .args(extra)
+        let mut child = server_command(extra)
             .env("RUST_LOG", level)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -44,22 +45,22 @@ impl Stuck {
             .spawn()
             .expect("spawn progjar server");
         let stderr = child.stderr.take();
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, rx) = mpsc::channel();
-        thread::spawn(move || {
-            let mut lines = BufReader::new(stdout).lines();
-            if let Some(Ok(first)) = lines.next() {
-                let _ = tx.send(first);
-            }
-            for _ in lines {}
-        });
-        let first = rx.recv_timeout(STEP).expect("the server prints 'listening on'");
-        let addr = first.strip_prefix("listening on ").expect("listening line").parse().unwrap();
+        let addr = listening_addr(&mut child).expect("the server prints 'listening on'");
         Stuck { child, addr, stderr }
     }
 
     fn kill(&self, signal: i32) {
         deliver(self.child.id(), signal);
+    }
+
+    /// With a client still open, a second SIGTERM ends the server at once, exit
+    /// status 130 (the first alone would wait `--grace` for the client).
+    fn assert_second_sigterm_exits_130(mut self) {
+        let _open = connect(self.addr);
+        self.kill(libc::SIGTERM);
+        self.kill(libc::SIGTERM);
+        let status = wait_child(&mut self.child, STEP);
+        assert_eq!(status.and_then(|s| s.code()), Some(130));
     }
 }
 
@@ -199,23 +200,15 @@ fn a_closed_stderr_neither_stops_nor_kills_the_server() {
     drop(server.stderr.take()); // every write to stderr now fails with EPIPE
     flood(server.addr);
     probe(server.addr);
-    let _open = connect(server.addr);
     // The exit line (status 130) goes to the closed stderr too.
-    server.kill(libc::SIGTERM);
-    server.kill(libc::SIGTERM);
-    let status = wait_child(&mut server.child, STEP);
-    assert_eq!(status.and_then(|s| s.code()), Some(130));
+    server.assert_second_sigterm_exits_130();
 }
 
 #[test]
 fn a_stuck_stderr_does_not_hold_up_the_exit() {
-    let mut server = Stuck::start("debug", &["--grace", "600", FLOOD_ARGS[0], FLOOD_ARGS[1]]);
+    let server = Stuck::start("debug", &["--grace", "600", FLOOD_ARGS[0], FLOOD_ARGS[1]]);
     flood(server.addr);
-    let _open = connect(server.addr);
-    server.kill(libc::SIGTERM);
-    server.kill(libc::SIGTERM);
-    let status = wait_child(&mut server.child, STEP);
-    assert_eq!(status.and_then(|s| s.code()), Some(130));
+    server.assert_second_sigterm_exits_130();
 }
 
 /// Two SIGTERMs count as two even when both arrive before the loop looks at
@@ -245,19 +238,11 @@ fn sighup_lets_a_transfer_finish() {
     let mut server = start_server(&["--grace", "600"]);
     let data = random_bytes(2 * HALF, 8);
     let mut s = connect(server.addr);
-    let mut w = s.try_clone().unwrap();
-    w.write_all(&data[..HALF]).unwrap();
+    s.write_all(&data[..HALF]).unwrap();
     assert!(read_n(&mut s, HALF) == data[..HALF], "first half echoed");
     server.signal(libc::SIGHUP);
     server.wait_for_log("SIGHUP: shutting down");
-    let rest = data[HALF..].to_vec();
-    let writer = thread::spawn(move || {
-        w.write_all(&rest).unwrap();
-        w.shutdown(Shutdown::Write).unwrap();
-    });
-    let mut back = Vec::new();
-    s.read_to_end(&mut back).expect("the rest of the echo");
-    writer.join().unwrap();
+    let back = echo_all(s, data[HALF..].to_vec());
     assert!(back == data[HALF..], "second half echoed after SIGHUP");
     assert_eq!(server.wait_exit().code(), Some(0));
     server.wait_for_log(&format!("echoed {} bytes", 2 * HALF));

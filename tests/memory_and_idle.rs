@@ -20,23 +20,18 @@ use std::sync::{Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{connect, progjar, random_bytes, read_n, start_server, start_server_with, STEP};
+use common::{
+    connect, proc_status_kib, progjar, random_bytes, read_n, start_server, start_server_with, MIB,
+    STEP,
+};
 
 const KIB: usize = 1024;
-const MIB: usize = 1024 * KIB;
 
 /// Serialises this file's tests (see the top of the file).
 fn one_at_a_time() -> MutexGuard<'static, ()> {
     static LOCK: Mutex<()> = Mutex::new(());
     // A failed test poisons the lock; the next one may still run.
     LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-/// A field of /proc/PID/status in KiB (`VmHWM:` is the peak resident size).
-fn status_kib(pid: u32, field: &str) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
-    let line = status.lines().find(|l| l.starts_with(field)).expect("field");
-    line.split_whitespace().nth(1).and_then(|v| v.parse().ok()).expect("number")
 }
 
 /// Send `msg` on a fresh connection and time its echo; `None` if the
@@ -135,21 +130,12 @@ fn a_crowd_of_non_readers_cannot_exhaust_memory() {
     }
     assert!(server.child.try_wait().unwrap().is_none(), "server died: {:?}", server.log_lines());
     let sent: usize = flood.iter().map(|f| f.sent).sum();
-    let stuck_rss = status_kib(pid, "VmRSS:");
+    let stuck_rss = proc_status_kib(pid, "VmRSS:");
     // Now read: every client gets its bytes back, in order, intact.
     let deadline = Instant::now() + Duration::from_secs(120);
-    let mut buf = vec![0; 256 * KIB];
-    while flood.iter().any(|f| f.got < EACH) {
-        assert!(Instant::now() < deadline, "echo not complete: {:?}", server.log_lines());
-        let mut moved = false;
-        for f in &mut flood {
-            moved |= send_some(f, &data, EACH);
-            moved |= receive_some(f, &data, &mut buf);
-        }
-        if !moved {
-            thread::sleep(Duration::from_millis(1));
-        }
-    }
+    read_back_all(&mut flood, &data, EACH, deadline, || {
+        format!("echo not complete: {:?}", server.log_lines())
+    });
     assert!(server.child.try_wait().unwrap().is_none(), "server died: {:?}", server.log_lines());
     let worst =
         |stuck: bool| probes.iter().filter(|p| p.1 == stuck).map(|p| p.0).max().unwrap_or_default();
@@ -161,8 +147,8 @@ fn a_crowd_of_non_readers_cannot_exhaust_memory() {
          poured in, slowest echo {:?}; {stuck_probes} once it was stuck, slowest {:?}",
         sent / MIB,
         stuck_rss / 1024,
-        status_kib(pid, "VmHWM:") / 1024,
-        status_kib(pid, "VmPeak:") / 1024,
+        proc_status_kib(pid, "VmHWM:") / 1024,
+        proc_status_kib(pid, "VmPeak:") / 1024,
         AS_LIMIT / MIB as u64,
         probes.len() - stuck_probes,
         worst(false),
@@ -190,6 +176,29 @@ fn send_some(f: &mut Flood, data: &[u8], each: usize) -> bool {
         }
         Err(e) if e.kind() == ErrorKind::WouldBlock => false,
         Err(e) => panic!("write: {e}"),
+    }
+}
+
+/// Send what is left and read until every client has its `each` bytes back,
+/// checked; past `deadline` the test fails with `stalled()`.
+fn read_back_all(
+    flood: &mut [Flood],
+    data: &[u8],
+    each: usize,
+    deadline: Instant,
+    stalled: impl Fn() -> String,
+) {
+    let mut buf = vec![0; 256 * KIB];
+    while flood.iter().any(|f| f.got < each) {
+        assert!(Instant::now() < deadline, "{}", stalled());
+        let mut moved = false;
+        for f in flood.iter_mut() {
+            moved |= send_some(f, data, each);
+            moved |= receive_some(f, data, &mut buf);
+        }
+        if !moved {
+            thread::sleep(Duration::from_millis(1));
+        }
     }
 }
 
@@ -376,7 +385,7 @@ fn the_total_bounds_what_all_connections_hold() {
     const TOTAL: usize = 8 * MIB;
     let mut server = start_server(&["--max-pending-total", "8MiB"]);
     let pid = server.child.id();
-    let before = status_kib(pid, "VmRSS:") as usize * KIB;
+    let before = proc_status_kib(pid, "VmRSS:") as usize * KIB;
     let data = random_bytes(EACH + CLIENTS * 4099, 20);
     let mut flood: Vec<Flood> = (0..CLIENTS)
         .map(|i| {
@@ -400,21 +409,10 @@ fn the_total_bounds_what_all_connections_hold() {
             thread::sleep(Duration::from_millis(10)); // pacing
         }
     }
-    let grown = (status_kib(pid, "VmHWM:") as usize * KIB).saturating_sub(before);
+    let grown = (proc_status_kib(pid, "VmHWM:") as usize * KIB).saturating_sub(before);
     let bound = TOTAL + (CLIENTS + 1) * 64 * KIB + 4 * MIB;
     let newcomer = probe(server.addr, b"owed nothing").expect("newcomer served");
-    let mut buf = vec![0; 256 * KIB];
-    while flood.iter().any(|f| f.got < EACH) {
-        assert!(Instant::now() < deadline + STEP, "echo not complete");
-        let mut moved = false;
-        for f in &mut flood {
-            moved |= send_some(f, &data, EACH);
-            moved |= receive_some(f, &data, &mut buf);
-        }
-        if !moved {
-            thread::sleep(Duration::from_millis(1));
-        }
-    }
+    read_back_all(&mut flood, &data, EACH, deadline + STEP, || "echo not complete".into());
     println!(
         "total: 20 non-readers grew the server by {} KiB (bound {} KiB); newcomer's echo {newcomer:?}",
         grown / KIB,

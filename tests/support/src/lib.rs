@@ -4,19 +4,22 @@
 //! `/proc`, generate and check byte streams, and drive many nonblocking clients.
 //!
 //! One concept per module:
-//! * `process`: the binaries, and running a command with a time bound;
-//! * `server`: a running `progjar server`, its log, and waiting for a line;
+//! * `process`: the binaries, running a command with a time bound, its output;
+//! * `server`: a running `progjar server`, its log, and waiting for a line (or
+//!   the server in a thread of the test, for tests of a client);
 //! * `net`: blocking clients and what a test asserts about them;
 //! * `procfs`: `/proc` readers (RSS, CPU time, descriptors, socket queues);
 //! * `stream`: deterministic bytes, the stress tool's pattern;
 //! * `flow`: many nonblocking clients in one mio loop;
-//! * `browser`: headless Chromium loading the pages the tools write.
+//! * `browser`: headless Chromium loading the pages the tools write;
+//! * `lab`: a lab in network namespaces (`tools/lab`), taken down whatever happens.
 //!
 //! Every wait here has a deadline ([`STEP`] unless the caller gives one), so a
 //! test fails with a message instead of hanging.
 
 pub mod browser;
 mod flow;
+pub mod lab;
 mod net;
 mod process;
 mod procfs;
@@ -25,15 +28,22 @@ mod stream;
 
 pub use flow::{assert_no_flow_failed, Driver, Flow};
 pub use net::{
-    assert_closed_by_server, assert_echo, assert_served, connect, connect_from, echo_all,
-    is_closed, read_n, served_or_closed, set_linger_zero, write_until_stalled,
+    assert_closed_by_server, assert_echo, assert_served, closed_port, connect, connect_from,
+    echo_all, is_closed, one_shot_server, read_n, served_or_closed, set_linger_zero,
+    write_until_stalled,
 };
-pub use process::{progjar, progjar_path, run, run_bounded, wait_child, wait_until, STEP};
+pub use process::{
+    all_output, client, code, progjar, progjar_path, progjar_stress, progjar_stress_path, run,
+    run_bounded, stderr, stdout, stress, stress_with, wait_child, wait_until, STEP, STRESS_LIMIT,
+};
 pub use procfs::{
     cpu_time, fds_below, open_connections, proc_status_kib, raise_nofile, rss_kib,
     server_side_queues, RssSampler,
 };
-pub use server::{assert_no_panic, start_server, start_server_logging, start_server_with, Server};
+pub use server::{
+    assert_no_panic, listening_addr, serve_in_thread, server_command, start_server,
+    start_server_logging, start_server_with, Server,
+};
 pub use stream::{random_bytes, Stream};
 
 /// A mebibyte, the unit most transfer sizes here are written in.

@@ -27,6 +27,26 @@ pub fn connect_from(src: impl Into<IpAddr>, dst: SocketAddr) -> TcpStream {
     with_timeouts(s.into())
 }
 
+/// A one-connection server on 127.0.0.1: it reads everything the client sends
+/// (up to the client's FIN), then lets `answer` decide what to send back, then closes.
+pub fn one_shot_server(answer: fn(Vec<u8>) -> Vec<u8>) -> SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().unwrap();
+    thread::spawn(move || {
+        let (mut conn, _) = listener.accept().expect("accept");
+        let mut got = Vec::new();
+        conn.read_to_end(&mut got).expect("read");
+        let _ = conn.write_all(&answer(got));
+    });
+    addr
+}
+
+/// A port on 127.0.0.1 where nothing listens (bound, then released).
+pub fn closed_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    listener.local_addr().expect("local address").port()
+}
+
 fn with_timeouts(s: TcpStream) -> TcpStream {
     s.set_read_timeout(Some(STEP)).unwrap();
     s.set_write_timeout(Some(STEP)).unwrap();

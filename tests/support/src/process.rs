@@ -20,9 +20,7 @@ pub fn progjar_path() -> PathBuf {
     if let Some(path) = std::env::var_os("PROGJAR_BIN") {
         return path.into();
     }
-    let exe = std::env::current_exe().expect("the test executable's path");
-    let dir = exe.parent().and_then(|deps| deps.parent()).expect("target/<profile>/deps/");
-    let path = dir.join("progjar");
+    let path = built("progjar");
     assert!(path.is_file(), "{} not built: run the tests through cargo", path.display());
     path
 }
@@ -30,6 +28,66 @@ pub fn progjar_path() -> PathBuf {
 /// A command running the `progjar` binary.
 pub fn progjar() -> Command {
     Command::new(progjar_path())
+}
+
+/// The `progjar-stress` binary of the same build. Cargo builds it for the
+/// stress tool's own tests and for `--workspace`, not for progjar's alone, so
+/// it may be missing: a test that may run without it checks `exists()`.
+pub fn progjar_stress_path() -> PathBuf {
+    built("progjar-stress")
+}
+
+/// A command running the `progjar-stress` binary.
+pub fn progjar_stress() -> Command {
+    Command::new(progjar_stress_path())
+}
+
+/// Longest any one `progjar-stress` run may take before the test fails.
+pub const STRESS_LIMIT: Duration = Duration::from_secs(60);
+
+/// Run `progjar-stress ARGS` to completion (killed after [`STRESS_LIMIT`]);
+/// returns its output and how long it ran.
+pub fn stress(args: &[&str]) -> (Output, Duration) {
+    stress_with(progjar_stress().args(args))
+}
+
+/// Run a prepared command to completion (killed after [`STRESS_LIMIT`]).
+pub fn stress_with(cmd: &mut Command) -> (Output, Duration) {
+    let started = Instant::now();
+    let output = run_bounded(cmd, None, STRESS_LIMIT);
+    (output, started.elapsed())
+}
+
+/// Where cargo puts binary `name` of this build (next to `deps/`).
+fn built(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("the test executable's path");
+    let dir = exe.parent().and_then(|deps| deps.parent()).expect("target/<profile>/deps/");
+    dir.join(name)
+}
+
+/// Run `progjar client ARGS...` with `stdin` as standard input, bounded by [`STEP`].
+pub fn client(args: &[&str], stdin: Option<Vec<u8>>) -> Output {
+    run(progjar().arg("client").args(args), stdin)
+}
+
+/// What a command wrote to stdout, as text.
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// What a command wrote to stderr, as text.
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Both output streams, for assertions and failure messages.
+pub fn all_output(out: &Output) -> String {
+    format!("--- stdout\n{}--- stderr\n{}", stdout(out), stderr(out))
+}
+
+/// A command's exit code; the test fails if a signal killed it.
+pub fn code(out: &Output) -> i32 {
+    out.status.code().expect("exited, not killed")
 }
 
 /// Wait for a child at most `limit`; `None` (after killing it) if it ran too long.

@@ -3,8 +3,8 @@
 //! wait for the log line that says an event happened.
 
 use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
 use std::sync::{mpsc, Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -23,7 +23,7 @@ pub struct Server {
 }
 
 /// `progjar server --bind 127.0.0.1 --port 0 EXTRA...`, not started yet.
-fn server_command(extra: &[&str]) -> Command {
+pub fn server_command(extra: &[&str]) -> Command {
     let mut cmd = progjar();
     cmd.args(["server", "--bind", "127.0.0.1", "--port", "0"]).args(extra);
     cmd
@@ -55,29 +55,50 @@ pub fn start_server_with(cmd: &mut Command) -> Server {
             sink.lock().unwrap().push(line);
         }
     });
-    let stdout = child.stdout.take().expect("stdout");
+    let Some(addr) = listening_addr(&mut child) else {
+        panic!("server did not print 'listening on' in time; log: {:?}", log.lock().unwrap());
+    };
+    Server { child, addr, log }
+}
+
+/// Where a just-started server listens: its first stdout line, `listening on
+/// ADDR`. Its stdout (piped) is drained from then on, so that it never blocks on
+/// a full pipe. `None`, the server killed, if the line does not come within [`STEP`].
+pub fn listening_addr(child: &mut Child) -> Option<SocketAddr> {
+    let stdout: ChildStdout = child.stdout.take().expect("stdout");
     let (tx, rx) = mpsc::channel();
     thread::spawn(move || {
         let mut lines = BufReader::new(stdout).lines();
         if let Some(Ok(first)) = lines.next() {
             let _ = tx.send(first);
         }
-        // Keep draining so the server never blocks on a full stdout pipe.
         for _ in lines {}
     });
-    let first = match rx.recv_timeout(STEP) {
-        Ok(line) => line,
-        Err(_) => {
-            let _ = child.kill();
-            panic!("server did not print 'listening on' in time; log: {:?}", log.lock().unwrap());
-        }
+    let Ok(first) = rx.recv_timeout(STEP) else {
+        let _ = child.kill();
+        return None;
     };
     let addr = first
         .strip_prefix("listening on ")
         .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
         .parse()
         .expect("address in 'listening on' line");
-    Server { child, addr, log }
+    Some(addr)
+}
+
+/// The real progjar echo server, in a thread of this process, on a free
+/// loopback port; it serves until the test process exits. For tests of a
+/// client (the stress tool), where the server's log does not matter.
+pub fn serve_in_thread() -> SocketAddr {
+    let config = progjar::server::Config {
+        bind: Ipv4Addr::LOCALHOST.into(),
+        port: 0,
+        ..progjar::server::Config::default()
+    };
+    let server = progjar::server::Server::bind(config).expect("bind the progjar server");
+    let addr = server.local_addr().expect("server address");
+    thread::spawn(move || server.run());
+    addr
 }
 
 impl Server {

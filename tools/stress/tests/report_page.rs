@@ -5,26 +5,12 @@
 //! its `--json` summary) on the page. Skips, saying why, without Chromium.
 
 use std::io::{Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 use std::thread;
-use std::time::Duration;
 
-use progjar_testkit::{browser, run_bounded};
+use progjar_testkit::{all_output, browser, serve_in_thread, stress, STRESS_LIMIT};
 use serde_json::Value;
-
-/// Longest any one `progjar-stress` run may take before the test fails.
-const RUN_LIMIT: Duration = Duration::from_secs(60);
-
-fn stress(args: &[&str]) -> Output {
-    run_bounded(Command::new(env!("CARGO_BIN_EXE_progjar-stress")).args(args), None, RUN_LIMIT)
-}
-
-fn all_output(o: &Output) -> String {
-    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
-    format!("--- stdout\n{}--- stderr\n{}", text(&o.stdout), text(&o.stderr))
-}
 
 /// A fresh directory for one test's files.
 fn scratch(name: &str) -> PathBuf {
@@ -32,19 +18,6 @@ fn scratch(name: &str) -> PathBuf {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("scratch directory");
     dir
-}
-
-/// The real progjar echo server, in this process, on a free loopback port.
-fn progjar_server() -> SocketAddr {
-    let config = progjar::server::Config {
-        bind: Ipv4Addr::LOCALHOST.into(),
-        port: 0,
-        ..progjar::server::Config::default()
-    };
-    let server = progjar::server::Server::bind(config).expect("bind the progjar server");
-    let addr = server.local_addr().expect("server address");
-    thread::spawn(move || server.run());
-    addr
 }
 
 /// Text as Chromium serializes it in the DOM: `&`, `<`, `>` as entities.
@@ -68,9 +41,9 @@ fn count_points(rest: &str) -> usize {
 fn a_short_run_writes_a_page_with_its_own_numbers_that_the_browser_shows() {
     let dir = scratch("short_run");
     let page = dir.join("run.html");
-    let addr = progjar_server().to_string();
+    let addr = serve_in_thread().to_string();
     let page_arg = page.to_str().expect("a UTF-8 path");
-    let o = stress(&[&addr, "-c", "20", "-d", "3", "--json", "--report", page_arg]);
+    let (o, _) = stress(&[&addr, "-c", "20", "-d", "3", "--json", "--report", page_arg]);
     let out = all_output(&o);
     assert!(o.status.success(), "{out}");
     let v: Value = serde_json::from_slice(&o.stdout).expect("one JSON object");
@@ -119,7 +92,7 @@ fn a_short_run_writes_a_page_with_its_own_numbers_that_the_browser_shows() {
 
 /// Echo the first 1000 bytes, then close: each connection fails the same way.
 fn close_after_1000(mut s: TcpStream) {
-    let _ = s.set_read_timeout(Some(RUN_LIMIT));
+    let _ = s.set_read_timeout(Some(STRESS_LIMIT));
     let mut buf = [0u8; 1000];
     let mut echoed = 0;
     while echoed < buf.len() {
@@ -143,7 +116,8 @@ fn a_failed_run_lists_every_error_on_its_page() {
         }
     });
     let page_arg = page.to_str().expect("a UTF-8 path");
-    let o = stress(&[&addr, "-c", "3", "-n", "4", "-s", "512", "--json", "--report", page_arg]);
+    let (o, _) =
+        stress(&[&addr, "-c", "3", "-n", "4", "-s", "512", "--json", "--report", page_arg]);
     let out = all_output(&o);
     assert_eq!(o.status.code(), Some(1), "{out}");
     let v: Value = serde_json::from_slice(&o.stdout).expect("one JSON object");
@@ -163,10 +137,10 @@ fn a_failed_run_lists_every_error_on_its_page() {
 
 #[test]
 fn a_report_into_a_missing_directory_exits_2_before_the_run() {
-    let addr = progjar_server().to_string();
+    let addr = serve_in_thread().to_string();
     let missing = scratch("missing").join("no/such/dir/run.html");
     // -d 30: had the run started, the summary would be on stdout and it would take 30 s.
-    let o = stress(&[&addr, "-d", "30", "--report", missing.to_str().expect("UTF-8")]);
+    let (o, _) = stress(&[&addr, "-d", "30", "--report", missing.to_str().expect("UTF-8")]);
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(2), "{}", all_output(&o));
     assert_eq!(err.trim().lines().count(), 1, "one line: {err}");

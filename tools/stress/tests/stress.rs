@@ -5,52 +5,21 @@
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use progjar_testkit::run_bounded;
-
-/// Longest any one `progjar-stress` run may take before the test fails.
-const RUN_LIMIT: Duration = Duration::from_secs(60);
+// Under the names this file's tests use.
+use progjar_testkit::{
+    all_output, serve_in_thread as progjar_server, stress, stress_with, STRESS_LIMIT as RUN_LIMIT,
+};
 
 /// How long a faulty server's connection thread may live: longer than any test
 /// run, so it never cuts a run short, yet bounded.
 const SERVER_IO_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// Run `progjar-stress ARGS` to completion (killed after [`RUN_LIMIT`]).
-fn stress(args: &[&str]) -> (Output, Duration) {
-    stress_with(Command::new(env!("CARGO_BIN_EXE_progjar-stress")).args(args))
-}
-
-/// Run a prepared command to completion (killed after [`RUN_LIMIT`]).
-fn stress_with(cmd: &mut Command) -> (Output, Duration) {
-    let started = Instant::now();
-    let output = run_bounded(cmd, None, RUN_LIMIT);
-    (output, started.elapsed())
-}
-
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
-}
-
-/// Both output streams, for assertions and failure messages.
-fn all_output(o: &Output) -> String {
-    format!("--- stdout\n{}--- stderr\n{}", text(&o.stdout), text(&o.stderr))
-}
-
-/// The real progjar echo server, in this process, on a free loopback port. Its
-/// thread serves until the test process exits.
-fn progjar_server() -> SocketAddr {
-    let config = progjar::server::Config {
-        bind: Ipv4Addr::LOCALHOST.into(),
-        port: 0,
-        ..progjar::server::Config::default()
-    };
-    let server = progjar::server::Server::bind(config).expect("bind the progjar server");
-    let addr = server.local_addr().expect("server address");
-    thread::spawn(move || server.run());
-    addr
 }
 
 /// A faulty echo server: `handle(stream, index)` serves the `index`-th accepted
