@@ -39,7 +39,7 @@ enum Command {
 /// SIGHUP (the terminal closed) stop accepting and let open connections finish
 /// (up to --grace), then exit 0; a second signal stops at once with status 130.
 /// Logs never slow the server: if stderr is not read, lines are dropped and
-/// counted.
+/// counted. --loops N runs N such loops on N threads. More in docs/server.md.
 #[derive(FromArgs)]
 #[argh(subcommand, name = "server", help_triggers("-h", "--help"))]
 struct ServerArgs {
