@@ -42,6 +42,7 @@ use mio::{Interest, Registry, Token};
 use crate::idle::InFlight;
 use crate::memory::Budget;
 use crate::preview::preview;
+use crate::sock::{is_peer_gone, short_read_empties_queue};
 
 /// After a burst is sent, a pending buffer larger than this is freed rather
 /// than kept: 64 KiB is one full read, so a connection that overflows now and
@@ -138,11 +139,10 @@ impl Closed {
     }
 
     fn from_error(e: &io::Error) -> Closed {
-        match e.kind() {
-            ErrorKind::ConnectionReset | ErrorKind::BrokenPipe | ErrorKind::ConnectionAborted => {
-                Closed::Reset
-            }
-            kind => Closed::Error(kind),
+        if is_peer_gone(e) {
+            Closed::Reset
+        } else {
+            Closed::Error(e.kind())
         }
     }
 }
@@ -336,11 +336,9 @@ impl Connection {
                         debug!("sending back {n} bytes");
                     }
                     self.send(&buf[..n], budget)?;
-                    // A read that did not fill the buffer emptied the kernel's
-                    // receive queue, so any later byte raises a new edge. Not
-                    // reading again here saves one syscall per echo (a read that
-                    // would only say WouldBlock).
-                    if n < buf.len() && !drain {
+                    // A short read emptied the receive queue (`sock.rs` says
+                    // why that holds and when it does not): one syscall saved.
+                    if !drain && short_read_empties_queue(n, buf.len()) {
                         break;
                     }
                 }

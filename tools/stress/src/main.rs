@@ -41,21 +41,26 @@ mod report;
 mod run;
 mod stats;
 
+use std::ffi::OsStr;
 use std::fs::File;
 use std::io::{ErrorKind, Write as _};
-use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
 use argh::FromArgs;
 use progjar::cli::{self, Failure};
-use progjar::parse;
+use progjar::client::Target;
+use progjar::{parse, resolve};
 // The pattern lives in the crate's library, which the tests reuse.
 use progjar_stress::pattern;
 
 use crate::config::{Config, Stop};
 use crate::report::Report;
+
+/// The course's port, for a target given without one.
+const DEFAULT_PORT: u16 = 10000;
 
 /// Largest message (`-s`): the pattern is computed in 64 KiB chunks whatever the
 /// size, so this only bounds what one connection keeps in flight
@@ -95,10 +100,10 @@ const DEFAULT_DURATION: Duration = Duration::from_secs(10);
 // The doc comments are argh's help text, where `[::1]:10000` is an address, not a link.
 #[allow(rustdoc::broken_intra_doc_links)]
 struct Args {
-    /// echo server as HOST:PORT, e.g. 127.0.0.1:10000 or [::1]:10000
+    /// echo server: HOST:PORT, [IPv6]:PORT, or HOST for port 10000
     /// (default 127.0.0.1:10000)
-    #[argh(positional, default = "String::from(\"127.0.0.1:10000\")", from_str_fn(parse_target))]
-    target: String,
+    #[argh(positional, default = "default_target()", from_str_fn(parse_target))]
+    target: Target,
     /// connections that send messages (default 50)
     #[argh(option, short = 'c', default = "50", from_str_fn(parse_connections))]
     connections: u32,
@@ -173,11 +178,13 @@ struct MergeArgs {
     json: bool,
 }
 
-fn parse_target(s: &str) -> Result<String, String> {
-    match s.rsplit_once(':') {
-        Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => Ok(s.to_string()),
-        _ => Err(format!("'{s}' is not HOST:PORT (e.g. 127.0.0.1:10000 or [::1]:10000)")),
-    }
+/// The same `HOST:PORT` rule as `progjar client`'s.
+fn parse_target(s: &str) -> Result<Target, String> {
+    Target::parse(OsStr::new(s), DEFAULT_PORT)
+}
+
+fn default_target() -> Target {
+    Target { host: "127.0.0.1".into(), port: DEFAULT_PORT }
 }
 
 /// A count from 1 to `max`: progjar's shared rule for counts, and this tool's ceiling.
@@ -227,15 +234,14 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
     parse::duration(s)
 }
 
-/// The first address `target` (`HOST:PORT`) resolves to. The only name
-/// resolution in this tool: the place to call the shared resolver once
-/// `progjar` has one.
-fn resolve(target: &str) -> Result<SocketAddr, Failure> {
-    let unresolved = |why: String| Failure::new(cli::EXIT_FAILURE, why);
-    let mut addrs = target
-        .to_socket_addrs()
-        .map_err(|e| unresolved(format!("cannot resolve {target}: {e}")))?;
-    addrs.next().ok_or_else(|| unresolved(format!("{target} resolves to no address")))
+/// The first address `target` resolves to, through the client's resolver
+/// (and its exit status 4 when it cannot be resolved).
+fn resolve(target: &Target) -> Result<SocketAddr, Failure> {
+    let unresolved = |why: String| Failure::new(cli::EXIT_UNRESOLVED, why);
+    let label = target.label();
+    let addrs = resolve::tcp_addresses(&target.host, target.port, resolve::LOOKUP_LIMIT)
+        .map_err(|why| unresolved(format!("cannot resolve {label}: {why}")))?;
+    addrs.first().copied().ok_or_else(|| unresolved(format!("{label} resolves to no address")))
 }
 
 /// Create the `--report` file before the run, so that a path that cannot be

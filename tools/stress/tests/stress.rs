@@ -341,7 +341,8 @@ fn bad_arguments_exit_2_with_one_line() {
         &["-d", "soon"],
         &["-d", "1", "-n", "5"],
         &["--pipeline", "0"],
-        &["no-port-here"],
+        &["127.0.0.1:99999"],
+        &["[::1"],
         &["--frobnicate"],
     ] {
         let (o, _) = stress(args);
