@@ -176,6 +176,10 @@ struct MergeArgs {
     /// (default off)
     #[argh(switch)]
     json: bool,
+    /// also write the combined run as a page, like a single run's --report
+    /// (default: none)
+    #[argh(option)]
+    report: Option<String>,
 }
 
 /// The same `HOST:PORT` rule as `progjar client`'s.
@@ -261,12 +265,7 @@ fn create_report(path: &Path) -> (File, PathBuf) {
 }
 
 /// Draw the finished run as the `--report` page (`html.rs`) into `file`.
-fn write_report(
-    mut file: File,
-    path: &Path,
-    report: &Report,
-    summary: &str,
-) -> Result<(), Failure> {
+fn write_report(file: File, path: &Path, report: &Report, summary: &str) -> Result<(), Failure> {
     let c = report.config;
     let title = format!(
         "{} connections to {}, {}-byte messages, pipeline {}",
@@ -282,9 +281,7 @@ fn write_report(
         errors: errors.kept(),
         error_count: errors.total(),
     };
-    file.write_all(html::render(&page).as_bytes()).map_err(|e| {
-        Failure::new(cli::EXIT_FAILURE, format!("cannot write the report {}: {e}", path.display()))
-    })
+    write_page(file, path, &page)
 }
 
 fn main() -> ExitCode {
@@ -309,14 +306,52 @@ fn main() -> ExitCode {
     cli::finish(stress(&args, stop))
 }
 
+/// Draw merged runs as the same page a single run's `--report` is.
+fn write_merged_report(
+    file: File,
+    path: &Path,
+    total: &report::Summary,
+    text: &str,
+) -> Result<(), Failure> {
+    let latency = total.latency_us.decode().map_err(|why| {
+        Failure::new(cli::EXIT_FAILURE, format!("the merged latencies cannot be drawn: {why}"))
+    })?;
+    let title = format!(
+        "{} runs, {} connections to {}, {}-byte messages, pipeline {}",
+        total.runs, total.connections, total.target, total.message_size, total.pipeline
+    );
+    let page = html::Page {
+        title: &title,
+        summary: text,
+        ok: total.ok,
+        latency: &latency,
+        timeline: &total.timeline,
+        errors: &total.errors,
+        error_count: total.error_count,
+    };
+    write_page(file, path, &page)
+}
+
+/// Write `page` into `file` (created early by [`create_report`]).
+fn write_page(mut file: File, path: &Path, page: &html::Page) -> Result<(), Failure> {
+    file.write_all(html::render(page).as_bytes()).map_err(|e| {
+        Failure::new(cli::EXIT_FAILURE, format!("cannot write the report {}: {e}", path.display()))
+    })
+}
+
 /// `merge`: read, add up, print; fail (exit 1) when any run failed.
 fn merge_runs(args: MergeArgs) -> Result<(), Failure> {
     if args.files.is_empty() {
         cli::usage_error("merge needs the --json files of the runs to add up")
     }
+    let page_file = args.report.map(|p| create_report(&PathBuf::from(cli::os_arg(p))));
     let paths: Vec<_> = args.files.into_iter().map(cli::os_arg).collect();
     let total = merge::merge_files(&paths)?;
-    cli::write_stdout(&format!("{}\n", if args.json { total.json() } else { total.text() }))?;
+    let text = total.text();
+    cli::write_stdout(&format!("{}\n", if args.json { total.json() } else { text.clone() }))?;
+    if let Some((file, path)) = page_file {
+        write_merged_report(file, &path, &total, &text)?;
+    }
     if total.ok {
         Ok(())
     } else {

@@ -13,8 +13,12 @@
 //!   that time. Comparing clocks of several machines assumes they agree to a few
 //!   milliseconds (NTP does); the lab's machines share one kernel clock.
 //! * errors and notes keep the name of the file they came from;
-//! * the per-second `timeline` is left empty: adding seconds of several
-//!   machines up needs them lined up by wall clock first.
+//! * the per-second `timeline`s are lined up by wall clock (each run started
+//!   `seconds` before its `ended_unix`) and added second by second: counts
+//!   summed; a second's percentiles cannot be summed, so the highest of the
+//!   runs' is kept, an upper bound. Ramp-up ends when the last run's does, the
+//!   drain starts when the first run's does. The `--report` page of a merge is
+//!   drawn from this, like a single run's.
 //!
 //! A merged summary is a summary: its `--json` can be merged again (its
 //! interval is then taken as one, ending at its last run's end).
@@ -25,7 +29,7 @@ use std::path::Path;
 use progjar::cli::{Failure, EXIT_USAGE};
 
 use crate::report::{Latency, Summary};
-use crate::stats::MAX_ERRORS_KEPT;
+use crate::stats::{Second, Timeline, MAX_ERRORS_KEPT};
 
 /// Read every file and add the runs up. Any file that is not a summary with
 /// histograms is one line naming the file, and exit 2.
@@ -72,8 +76,7 @@ pub fn merge(runs: Vec<(String, Summary)>) -> Result<Summary, String> {
     total.ended_unix = runs.iter().map(|(_, r)| r.ended_unix).fold(f64::MIN, f64::max);
     total.notes = differences(&runs);
     total.errors.clear();
-    // Seconds of different machines would need lining up by wall clock: left out.
-    total.timeline = Default::default();
+    total.timeline = merge_timelines(&runs);
     for (_, run) in runs.iter().skip(1) {
         total.runs += run.runs;
         total.connections += run.connections;
@@ -142,4 +145,53 @@ mod tests {
         assert_eq!(union_seconds([(20.0, 25.0), (0.0, 10.0)].into_iter()), 15.0);
         assert_eq!(union_seconds([(0.0, 10.0), (2.0, 3.0)].into_iter()), 10.0);
     }
+}
+
+/// The runs' timelines on one clock, added second by second (see the module doc).
+fn merge_timelines(runs: &[(String, Summary)]) -> Timeline {
+    let start_of = |r: &Summary| r.ended_unix - r.seconds;
+    let t0 = runs.iter().map(|(_, r)| start_of(r)).fold(f64::MAX, f64::min);
+    let mut merged = Timeline::default();
+    for (_, run) in runs {
+        let shift = start_of(run) - t0;
+        for second in &run.timeline.seconds {
+            // Windows end a whole second after their run's start: on the merged
+            // clock, the nearest whole second names the window they share.
+            let at = (second.at + shift).round().max(1.0);
+            let slot = at as usize - 1;
+            if merged.seconds.len() <= slot {
+                merged.seconds.resize(slot + 1, Second::default());
+            }
+            add_second(&mut merged.seconds[slot], second, at);
+        }
+        if let Some(steady) = run.timeline.steady_at.map(|t| t + shift) {
+            merged.steady_at = Some(merged.steady_at.map_or(steady, |s| s.max(steady)));
+        }
+        if let Some(drain) = run.timeline.drain_at.map(|t| t + shift) {
+            merged.drain_at = Some(merged.drain_at.map_or(drain, |d| d.min(drain)));
+        }
+        merged.end_at = merged.end_at.max(run.timeline.end_at + shift);
+    }
+    // Seconds in which no run had a window (a gap between runs) stay as zeros.
+    for (i, second) in merged.seconds.iter_mut().enumerate() {
+        if second.secs == 0.0 {
+            second.at = i as f64 + 1.0;
+            second.secs = 1.0;
+        }
+    }
+    merged
+}
+
+/// Add one run's window to the merged second ending at `at`.
+fn add_second(sum: &mut Second, one: &Second, at: f64) {
+    sum.at = at;
+    sum.secs = sum.secs.max(one.secs);
+    sum.messages += one.messages;
+    sum.bytes_sent += one.bytes_sent;
+    sum.bytes_received += one.bytes_received;
+    sum.open += one.open;
+    sum.errors += one.errors;
+    sum.p50_us = sum.p50_us.max(one.p50_us);
+    sum.p99_us = sum.p99_us.max(one.p99_us);
+    sum.max_us = sum.max_us.max(one.max_us);
 }

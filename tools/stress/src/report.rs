@@ -146,8 +146,8 @@ pub struct Summary {
     pub errors: Vec<String>,
     pub notes: Vec<String>,
     pub ok: bool,
-    /// The run second by second, and its phases (`stats::Timeline`); empty
-    /// after `merge`, which adds up totals, not seconds.
+    /// The run second by second, and its phases (`stats::Timeline`); after
+    /// `merge`, the runs' seconds on one clock, added up.
     #[serde(default)]
     pub timeline: Timeline,
 }

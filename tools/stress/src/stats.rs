@@ -122,7 +122,7 @@ pub struct Counts {
 }
 
 /// One window of the run, normally a second: what the live line printed, as numbers.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct Second {
     /// The window's end, in seconds since the run started.
     pub at: f64,

@@ -148,3 +148,46 @@ fn a_report_into_a_missing_directory_exits_2_before_the_run() {
     assert!(o.stdout.is_empty(), "no run: {}", all_output(&o));
     assert!(!err.contains("panicked"), "{err}");
 }
+
+/// Runs merged from several machines produce the same page: two runs at once
+/// (as from two load machines), merged with `--report`.
+#[test]
+fn merged_runs_make_the_same_page_with_the_seconds_added_up() {
+    let dir = scratch("merged");
+    let addr = serve_in_thread().to_string();
+    let runs: Vec<_> = (0..2)
+        .map(|i| {
+            let addr = addr.clone();
+            let file = dir.join(format!("run{i}.json"));
+            thread::spawn(move || {
+                let (o, _) = stress(&[&addr, "-c", "5", "-d", "2", "--json"]);
+                assert!(o.status.success(), "{}", all_output(&o));
+                std::fs::write(&file, &o.stdout).expect("write the run's JSON");
+                file
+            })
+        })
+        .collect();
+    let files: Vec<PathBuf> = runs.into_iter().map(|r| r.join().expect("run")).collect();
+    let page = dir.join("merged.html");
+    let arg = |p: &Path| p.to_str().expect("a UTF-8 path").to_string();
+    let (o, _) =
+        stress(&["merge", &arg(&files[0]), &arg(&files[1]), "--json", "--report", &arg(&page)]);
+    let out = all_output(&o);
+    assert!(o.status.success(), "{out}");
+    let v: Value = serde_json::from_slice(&o.stdout).expect("merged JSON");
+    assert_eq!(v["runs"], 2, "{out}");
+    // Every message of both runs is in some second of the merged timeline.
+    let seconds = v["timeline"]["seconds"].as_array().expect("timeline.seconds");
+    let counted: u64 = seconds.iter().map(|s| s["messages"].as_u64().expect("messages")).sum();
+    assert_eq!(counted, v["messages"].as_u64().expect("messages"), "{out}");
+    // Side by side, the two runs share their seconds: not twice as many.
+    assert!(seconds.len() <= 5, "{} seconds for two 2 s runs: {out}", seconds.len());
+
+    let Some(chromium) = browser::chromium() else { return };
+    let loaded = chromium.load(&page, &dir.join("merged.png"));
+    loaded.assert_sound(browser::WINDOW.0);
+    let row = format!("<th>p99</th><td class=\"us\">{} µs</td>", v["latency_us"]["p99"]);
+    assert!(loaded.dom.contains(&row), "{row} missing from the merged page");
+    assert!(loaded.dom.contains("2 runs, 10 connections"), "the title names the runs");
+    assert_eq!(loaded.svgs().len(), 4, "charts");
+}
