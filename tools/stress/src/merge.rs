@@ -135,18 +135,6 @@ fn differences(runs: &[(String, Summary)]) -> Vec<String> {
     notes
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_time_is_the_union_of_the_intervals() {
-        assert_eq!(union_seconds([(0.0, 10.0), (0.5, 10.5)].into_iter()), 10.5);
-        assert_eq!(union_seconds([(20.0, 25.0), (0.0, 10.0)].into_iter()), 15.0);
-        assert_eq!(union_seconds([(0.0, 10.0), (2.0, 3.0)].into_iter()), 10.0);
-    }
-}
-
 /// The runs' timelines on one clock, added second by second (see the module doc).
 fn merge_timelines(runs: &[(String, Summary)]) -> Timeline {
     let start_of = |r: &Summary| r.ended_unix - r.seconds;
@@ -194,4 +182,16 @@ fn add_second(sum: &mut Second, one: &Second, at: f64) {
     sum.p50_us = sum.p50_us.max(one.p50_us);
     sum.p99_us = sum.p99_us.max(one.p99_us);
     sum.max_us = sum.max_us.max(one.max_us);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_time_is_the_union_of_the_intervals() {
+        assert_eq!(union_seconds([(0.0, 10.0), (0.5, 10.5)].into_iter()), 10.5);
+        assert_eq!(union_seconds([(20.0, 25.0), (0.0, 10.0)].into_iter()), 15.0);
+        assert_eq!(union_seconds([(0.0, 10.0), (2.0, 3.0)].into_iter()), 10.0);
+    }
 }
