@@ -113,6 +113,8 @@ pub struct Config {
     pub max_per_ip: Option<usize>,
     /// How many leading bits of an IPv6 address `max_per_ip` counts as one client.
     pub per_ip_prefix6: u8,
+    /// `--record FILE`: what the loop does at each wake-up (record.rs).
+    pub record: Option<crate::record::Options>,
 }
 
 impl Default for Config {
@@ -131,6 +133,7 @@ impl Default for Config {
             allow: Vec::new(),
             max_per_ip: None,
             per_ip_prefix6: 64,
+            record: None, // [record hook]
         }
     }
 }
@@ -192,12 +195,16 @@ pub struct Server {
     shutdown_at: Option<Instant>,
     summary: Summary,
     warnings: Warnings,
+    /// `--record`: nothing when off (record.rs). [record hook]
+    record: crate::record::Recording,
 }
 
 /// Run `progjar server`: bind, print `listening on ADDR:PORT`, serve until a signal.
 pub fn run(config: Config) -> Result<(), Failure> {
     let wanted = SocketAddr::new(config.bind, config.port);
     let mut server = Server::bind(config).map_err(|e| bind_failure(&e, wanted))?;
+    let c = &server.config; // [record hook] opened before `listening on`: a bad path stops here
+    server.record = crate::record::Recording::start(c.record.as_ref(), c.read_size, c.max_pending)?;
     server.handle_signals().map_err(|e| failure("cannot install signal handlers", &e))?;
     let addr = server.local_addr().map_err(|e| failure("cannot read the bound address", &e))?;
     info!("starting up on {addr}");
@@ -314,6 +321,7 @@ impl Server {
             shutdown_at: None,
             summary: Summary::default(),
             warnings: Warnings::default(),
+            record: Default::default(), // [record hook]
             config,
         })
     }
@@ -352,7 +360,8 @@ impl Server {
                 }
                 return Err(e);
             }
-            // One clock read per wakeup, and only when some timer needs it.
+            self.record.wake(&events); // [record hook] time and events of this wake-up
+                                       // One clock read per wakeup, and only when some timer needs it.
             let now = self.needs_clock().then(Instant::now);
             std::mem::swap(&mut self.again, &mut self.again_now);
             for event in events.iter() {
@@ -418,7 +427,10 @@ impl Server {
         if let (Some(idle), Some(now)) = (&mut self.idle, now) {
             idle.touch(token.0, now);
         }
-        match conn.ready(ready, self.poll.registry(), token, &mut self.buf, &mut self.budget) {
+        let before = self.record.before(conn); // [record hook]
+        let next = conn.ready(ready, self.poll.registry(), token, &mut self.buf, &mut self.budget);
+        self.record.turn(token, ready, before, conn); // [record hook] bytes, owed, interest
+        match next {
             Next::Wait => {}
             Next::Again if conn.queued_again => {}
             Next::Again => {
@@ -548,7 +560,8 @@ impl Server {
             return;
         }
         entry.insert(conn);
-        // The one clock read per accepted connection, shared by both users.
+        self.record.open(key); // [record hook]
+                               // The one clock read per accepted connection, shared by both users.
         let now = Instant::now();
         if let Some(idle) = &mut self.idle {
             idle.touch(key, now);
@@ -581,6 +594,7 @@ impl Server {
     /// Drop a connection and log why.
     fn close(&mut self, key: usize, why: Closed) {
         let Some(mut conn) = self.connections.try_remove(key) else { return };
+        self.record.close(key); // [record hook]
         self.budget.refund(conn.held());
         conn.deregister(self.poll.registry());
         if let Some(idle) = &mut self.idle {
