@@ -153,86 +153,114 @@ fn axis_title(out: &mut String, axis_y: f64, text: &str) {
     );
 }
 
+/// Microseconds to x positions and pixel columns, for the time axis.
+#[derive(Clone, Copy)]
+struct Scale {
+    end: f64,
+}
+
+impl Scale {
+    fn x(self, at: u64) -> f64 {
+        LEFT + at as f64 / self.end * PLOT
+    }
+
+    fn column(self, at: u64) -> usize {
+        ((at as f64 / self.end * PLOT) as usize).min(PLOT as usize - 1)
+    }
+}
+
+/// Bytes read and written per pixel column, one map per lane.
+type Columns = HashMap<usize, (u64, u64)>;
+
 /// The whole recording on a time axis: bytes summed per pixel column.
 fn overview(out: &mut String, t: &Timeline) {
     let (lanes, height) = shown(t);
     frame(out, lanes, height);
-    let end = t.end() as f64;
-    let x = |at: u64| LEFT + at as f64 / end * PLOT;
-    let column = |at: u64| ((at as f64 / end * PLOT) as usize).min(PLOT as usize - 1);
+    let scale = Scale { end: t.end() as f64 };
     // The loop's row: a tick for every column in which it woke up.
-    let mut woke = vec![0u32; PLOT as usize];
+    let mut woke = vec![false; PLOT as usize];
     for &at in &t.wakes {
-        woke[column(at)] += 1;
+        woke[scale.column(at)] = true;
     }
-    for (c, _) in woke.iter().enumerate().filter(|(_, &n)| n > 0) {
-        let _ = write!(
-            out,
-            "<rect x=\"{}\" y=\"{}\" width=\"1\" height=\"{}\" fill=\"#555\"/>",
-            LEFT + c as f64,
-            row_y(0) + 4.0,
-            LANE - 8.0
-        );
+    for c in (0..woke.len()).filter(|&c| woke[c]) {
+        let (x, y, h) = (LEFT + c as f64, row_y(0) + 4.0, LANE - 8.0);
+        let _ = write!(out, "<rect x=\"{x}\" y=\"{y}\" width=\"1\" height=\"{h}\" fill=\"#555\"/>");
     }
-    let mut sums: Vec<HashMap<usize, (u64, u64)>> = Vec::new();
     let mut peak = 1u64;
-    for lane in lanes {
-        let mut cols: HashMap<usize, (u64, u64)> = HashMap::new();
-        for turn in &lane.turns {
-            let sum = cols.entry(column(turn.at)).or_default();
-            sum.0 += turn.read;
-            sum.1 += turn.written;
-            peak = peak.max(sum.0).max(sum.1);
-        }
-        sums.push(cols);
-    }
+    let sums: Vec<Columns> = lanes
+        .iter()
+        .map(|lane| {
+            let mut cols = Columns::new();
+            for turn in &lane.turns {
+                let sum = cols.entry(scale.column(turn.at)).or_default();
+                (sum.0, sum.1) = (sum.0 + turn.read, sum.1 + turn.written);
+                peak = peak.max(sum.0).max(sum.1);
+            }
+            cols
+        })
+        .collect();
     for (i, (lane, cols)) in lanes.iter().zip(&sums).enumerate() {
-        let y = row_y(i + 1);
-        let (paused, tail) = lane.paused(t.end());
-        let shade = |out: &mut String, s: &Span, color: &str, top: f64, h: f64, opacity: f64| {
-            let w = (x(s.to) - x(s.from)).max(1.0);
-            let _ = write!(out, "<rect x=\"{:.1}\" y=\"{top:.1}\" width=\"{w:.1}\" height=\"{h}\" fill=\"{color}\" fill-opacity=\"{opacity}\" stroke=\"{color}\" stroke-width=\"0.5\"/>", x(s.from));
-        };
-        for s in &paused {
-            shade(out, s, PAUSE_COLOR, y + 1.0, LANE - 2.0, 0.35);
-        }
-        if let Some(s) = tail {
-            shade(out, &s, TAIL_COLOR, y + 1.0, LANE - 2.0, 0.25);
-        }
-        for s in lane.waiting_to_write(t.end()) {
-            shade(out, &s, WAIT_COLOR, y + LANE - 4.0, 3.0, 1.0);
-        }
-        let mid = y + LANE / 2.0;
-        let life = Span { from: lane.opened, to: lane.closed.unwrap_or(t.end()) };
-        let _ = write!(
-            out,
-            "<line x1=\"{:.1}\" y1=\"{mid}\" x2=\"{:.1}\" y2=\"{mid}\" stroke=\"#888\"/>",
-            x(life.from),
-            x(life.to).max(x(life.from) + 1.0)
-        );
-        let half = LANE / 2.0 - 3.0;
-        for (&c, &(read, written)) in cols {
-            let cx = LEFT + c as f64;
-            let bar = |bytes: u64| ((bytes as f64 / peak as f64).sqrt() * half).max(1.0);
-            if read > 0 {
-                let h = bar(read);
-                let _ = write!(out, "<rect x=\"{cx}\" y=\"{:.1}\" width=\"2\" height=\"{h:.1}\" fill=\"{READ_COLOR}\"/>", mid - h);
-            }
-            if written > 0 {
-                let _ = write!(out, "<rect x=\"{cx}\" y=\"{mid}\" width=\"2\" height=\"{:.1}\" fill=\"{WRITE_COLOR}\"/>", bar(written));
-            }
-        }
+        lane_states(out, lane, row_y(i + 1), scale, t.end());
+        lane_bytes(out, cols, row_y(i + 1) + LANE / 2.0, peak);
     }
     let axis_y = row_y(lanes.len() + 1);
-    let step = nice_step(end / 1000.0, 10.0);
+    let end_ms = scale.end / 1000.0;
+    let step = nice_step(end_ms, 10.0);
     let mut at = 0.0;
-    while at <= end / 1000.0 + 1e-9 {
-        tick(out, LEFT + at * 1000.0 / end * PLOT, axis_y, &trim(at, step));
+    while at <= end_ms + 1e-9 {
+        tick(out, LEFT + at / end_ms * PLOT, axis_y, &trim(at, step));
         at += step;
     }
-    axis_title(out, axis_y, "time since the recording started (ms)");
+    axis_title(out, axis_y, "time since the loop first woke up (ms)");
     out.push_str("</svg>");
     hidden_lanes(out, t);
+}
+
+/// A lane's life line, its backpressure pauses and its waits to write.
+fn lane_states(out: &mut String, lane: &Lane, y: f64, scale: Scale, end: u64) {
+    let shade = |out: &mut String, s: &Span, color: &str, top: f64, h: f64, opacity: f64| {
+        let (x, w) = (scale.x(s.from), (scale.x(s.to) - scale.x(s.from)).max(1.0));
+        let _ = write!(
+            out,
+            "<rect x=\"{x:.1}\" y=\"{top:.1}\" width=\"{w:.1}\" height=\"{h}\" fill=\"{color}\" \
+             fill-opacity=\"{opacity}\" stroke=\"{color}\" stroke-width=\"0.5\"/>"
+        );
+    };
+    let (paused, tail) = lane.paused(end);
+    for s in &paused {
+        shade(out, s, PAUSE_COLOR, y + 1.0, LANE - 2.0, 0.35);
+    }
+    if let Some(s) = tail {
+        shade(out, &s, TAIL_COLOR, y + 1.0, LANE - 2.0, 0.25);
+    }
+    for s in lane.waiting_to_write(end) {
+        shade(out, &s, WAIT_COLOR, y + LANE - 4.0, 3.0, 1.0);
+    }
+    let mid = y + LANE / 2.0;
+    let (from, to) = (scale.x(lane.opened), scale.x(lane.closed.unwrap_or(end)));
+    let _ = write!(
+        out,
+        "<line x1=\"{from:.1}\" y1=\"{mid}\" x2=\"{:.1}\" y2=\"{mid}\" stroke=\"#888\"/>",
+        to.max(from + 1.0)
+    );
+}
+
+/// A lane's bytes: read above its middle line, written below, √-scaled to `peak`.
+fn lane_bytes(out: &mut String, cols: &Columns, mid: f64, peak: u64) {
+    let half = LANE / 2.0 - 3.0;
+    let bar = |bytes: u64| ((bytes as f64 / peak as f64).sqrt() * half).max(1.0);
+    for (&c, &(read, written)) in cols {
+        let x = LEFT + c as f64;
+        if read > 0 {
+            let h = bar(read);
+            let y = mid - h;
+            let _ = write!(out, "<rect x=\"{x}\" y=\"{y:.1}\" width=\"2\" height=\"{h:.1}\" fill=\"{READ_COLOR}\"/>");
+        }
+        if written > 0 {
+            let h = bar(written);
+            let _ = write!(out, "<rect x=\"{x}\" y=\"{mid}\" width=\"2\" height=\"{h:.1}\" fill=\"{WRITE_COLOR}\"/>");
+        }
+    }
 }
 
 fn hidden_lanes(out: &mut String, t: &Timeline) {

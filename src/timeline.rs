@@ -24,7 +24,9 @@ pub const WRITE: u8 = 2;
 pub struct Timeline {
     /// The header's settings, e.g. `read_size=16384 max_pending=65536 ...`.
     pub settings: String,
-    /// When each wake-up happened, µs since the start.
+    /// When the first wake-up happened, µs since recording began.
+    pub start: Option<u64>,
+    /// When each wake-up happened, µs since the first.
     pub wakes: Vec<u64>,
     /// Readiness events over all wake-ups.
     pub events: u64,
@@ -172,8 +174,11 @@ impl Timeline {
     fn wake(&mut self, line: &str, open: &mut HashMap<usize, usize>) -> Result<(), String> {
         let mut items = line.split(' ');
         let at: u64 = number(items.next().unwrap_or(""), "the time")?;
+        // Times count from the first wake-up: before it the loop only waited.
+        let start = *self.start.get_or_insert(at);
+        let at = at.checked_sub(start).ok_or(format!("time {at} µs is before the first line's"))?;
         if self.wakes.last().is_some_and(|&last| at < last) {
-            return Err(format!("time {at} µs goes back before the previous line's"));
+            return Err(format!("time {} µs goes back before the previous line's", at + start));
         }
         let wake = self.wakes.len();
         self.wakes.push(at);
