@@ -22,7 +22,8 @@
 //! accepted; `t<key>:<read>:<written>:<owed>:<interest>` one turn of a
 //! connection (`g` instead of `t` when the loop came back by itself after a
 //! turn that used its read budget), interest `r`, `w`, `rw` or `-`; `c<key>` a
-//! connection closed. Lines starting with `#` are notes. Every line ends with
+//! connection closed; `+<n>` ends a line that had no room for n more items.
+//! Lines starting with `#` are notes. Every line ends with
 //! a newline, so a file that does not was cut short.
 //!
 //! # Cost
@@ -38,7 +39,7 @@
 use std::fs::File;
 use std::io::{self, Write};
 use std::path::PathBuf;
-use std::sync::mpsc::{self, Receiver, SyncSender};
+use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -56,6 +57,12 @@ pub const DEFAULT_LIMIT: usize = 16 * 1024 * 1024;
 
 /// A batch goes to the writer once it holds this much...
 const BATCH_BYTES: usize = 64 * 1024;
+/// ...and has room for this much, reserved once: a wake-up's line may be long
+/// (1024 events and their turns), but it never makes the batch reallocate.
+const BATCH_CAPACITY: usize = 4 * BATCH_BYTES;
+/// Room one item needs at most (`t<key>:<read>:<written>:<owed>:rw`, each
+/// number up to 20 digits); items that would not fit are left out and counted.
+const ITEM_ROOM: usize = 112;
 /// ...or once it is this old, so that a quiet server's file keeps up.
 const BATCH_AGE: Duration = Duration::from_millis(100);
 /// Batches waiting for the disk before new ones are dropped: memory stays
@@ -117,7 +124,7 @@ impl Recording {
     #[inline]
     pub fn open(&mut self, key: usize) {
         if let Some(r) = &mut self.0 {
-            r.item(format_args!(" o{key}"));
+            r.put(format_args!(" o{key}"));
         }
     }
 
@@ -125,7 +132,7 @@ impl Recording {
     #[inline]
     pub fn close(&mut self, key: usize) {
         if let Some(r) = &mut self.0 {
-            r.item(format_args!(" c{key}"));
+            r.put(format_args!(" c{key}"));
         }
     }
 
@@ -151,7 +158,7 @@ impl Recording {
             let kind = if ready.again { 'g' } else { 't' };
             let interest = interest_word(conn.interest());
             let (key, owed) = (token.0, conn.owed());
-            r.item(format_args!(" {kind}{key}:{read}:{written}:{owed}:{interest}"));
+            r.put(format_args!(" {kind}{key}:{read}:{written}:{owed}:{interest}"));
         }
     }
 }
@@ -179,6 +186,8 @@ struct Recorder {
     total: usize,
     /// Wake-up lines dropped since a batch last reached the writer.
     dropped: u64,
+    /// Items of this line left out for want of room (written as `+N`).
+    left_out: u64,
     stopped: bool,
     to_writer: Option<SyncSender<Vec<u8>>>,
     /// Empty batches the writer hands back, so that batches are reused.
@@ -198,7 +207,7 @@ impl Recorder {
             let _ = finished.send(());
         })?;
         let now = Instant::now();
-        let mut batch = Vec::with_capacity(BATCH_BYTES * 2);
+        let mut batch = new_batch().ok_or(io::ErrorKind::OutOfMemory)?;
         batch.extend_from_slice(&header);
         Ok(Recorder {
             options,
@@ -208,6 +217,7 @@ impl Recorder {
             batch,
             last_sent: now,
             dropped: 0,
+            left_out: 0,
             stopped: false,
             to_writer: Some(to_writer),
             spare,
@@ -228,28 +238,41 @@ impl Recorder {
             self.send(now);
         }
         let micros = now.duration_since(self.started).as_micros();
-        let _ = write!(self.batch, "{micros}");
+        self.put(format_args!("{micros}"));
         for event in events.iter() {
-            let _ = match event.token() {
-                Token(usize::MAX) => write!(self.batch, " eL:"),
-                Token(key) if key == usize::MAX - 1 => write!(self.batch, " eS:"),
-                Token(key) => write!(self.batch, " e{key}:"),
-            };
-            let kinds = [
+            let mut kinds = [0u8; 5];
+            let mut n = 0;
+            for (on, kind) in [
                 (event.is_readable(), b'r'),
                 (event.is_writable(), b'w'),
                 (event.is_read_closed(), b'R'),
                 (event.is_write_closed(), b'W'),
                 (event.is_error(), b'x'),
-            ];
-            self.batch.extend(kinds.iter().filter(|(on, _)| *on).map(|(_, k)| *k));
+            ] {
+                if on {
+                    (kinds[n], n) = (kind, n + 1);
+                }
+            }
+            let kinds = std::str::from_utf8(&kinds[..n]).unwrap_or("");
+            match event.token() {
+                Token(usize::MAX) => self.put(format_args!(" eL:{kinds}")),
+                Token(key) if key == usize::MAX - 1 => self.put(format_args!(" eS:{kinds}")),
+                Token(key) => self.put(format_args!(" e{key}:{kinds}")),
+            }
         }
     }
 
-    fn item(&mut self, item: std::fmt::Arguments<'_>) {
-        if !self.stopped {
-            let _ = self.batch.write_fmt(item);
+    /// Add an item to the line, if the batch has room for it without
+    /// growing; the room for the line's end (`+N` and the newline) stays.
+    fn put(&mut self, item: std::fmt::Arguments<'_>) {
+        if self.stopped {
+            return;
         }
+        if self.batch.len() + 2 * ITEM_ROOM > self.batch.capacity() {
+            self.left_out += 1;
+            return;
+        }
+        let _ = self.batch.write_fmt(item);
     }
 
     /// Close the line being built; past the limit, replace it with the note
@@ -257,6 +280,9 @@ impl Recorder {
     fn end_line(&mut self) {
         if self.batch.len() == self.line_start {
             return;
+        }
+        if self.left_out > 0 {
+            let _ = write!(self.batch, " +{}", std::mem::take(&mut self.left_out));
         }
         self.batch.push(b'\n');
         // Bytes already handed over, plus the whole lines waiting here.
@@ -287,10 +313,19 @@ impl Recorder {
         if self.batch.is_empty() {
             return;
         }
-        let next = self.spare.try_recv().unwrap_or_else(|_| Vec::with_capacity(BATCH_BYTES * 2));
+        let lines = count_lines(&self.batch);
+        self.total += self.batch.len();
+        // The next batch: one the writer gave back, or a new one if memory
+        // allows; if not, this one's lines are dropped and it is reused.
+        let Some(next) = self.spare.try_recv().ok().or_else(new_batch) else {
+            self.batch.clear();
+            self.dropped += lines;
+            let dropped = self.dropped;
+            let _ = writeln!(self.batch, "# dropped {dropped} lines: out of memory for them");
+            self.line_start = self.batch.len();
+            return;
+        };
         let batch = std::mem::replace(&mut self.batch, next);
-        self.total += batch.len();
-        let lines = count_lines(&batch);
         if to_writer.try_send(batch).is_ok() {
             self.dropped = 0;
         } else {
@@ -300,6 +335,13 @@ impl Recorder {
         }
         self.line_start = self.batch.len();
     }
+}
+
+/// An empty batch with its whole capacity, or `None` if memory is short.
+fn new_batch() -> Option<Vec<u8>> {
+    let mut batch = Vec::new();
+    batch.try_reserve_exact(BATCH_CAPACITY).ok()?;
+    Some(batch)
 }
 
 /// How many wake-up lines (not notes) a batch holds.
@@ -313,9 +355,19 @@ impl Drop for Recorder {
     /// wait a moment for the writer to put it on disk.
     fn drop(&mut self) {
         self.end_line();
-        self.send(Instant::now());
-        self.to_writer = None; // the writer ends after the last batch
-        let _ = self.done.recv_timeout(EXIT_WAIT);
+        let deadline = Instant::now() + EXIT_WAIT;
+        // No loop to keep going now: wait for room for the last batch, a little.
+        if let Some(to_writer) = self.to_writer.take() {
+            let mut last = std::mem::take(&mut self.batch);
+            while let Err(TrySendError::Full(batch)) = to_writer.try_send(last) {
+                if Instant::now() >= deadline {
+                    break;
+                }
+                thread::sleep(Duration::from_millis(1));
+                last = batch;
+            }
+        } // dropping the sender ends the writer after the last batch
+        let _ = self.done.recv_timeout(deadline.saturating_duration_since(Instant::now()));
     }
 }
 

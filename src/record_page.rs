@@ -51,6 +51,10 @@ pub fn render(t: &Timeline, title: &str) -> String {
     window(&mut out, t);
     out.push_str("<h2>Per connection</h2>");
     table(&mut out, t);
+    if t.left_out > 0 {
+        let n = t.left_out;
+        let _ = write!(out, "<p class=\"note\">{n} items were left out of over-long lines.</p>");
+    }
     for note in &t.notes {
         let _ = write!(out, "<p class=\"note\">Note in the recording: {}</p>", escape(note));
     }

@@ -34,6 +34,8 @@ pub struct Timeline {
     pub lanes: Vec<Lane>,
     /// The file's notes (`# stopped: ...`, `# dropped ...`).
     pub notes: Vec<String>,
+    /// Items the recorder left out of over-long lines (`+N`).
+    pub left_out: u64,
 }
 
 /// One connection's life as the loop saw it.
@@ -207,6 +209,8 @@ impl Timeline {
                     });
                     self.lanes[lane].turns.push(turn);
                 }
+                // Items the recorder had no room for in this line.
+                "+" => self.left_out += number::<u64>(rest, "items left out")?,
                 _ => return Err(format!("unknown item {item:?}")),
             }
         }

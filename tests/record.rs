@@ -147,6 +147,39 @@ fn past_the_record_limit_recording_stops_with_a_note_and_a_log_line() {
 }
 
 #[test]
+fn a_recording_is_read_back_into_lanes_with_their_bytes_and_pauses() {
+    let dir = scratch("by-hand");
+    let rec = dir.join("hand.rec");
+    // Client 2 owes 70000 B (over --max-pending): reading stops for 100 µs.
+    let text = "progjar-record 1 read_size=16384 max_pending=65536 limit=1048576\n\
+                1000 eL:r o0 o1\n\
+                1100 e0:r e1:r t0:100:100:0:r t1:70000:0:70000:w\n\
+                1200 e1:w t1:0:70000:0:r +2\n\
+                # dropped 3 lines: the disk was not keeping up\n\
+                1300 e0:rR e1:r t0:0:0:0:r c0 t1:16384:16384:0:r g1:0:0:0:r\n\
+                1400 eS:r\n";
+    fs::write(&rec, text).unwrap();
+    let page = dir.join("hand.html");
+    let out = record_page(&rec, &page);
+    assert!(out.status.success(), "{out:?}");
+    let html = fs::read_to_string(&page).unwrap();
+    let rows: Vec<&str> = html.split("<tr>").filter(|r| r.starts_with("<td>client ")).collect();
+    assert_eq!(rows.len(), 2, "{html}");
+    let cells = |row: &str| -> Vec<String> {
+        row.split("<td>").skip(1).map(|c| c.split('<').next().unwrap().to_string()).collect()
+    };
+    // client, token, opened, closed, turns, read, written, most owed, paused, longest pause
+    let expected = ["client 1", "0", "0.0", "0.3", "2", "100", "100", "0", "0 times", "0.0"];
+    assert_eq!(cells(rows[0]), expected);
+    let expected =
+        ["client 2", "1", "0.0", "open", "4", "86,384", "86,384", "70,000", "1 times", "0.1"];
+    assert_eq!(cells(rows[1]), expected);
+    assert!(html.contains("2 items were left out"), "{html}");
+    assert!(html.contains("dropped 3 lines: the disk was not keeping up"), "{html}");
+    let _ = fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn a_cut_short_or_corrupt_recording_is_one_clear_line_and_exit_2() {
     let dir = scratch("corrupt");
     let header = "progjar-record 1 read_size=16384 max_pending=65536 limit=1024\n";
