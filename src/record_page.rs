@@ -71,8 +71,8 @@ th:first-child,td:first-child{text-align:left}.note{color:#a33}\
 .legend i{display:inline-block;width:14px;height:10px;margin-right:5px;vertical-align:middle}";
 
 fn summary(out: &mut String, t: &Timeline) {
-    let read: u64 = t.lanes.iter().map(Lane::read).sum();
-    let written: u64 = t.lanes.iter().map(Lane::written).sum();
+    let read = t.lanes.iter().map(Lane::read).fold(0, u64::saturating_add);
+    let written = t.lanes.iter().map(Lane::written).fold(0, u64::saturating_add);
     let paused: usize = t.lanes.iter().map(|l| l.paused(t.end()).0.len()).sum();
     let _ = write!(
         out,
@@ -197,7 +197,8 @@ fn overview(out: &mut String, t: &Timeline) {
             let mut cols = Columns::new();
             for turn in &lane.turns {
                 let sum = cols.entry(scale.column(turn.at)).or_default();
-                (sum.0, sum.1) = (sum.0 + turn.read, sum.1 + turn.written);
+                (sum.0, sum.1) =
+                    (sum.0.saturating_add(turn.read), sum.1.saturating_add(turn.written));
                 peak = peak.max(sum.0).max(sum.1);
             }
             cols
@@ -338,7 +339,7 @@ fn window(out: &mut String, t: &Timeline) {
 fn busiest_window(t: &Timeline, lanes: &[Lane]) -> usize {
     let mut served: Vec<Vec<usize>> = vec![Vec::new(); t.wakes.len()];
     for (i, lane) in lanes.iter().enumerate() {
-        for turn in lane.turns.iter().filter(|tn| tn.read + tn.written > 0) {
+        for turn in lane.turns.iter().filter(|tn| tn.read > 0 || tn.written > 0) {
             served[turn.wake].push(i);
         }
     }

@@ -78,14 +78,14 @@ pub struct Span {
 }
 
 impl Lane {
-    /// Total bytes read.
+    /// Total bytes read (saturating: the numbers come from a file).
     pub fn read(&self) -> u64 {
-        self.turns.iter().map(|t| t.read).sum()
+        self.turns.iter().map(|t| t.read).fold(0, u64::saturating_add)
     }
 
     /// Total bytes written back.
     pub fn written(&self) -> u64 {
-        self.turns.iter().map(|t| t.written).sum()
+        self.turns.iter().map(|t| t.written).fold(0, u64::saturating_add)
     }
 
     /// The most it owed after any turn.
@@ -187,7 +187,10 @@ impl Timeline {
         for item in items {
             let (kind, rest) = item.split_at(item.chars().next().map_or(0, char::len_utf8));
             match kind {
-                "e" => self.events += event(rest).map(|_| 1)?,
+                "e" => {
+                    event(rest)?;
+                    self.events += 1;
+                }
                 "o" => {
                     let key = number(rest, "a token")?;
                     open.insert(key, self.lanes.len());
@@ -210,7 +213,10 @@ impl Timeline {
                     self.lanes[lane].turns.push(turn);
                 }
                 // Items the recorder had no room for in this line.
-                "+" => self.left_out += number::<u64>(rest, "items left out")?,
+                "+" => {
+                    let n = number::<u64>(rest, "items left out")?;
+                    self.left_out = self.left_out.saturating_add(n);
+                }
                 _ => return Err(format!("unknown item {item:?}")),
             }
         }

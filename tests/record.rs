@@ -176,6 +176,15 @@ fn a_recording_is_read_back_into_lanes_with_their_bytes_and_pauses() {
     assert_eq!(cells(rows[1]), expected);
     assert!(html.contains("2 items were left out"), "{html}");
     assert!(html.contains("dropped 3 lines: the disk was not keeping up"), "{html}");
+    // Huge numbers add up without overflow; a page into a missing directory is one line.
+    let header = text.lines().next().unwrap();
+    let huge = format!("{header}\n2000 t0:{m}:{m}:0:r t0:{m}:1:0:r\n", m = u64::MAX);
+    fs::write(&rec, huge).unwrap();
+    assert!(record_page(&rec, &page).status.success());
+    let out = record_page(&rec, &dir.join("no-such-dir/x.html"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.starts_with("progjar: error: cannot write ") && stderr.lines().count() == 1);
     let _ = fs::remove_dir_all(&dir);
 }
 
