@@ -218,6 +218,13 @@ fn overview(out: &mut String, t: &Timeline) {
     }
     axis_title(out, axis_y, "time since the loop first woke up (ms)");
     out.push_str("</svg>");
+    let _ = write!(
+        out,
+        "<p>Bar heights grow with √bytes: a bar half a lane tall is {} B read (or written) within one \
+         pixel's {} ms.</p>",
+        group(peak),
+        trim(end_ms / PLOT, nice_step(end_ms / PLOT, 1.0) / 100.0)
+    );
     hidden_lanes(out, t);
 }
 
@@ -281,8 +288,7 @@ fn hidden_lanes(out: &mut String, t: &Timeline) {
 fn legend(out: &mut String) {
     let _ = write!(
         out,
-        "<p class=\"legend\"><span><i style=\"background:{READ_COLOR}\"></i>bytes read in a turn \
-         (height: √bytes)</span><span><i style=\"background:{WRITE_COLOR}\"></i>bytes written back</span>\
+        "<p class=\"legend\"><span><i style=\"background:{READ_COLOR}\"></i>bytes read in a turn</span><span><i style=\"background:{WRITE_COLOR}\"></i>bytes written back</span>\
          <span><i style=\"background:{PAUSE_COLOR};opacity:.5\"></i>reading paused: backpressure \
          (it owes --max-pending bytes)</span><span><i style=\"background:{WAIT_COLOR}\"></i>waiting \
          to write (asks for WRITABLE)</span><span><i style=\"background:{TAIL_COLOR};opacity:.5\"></i>\
