@@ -360,8 +360,9 @@ impl Server {
                 }
                 return Err(e);
             }
-            self.record.wake(&events); // [record hook] time and events of this wake-up
-                                       // One clock read per wakeup, and only when some timer needs it.
+            // [record hook] the time and events of this wake-up
+            self.record.wake(&events);
+            // One clock read per wakeup, and only when some timer needs it.
             let now = self.needs_clock().then(Instant::now);
             std::mem::swap(&mut self.again, &mut self.again_now);
             for event in events.iter() {
@@ -561,7 +562,8 @@ impl Server {
         }
         entry.insert(conn);
         self.record.open(key); // [record hook]
-                               // The one clock read per accepted connection, shared by both users.
+
+        // The one clock read per accepted connection, shared by both users.
         let now = Instant::now();
         if let Some(idle) = &mut self.idle {
             idle.touch(key, now);
