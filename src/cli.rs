@@ -148,9 +148,10 @@ pub fn parse_command<T: FromArgs, C: SubCommands>(version: &str) -> T {
     if std::env::args_os().len() <= 1 {
         let name = program_name();
         let mut text = format!("{name} {version}: one of these commands is needed:\n");
+        let width = C::COMMANDS.iter().map(|c| c.name.len()).max().unwrap_or(0);
         for command in C::COMMANDS {
             text.push_str(&format!(
-                "  {:<8} {}\n",
+                "  {:<width$} {}\n",
                 command.name,
                 first_sentence(command.description)
             ));

@@ -211,6 +211,11 @@ impl Connection {
         self.pending.len()
     }
 
+    /// The readiness asked of the registry now. [record hook: `--record` reads it]
+    pub fn interest(&self) -> Option<Interest> {
+        self.interest
+    }
+
     /// The memory `pending` holds, as charged to the budget; the server
     /// refunds it when the connection closes.
     pub fn held(&self) -> usize {

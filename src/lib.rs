@@ -36,6 +36,8 @@
 //!   per-connection lines at most 100 a second with the rest counted.
 //! - [`limits`]: raising the open-file limit, since each client is a descriptor.
 //! - [`signals`]: SIGINT/SIGTERM/SIGHUP as events of the loop, each one counted.
+//! - [`record`]: `--record FILE`, one line per wake-up of the loop, written
+//!   by a thread of its own; nothing but an `Option` check when off.
 //!
 //! The other commands:
 //! - [`client`]: the blocking `std::net` client, one file per step in
@@ -46,6 +48,8 @@
 //!   the exit status come from.
 //! - [`info`]: the course's task 1 as one report: hostname, interfaces, DNS
 //!   lookup and socket timeouts.
+//! - [`timeline`]: `progjar record-page`, a recording read back into one lane
+//!   per client; [`record_page`] draws it as an HTML page with inline SVG.
 //! - [`resolve`]: names to addresses (getaddrinfo, with a time bound), and this
 //!   machine's hostname, interfaces and routes: the only place that asks.
 //!
@@ -77,8 +81,11 @@ pub mod logging;
 pub mod memory;
 pub mod parse;
 pub mod preview;
+pub mod record;
+pub mod record_page;
 pub mod resolve;
 pub mod server;
 pub mod signals;
 pub mod sock;
 pub mod throttle;
+pub mod timeline;

@@ -31,6 +31,7 @@ enum Command {
     Server(ServerArgs),
     Client(ClientArgs),
     Info(InfoArgs),
+    RecordPage(RecordPageArgs),
 }
 
 /// Run the echo server: one thread, one mio event loop, thousands of clients.
@@ -96,6 +97,31 @@ struct ServerArgs {
     /// all of them (default 1: one thread, as above)
     #[argh(option, default = "1", from_str_fn(parse_loops))]
     loops: usize,
+    /// write one line per wake-up of the loop to this file (events, reads and
+    /// writes with byte counts, interest changes); draw it with `progjar record-page`
+    #[argh(option)]
+    record: Option<String>,
+    /// stop recording, with a note in the file, past this many bytes (default 16MiB)
+    #[argh(option, default = "progjar::record::DEFAULT_LIMIT", from_str_fn(parse_record_limit))]
+    record_limit: usize,
+}
+
+/// Draw a `progjar server --record` file as a page: one lane per connection.
+///
+/// The page (HTML with inline SVG, no scripts, no network) shows when the
+/// loop served each client, the bytes it read and wrote, and where
+/// backpressure stopped reading a slow client. Example:
+/// `progjar record-page loop.rec loop.html`. Exit 2 when the recording is
+/// cut short or not a recording.
+#[derive(FromArgs)]
+#[argh(subcommand, name = "record-page", help_triggers("-h", "--help"))]
+struct RecordPageArgs {
+    /// the recording (from `progjar server --record FILE`)
+    #[argh(positional)]
+    input: String,
+    /// the page to write, e.g. loop.html
+    #[argh(positional)]
+    output: String,
 }
 
 /// Send a message or a file to the echo server and check the echo comes back whole.
@@ -191,6 +217,10 @@ fn parse_read_size(s: &str) -> Result<usize, String> {
 
 fn parse_pending(s: &str) -> Result<usize, String> {
     parse::size_in(s, 1..=usize::MAX)
+}
+
+fn parse_record_limit(s: &str) -> Result<usize, String> {
+    parse::size_in(s, 1024..=usize::MAX)
 }
 
 fn parse_chunk(s: &str) -> Result<usize, String> {
@@ -297,8 +327,16 @@ fn main() -> ExitCode {
             max_per_ip: a.max_per_ip,
             per_ip_prefix6: a.per_ip_prefix6,
             loops: a.loops,
+            record: a.record.map(|path| progjar::record::Options {
+                path: PathBuf::from(cli::os_arg(path)),
+                limit: a.record_limit,
+            }),
         })),
         Command::Client(a) => cli::finish(client::run(client_config(a))),
+        Command::RecordPage(a) => cli::finish(progjar::timeline::run(
+            &PathBuf::from(cli::os_arg(a.input)),
+            &PathBuf::from(cli::os_arg(a.output)),
+        )),
         Command::Info(a) => {
             cli::finish(info::run(info::Config { remote: cli::os_arg(a.remote), port: a.port }))
         }

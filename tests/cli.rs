@@ -157,13 +157,13 @@ fn bare_progjar_lists_its_commands_one_line_each() {
     assert_eq!(code(&out), 2, "{}", stderr(&out));
     let err = stderr(&out);
     let lines: Vec<&str> = err.lines().collect();
-    assert_eq!(lines.len(), 5, "{err}");
+    assert_eq!(lines.len(), 6, "{err}");
     assert!(lines[0].ends_with(": one of these commands is needed:"), "{err}");
-    for (line, name) in lines[1..4].iter().zip(["server", "client", "info"]) {
+    for (line, name) in lines[1..5].iter().zip(["server", "client", "info", "record-page"]) {
         assert!(line.starts_with(&format!("  {name} ")), "{line}");
         assert!(line.ends_with('.') && line.len() < 100, "one short line: {line}");
     }
-    assert_eq!(lines[4], "Run `progjar COMMAND --help` for its options.");
+    assert_eq!(lines[5], "Run `progjar COMMAND --help` for its options.");
 }
 
 // ---------------------------------------------------------------------------

@@ -126,6 +126,7 @@ impl Server {
             return;
         }
         entry.insert(conn);
+        self.record.open(key);
         // The one clock read per accepted connection, shared by both users.
         let now = Instant::now();
         if let Some(idle) = &mut self.idle {

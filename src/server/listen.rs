@@ -28,6 +28,7 @@ use crate::cli::{Failure, EXIT_FAILURE};
 use crate::idle::IdleList;
 use crate::limits;
 use crate::memory::{self, Budget};
+use crate::record::{Options, Recording};
 use crate::signals::SignalPipe;
 
 /// Descriptors kept back from `--max-connections`: stdin, stdout, stderr, the
@@ -125,7 +126,15 @@ impl Server {
             summary: Summary::default(),
             warnings: Warnings::default(),
             config,
+            record: Default::default(),
         })
+    }
+
+    /// Start `--record` (or nothing, with `None`) before serving.
+    pub fn start_recording(&mut self, options: Option<&Options>) -> Result<(), Failure> {
+        let c = &self.config;
+        self.record = Recording::start(options, c.read_size, c.max_pending)?;
+        Ok(())
     }
 
     /// The address the listener is bound to (with the real port when 0 was asked).

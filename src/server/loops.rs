@@ -28,12 +28,18 @@ use super::listen::{bind_failure, failure};
 use super::{Config, Server, Summary};
 use crate::cli::{Failure, EXIT_FAILURE, EXIT_INTERRUPTED};
 use crate::logging;
+use crate::record::Options;
 
 /// Run `progjar server`: bind, print `listening on ADDR:PORT`, serve until a signal.
 pub fn run(config: Config) -> Result<(), Failure> {
     let n = loop_count(config.loops);
     let wanted = SocketAddr::new(config.bind, config.port);
+    let record = config.record.clone();
     let mut loops = Server::bind_loops(config, n).map_err(|e| bind_failure(&e, wanted))?;
+    for (i, server) in loops.iter_mut().enumerate() {
+        // Opened before `listening on`: a path that cannot be written stops here.
+        server.start_recording(record.as_ref().map(|o| per_loop(o, i + 1, n)).as_ref())?;
+    }
     for server in &mut loops {
         server.handle_signals().map_err(|e| failure("cannot install signal handlers", &e))?;
     }
@@ -61,6 +67,18 @@ pub fn run(config: Config) -> Result<(), Failure> {
         return Err(Failure::new(EXIT_INTERRUPTED, "stopped at once by a second signal"));
     }
     Ok(())
+}
+
+/// Loop `k` of `n` records into `FILE.k` when there are several: one file per
+/// thread, each a recording of one loop.
+fn per_loop(options: &Options, k: usize, n: usize) -> Options {
+    let mut options = options.clone();
+    if n > 1 {
+        let mut path = options.path.into_os_string();
+        path.push(format!(".{k}"));
+        options.path = path.into();
+    }
+    options
 }
 
 /// `--loops`: 0 means one per core this process may run on.

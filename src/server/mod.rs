@@ -60,6 +60,7 @@ use crate::access::{Admission, Cidr, Refusals};
 use crate::connection::{Closed, Connection, Next, Readiness};
 use crate::idle::IdleList;
 use crate::memory::Budget;
+use crate::record::{Options, Recording};
 use crate::signals::SignalPipe;
 use crate::throttle::{plural, Line, LineBudget, Throttle};
 
@@ -122,6 +123,9 @@ pub struct Config {
     /// per core. `max_connections` and `max_pending_total` are split between
     /// them; `max_per_ip` counts over all of them.
     pub loops: usize,
+    /// `--record FILE`: what the loop does at each wake-up (`record.rs`); with
+    /// several loops, loop K records into `FILE.K`.
+    pub record: Option<Options>,
 }
 
 impl Default for Config {
@@ -141,6 +145,7 @@ impl Default for Config {
             max_per_ip: None,
             per_ip_prefix6: 64,
             loops: 1,
+            record: None,
         }
     }
 }
@@ -228,6 +233,8 @@ pub struct Server {
     shutdown_at: Option<Instant>,
     summary: Summary,
     warnings: Warnings,
+    /// `--record`: nothing when off (`record.rs`).
+    record: Recording,
 }
 
 impl Server {
@@ -247,6 +254,7 @@ impl Server {
                 }
                 return Err(e);
             }
+            self.record.wake(&events);
             // One clock read per wakeup, and only when some timer needs it.
             let now = self.needs_clock().then(Instant::now);
             std::mem::swap(&mut self.again, &mut self.again_now);
@@ -313,7 +321,10 @@ impl Server {
         if let (Some(idle), Some(now)) = (&mut self.idle, now) {
             idle.touch(token.0, now);
         }
-        match conn.ready(ready, self.poll.registry(), token, &mut self.buf, &mut self.budget) {
+        let before = self.record.before(conn);
+        let next = conn.ready(ready, self.poll.registry(), token, &mut self.buf, &mut self.budget);
+        self.record.turn(token, ready, before, conn);
+        match next {
             Next::Wait => {}
             Next::Again if conn.queued_again => {}
             Next::Again => {
@@ -352,6 +363,7 @@ impl Server {
     /// Drop a connection and log why.
     fn close(&mut self, key: usize, why: Closed) {
         let Some(mut conn) = self.connections.try_remove(key) else { return };
+        self.record.close(key);
         self.budget.refund(conn.held());
         conn.deregister(self.poll.registry());
         if let Some(idle) = &mut self.idle {

@@ -1,0 +1,436 @@
+//! The page `progjar record-page` writes: a recorded loop as pictures.
+//!
+//! One HTML file with inline SVG and a little CSS: no script, no network, so
+//! it opens by double-click anywhere. Two pictures of the same lanes (one per
+//! client): the whole recording on a time axis, where backpressure shows as
+//! a shaded stretch of a slow reader's lane; and a window of consecutive
+//! wake-ups, one column each, where one thread taking turns between clients
+//! is plain to see. Sized for a 1280×800 screen; labels sit at fixed steps
+//! far enough apart that none overlap.
+
+use std::collections::HashMap;
+use std::fmt::Write;
+
+use crate::timeline::{Lane, Span, Timeline};
+
+/// The SVG's width and the space for lane labels on its left.
+const WIDTH: f64 = 1200.0;
+const LEFT: f64 = 170.0;
+const PLOT: f64 = WIDTH - LEFT - 20.0;
+/// One lane's height, and the most lanes drawn (the table lists them all).
+const LANE: f64 = 28.0;
+const MAX_LANES: usize = 16;
+/// Wake-ups in the second picture.
+const WINDOW: usize = 48;
+
+const READ_COLOR: &str = "#1f6fb4";
+const WRITE_COLOR: &str = "#2a9d3a";
+const PAUSE_COLOR: &str = "#f08a24";
+const WAIT_COLOR: &str = "#d9a300";
+const TAIL_COLOR: &str = "#9a9a9a";
+
+/// The whole page.
+pub fn render(t: &Timeline, title: &str) -> String {
+    let mut out = String::with_capacity(64 * 1024);
+    let title = escape(title);
+    let _ = write!(
+        out,
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <title>progjar: the loop, recorded ({title})</title><style>{CSS}</style></head><body>\
+         <h1>The loop, recorded: {title}</h1>\
+         <p class=\"sub\">One thread, one <code>poll</code> loop. Each lane is one client; each \
+         mark is a turn the loop gave it, bytes read above the line, bytes written back below. \
+         Server settings: <code>{}</code></p>",
+        escape(&t.settings)
+    );
+    summary(&mut out, t);
+    out.push_str("<h2>The whole recording</h2>");
+    overview(&mut out, t);
+    legend(&mut out);
+    out.push_str("<h2>One wake-up at a time</h2>");
+    window(&mut out, t);
+    out.push_str("<h2>Per connection</h2>");
+    table(&mut out, t);
+    if t.left_out > 0 {
+        let n = t.left_out;
+        let _ = write!(out, "<p class=\"note\">{n} items were left out of over-long lines.</p>");
+    }
+    for note in &t.notes {
+        let _ = write!(out, "<p class=\"note\">Note in the recording: {}</p>", escape(note));
+    }
+    out.push_str("</body></html>\n");
+    out
+}
+
+const CSS: &str = "body{font:14px/1.4 sans-serif;margin:16px 24px;color:#222;max-width:1220px}\
+h1{font-size:20px;margin:0 0 4px}h2{font-size:16px;margin:18px 0 6px}\
+.sub{margin:0 0 8px;color:#444}table{border-collapse:collapse}\
+td,th{padding:2px 10px;border-bottom:1px solid #ddd;text-align:right}\
+th:first-child,td:first-child{text-align:left}.note{color:#a33}\
+.legend span{margin-right:18px;white-space:nowrap}\
+.legend i{display:inline-block;width:14px;height:10px;margin-right:5px;vertical-align:middle}";
+
+fn summary(out: &mut String, t: &Timeline) {
+    let read = t.lanes.iter().map(Lane::read).fold(0, u64::saturating_add);
+    let written = t.lanes.iter().map(Lane::written).fold(0, u64::saturating_add);
+    let paused: usize = t.lanes.iter().map(|l| l.paused(t.end()).0.len()).sum();
+    let _ = write!(
+        out,
+        "<table class=\"sum\"><tr><th>recorded</th><th>wake-ups</th><th>events</th>\
+         <th>connections</th><th>bytes read</th><th>bytes written</th><th>reading paused</th></tr>\
+         <tr><td>{} ms</td><td>{}</td><td>{}</td><td>{}</td><td>{} B</td><td>{} B</td>\
+         <td>{} times</td></tr></table>",
+        ms(t.end()),
+        group(t.wakes.len() as u64),
+        group(t.events),
+        group(t.lanes.len() as u64),
+        group(read),
+        group(written),
+        paused
+    );
+}
+
+/// The lanes drawn, and the SVG's height for them plus the loop's row and the axis.
+fn shown(t: &Timeline) -> (&[Lane], f64) {
+    let lanes = &t.lanes[..t.lanes.len().min(MAX_LANES)];
+    (lanes, LANE * (lanes.len() as f64 + 1.0) + 56.0)
+}
+
+/// The y of a lane's top: row 0 is the loop itself.
+fn row_y(row: usize) -> f64 {
+    8.0 + LANE * row as f64
+}
+
+/// Lane labels, lane lines and the axis line, common to both pictures.
+fn frame(out: &mut String, lanes: &[Lane], height: f64) {
+    let _ = write!(
+        out,
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{WIDTH}\" height=\"{height}\" \
+         viewBox=\"0 0 {WIDTH} {height}\" font-family=\"sans-serif\" font-size=\"12\">"
+    );
+    label(out, row_y(0), "the loop (1 thread)");
+    for (i, lane) in lanes.iter().enumerate() {
+        let y = row_y(i + 1);
+        let _ = write!(
+            out,
+            "<rect x=\"{LEFT}\" y=\"{y}\" width=\"{PLOT}\" height=\"{LANE}\" fill=\"{}\"/>",
+            if i % 2 == 0 { "#f6f6f6" } else { "#fff" }
+        );
+        label(out, y, &format!("client {} (token {})", i + 1, lane.key));
+    }
+    let axis_y = row_y(lanes.len() + 1);
+    let _ = write!(
+        out,
+        "<line x1=\"{LEFT}\" y1=\"{axis_y}\" x2=\"{}\" y2=\"{axis_y}\" stroke=\"#444\"/>",
+        LEFT + PLOT
+    );
+}
+
+fn label(out: &mut String, y: f64, text: &str) {
+    let _ = write!(
+        out,
+        "<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{}</text>",
+        LEFT - 8.0,
+        y + LANE / 2.0 + 4.0,
+        escape(text)
+    );
+}
+
+/// A tick on the axis with its label, and the axis title under them.
+fn tick(out: &mut String, x: f64, axis_y: f64, text: &str) {
+    let _ = write!(
+        out,
+        "<line x1=\"{x:.1}\" y1=\"{axis_y}\" x2=\"{x:.1}\" y2=\"{}\" stroke=\"#444\"/>\
+         <text x=\"{x:.1}\" y=\"{}\" text-anchor=\"middle\">{text}</text>",
+        axis_y + 5.0,
+        axis_y + 18.0
+    );
+}
+
+fn axis_title(out: &mut String, axis_y: f64, text: &str) {
+    let _ = write!(
+        out,
+        "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">{}</text>",
+        LEFT + PLOT / 2.0,
+        axis_y + 38.0,
+        escape(text)
+    );
+}
+
+/// Microseconds to x positions and pixel columns, for the time axis.
+#[derive(Clone, Copy)]
+struct Scale {
+    end: f64,
+}
+
+impl Scale {
+    fn x(self, at: u64) -> f64 {
+        LEFT + at as f64 / self.end * PLOT
+    }
+
+    fn column(self, at: u64) -> usize {
+        ((at as f64 / self.end * PLOT) as usize).min(PLOT as usize - 1)
+    }
+}
+
+/// Bytes read and written per pixel column, one map per lane.
+type Columns = HashMap<usize, (u64, u64)>;
+
+/// The whole recording on a time axis: bytes summed per pixel column.
+fn overview(out: &mut String, t: &Timeline) {
+    let (lanes, height) = shown(t);
+    frame(out, lanes, height);
+    let scale = Scale { end: t.end() as f64 };
+    // The loop's row: a tick for every column in which it woke up.
+    let mut woke = vec![false; PLOT as usize];
+    for &at in &t.wakes {
+        woke[scale.column(at)] = true;
+    }
+    for c in (0..woke.len()).filter(|&c| woke[c]) {
+        let (x, y, h) = (LEFT + c as f64, row_y(0) + 4.0, LANE - 8.0);
+        let _ = write!(out, "<rect x=\"{x}\" y=\"{y}\" width=\"1\" height=\"{h}\" fill=\"#555\"/>");
+    }
+    let mut peak = 1u64;
+    let sums: Vec<Columns> = lanes
+        .iter()
+        .map(|lane| {
+            let mut cols = Columns::new();
+            for turn in &lane.turns {
+                let sum = cols.entry(scale.column(turn.at)).or_default();
+                (sum.0, sum.1) =
+                    (sum.0.saturating_add(turn.read), sum.1.saturating_add(turn.written));
+                peak = peak.max(sum.0).max(sum.1);
+            }
+            cols
+        })
+        .collect();
+    for (i, (lane, cols)) in lanes.iter().zip(&sums).enumerate() {
+        lane_states(out, lane, row_y(i + 1), scale, t.end());
+        lane_bytes(out, cols, row_y(i + 1) + LANE / 2.0, peak);
+    }
+    let axis_y = row_y(lanes.len() + 1);
+    let end_ms = scale.end / 1000.0;
+    let step = nice_step(end_ms, 10.0);
+    let mut at = 0.0;
+    while at <= end_ms + 1e-9 {
+        tick(out, LEFT + at / end_ms * PLOT, axis_y, &trim(at, step));
+        at += step;
+    }
+    axis_title(out, axis_y, "time since the loop first woke up (ms)");
+    out.push_str("</svg>");
+    let _ = write!(
+        out,
+        "<p>Bar heights grow with √bytes: a bar half a lane tall is {} B read (or written) within one \
+         pixel's {} ms.</p>",
+        group(peak),
+        trim(end_ms / PLOT, nice_step(end_ms / PLOT, 1.0) / 100.0)
+    );
+    hidden_lanes(out, t);
+}
+
+/// A lane's life line, its backpressure pauses and its waits to write.
+fn lane_states(out: &mut String, lane: &Lane, y: f64, scale: Scale, end: u64) {
+    let shade = |out: &mut String, s: &Span, color: &str, top: f64, h: f64, opacity: f64| {
+        let (x, w) = (scale.x(s.from), (scale.x(s.to) - scale.x(s.from)).max(1.0));
+        let _ = write!(
+            out,
+            "<rect x=\"{x:.1}\" y=\"{top:.1}\" width=\"{w:.1}\" height=\"{h}\" fill=\"{color}\" \
+             fill-opacity=\"{opacity}\" stroke=\"{color}\" stroke-width=\"0.5\"/>"
+        );
+    };
+    let (paused, tail) = lane.paused(end);
+    for s in &paused {
+        shade(out, s, PAUSE_COLOR, y + 1.0, LANE - 2.0, 0.35);
+    }
+    if let Some(s) = tail {
+        shade(out, &s, TAIL_COLOR, y + 1.0, LANE - 2.0, 0.25);
+    }
+    for s in lane.waiting_to_write(end) {
+        shade(out, &s, WAIT_COLOR, y + LANE - 4.0, 3.0, 1.0);
+    }
+    let mid = y + LANE / 2.0;
+    let (from, to) = (scale.x(lane.opened), scale.x(lane.closed.unwrap_or(end)));
+    let _ = write!(
+        out,
+        "<line x1=\"{from:.1}\" y1=\"{mid}\" x2=\"{:.1}\" y2=\"{mid}\" stroke=\"#888\"/>",
+        to.max(from + 1.0)
+    );
+}
+
+/// A lane's bytes: read above its middle line, written below, √-scaled to `peak`.
+fn lane_bytes(out: &mut String, cols: &Columns, mid: f64, peak: u64) {
+    let half = LANE / 2.0 - 3.0;
+    let bar = |bytes: u64| ((bytes as f64 / peak as f64).sqrt() * half).max(1.0);
+    for (&c, &(read, written)) in cols {
+        let x = LEFT + c as f64;
+        if read > 0 {
+            let h = bar(read);
+            let y = mid - h;
+            let _ = write!(out, "<rect x=\"{x}\" y=\"{y:.1}\" width=\"2\" height=\"{h:.1}\" fill=\"{READ_COLOR}\"/>");
+        }
+        if written > 0 {
+            let h = bar(written);
+            let _ = write!(out, "<rect x=\"{x}\" y=\"{mid}\" width=\"2\" height=\"{h:.1}\" fill=\"{WRITE_COLOR}\"/>");
+        }
+    }
+}
+
+fn hidden_lanes(out: &mut String, t: &Timeline) {
+    if t.lanes.len() > MAX_LANES {
+        let _ = write!(
+            out,
+            "<p>The first {MAX_LANES} connections are drawn; the table below lists all {}.</p>",
+            t.lanes.len()
+        );
+    }
+}
+
+fn legend(out: &mut String) {
+    let _ = write!(
+        out,
+        "<p class=\"legend\"><span><i style=\"background:{READ_COLOR}\"></i>bytes read in a turn</span><span><i style=\"background:{WRITE_COLOR}\"></i>bytes written back</span>\
+         <span><i style=\"background:{PAUSE_COLOR};opacity:.5\"></i>reading paused: backpressure \
+         (it owes --max-pending bytes)</span><span><i style=\"background:{WAIT_COLOR}\"></i>waiting \
+         to write (asks for WRITABLE)</span><span><i style=\"background:{TAIL_COLOR};opacity:.5\"></i>\
+         client done sending, echo finishing</span></p>"
+    );
+}
+
+/// Consecutive wake-ups, one column each: which clients each one served.
+fn window(out: &mut String, t: &Timeline) {
+    let (lanes, height) = shown(t);
+    let first = busiest_window(t, lanes);
+    let last = (first + WINDOW).min(t.wakes.len());
+    frame(out, lanes, height);
+    let col = PLOT / WINDOW as f64;
+    for (c, _) in (first..last).enumerate() {
+        let _ = write!(
+            out,
+            "<rect x=\"{:.1}\" y=\"{}\" width=\"{:.1}\" height=\"{}\" fill=\"#555\"/>",
+            LEFT + c as f64 * col + col * 0.35,
+            row_y(0) + 4.0,
+            col * 0.3,
+            LANE - 8.0
+        );
+    }
+    for (i, lane) in lanes.iter().enumerate() {
+        let y = row_y(i + 1);
+        for turn in lane.turns.iter().filter(|tn| (first..last).contains(&tn.wake)) {
+            let cx = LEFT + (turn.wake - first) as f64 * col + 2.0;
+            let (w, half) = (col - 4.0, LANE / 2.0 - 2.0);
+            let _ = write!(out, "<rect x=\"{cx:.1}\" y=\"{}\" width=\"{w:.1}\" height=\"{}\" fill=\"none\" stroke=\"#777\"/>", y + 2.0, LANE - 4.0);
+            if turn.read > 0 {
+                let _ = write!(out, "<rect x=\"{cx:.1}\" y=\"{}\" width=\"{w:.1}\" height=\"{half}\" fill=\"{READ_COLOR}\"/>", y + 2.0);
+            }
+            if turn.written > 0 {
+                let _ = write!(out, "<rect x=\"{cx:.1}\" y=\"{}\" width=\"{w:.1}\" height=\"{half}\" fill=\"{WRITE_COLOR}\"/>", y + LANE / 2.0);
+            }
+        }
+    }
+    let axis_y = row_y(lanes.len() + 1);
+    for c in (0..last.saturating_sub(first)).step_by(8) {
+        tick(out, LEFT + (c as f64 + 0.5) * col, axis_y, &format!("#{}", first + c + 1));
+    }
+    let (from, to) = match (t.wakes.get(first), t.wakes.get(last.saturating_sub(1))) {
+        (Some(&a), Some(&b)) => (ms(a), ms(b)),
+        _ => ("0".into(), "0".into()),
+    };
+    let what =
+        format!("wake-ups of the loop in order (number), {from} ms to {to} ms: a box is a turn");
+    axis_title(out, axis_y, &what);
+    out.push_str("</svg>");
+}
+
+/// The first wake-up of the window in which the most drawn clients moved bytes.
+fn busiest_window(t: &Timeline, lanes: &[Lane]) -> usize {
+    let mut served: Vec<Vec<usize>> = vec![Vec::new(); t.wakes.len()];
+    for (i, lane) in lanes.iter().enumerate() {
+        for turn in lane.turns.iter().filter(|tn| tn.read > 0 || tn.written > 0) {
+            served[turn.wake].push(i);
+        }
+    }
+    let mut count: HashMap<usize, usize> = HashMap::new();
+    let (mut best, mut best_at) = (0, 0);
+    for end in 0..served.len() {
+        for &lane in &served[end] {
+            *count.entry(lane).or_default() += 1;
+        }
+        if end >= WINDOW {
+            for &lane in &served[end - WINDOW] {
+                if let Some(n) = count.get_mut(&lane) {
+                    *n -= 1;
+                    if *n == 0 {
+                        count.remove(&lane);
+                    }
+                }
+            }
+        }
+        if count.len() > best {
+            (best, best_at) = (count.len(), (end + 1).saturating_sub(WINDOW));
+        }
+    }
+    best_at
+}
+
+fn table(out: &mut String, t: &Timeline) {
+    out.push_str(
+        "<table><tr><th>client</th><th>token</th><th>opened (ms)</th><th>closed (ms)</th>\
+         <th>turns</th><th>read (B)</th><th>written (B)</th><th>most owed (B)</th>\
+         <th>reading paused</th><th>longest pause (ms)</th></tr>",
+    );
+    for (i, lane) in t.lanes.iter().enumerate() {
+        let (paused, _) = lane.paused(t.end());
+        let longest = paused.iter().map(|s| s.to - s.from).max().unwrap_or(0);
+        let closed = lane.closed.map_or("open".to_string(), ms);
+        let _ = write!(
+            out,
+            "<tr><td>client {}</td><td>{}</td><td>{}</td><td>{closed}</td><td>{}</td><td>{}</td>\
+             <td>{}</td><td>{}</td><td>{} times</td><td>{}</td></tr>",
+            i + 1,
+            lane.key,
+            ms(lane.opened),
+            group(lane.turns.len() as u64),
+            group(lane.read()),
+            group(lane.written()),
+            group(lane.max_owed()),
+            paused.len(),
+            ms(longest)
+        );
+    }
+    out.push_str("</table>");
+}
+
+/// A step of 1, 2 or 5 × 10ⁿ that cuts `span` into at most `most` pieces.
+fn nice_step(span: f64, most: f64) -> f64 {
+    let rough = (span / most).max(1e-3);
+    let power = 10f64.powf(rough.log10().floor());
+    [1.0, 2.0, 5.0, 10.0].iter().map(|m| m * power).find(|s| *s >= rough).unwrap_or(10.0 * power)
+}
+
+/// `at` with as many decimals as `step` needs.
+fn trim(at: f64, step: f64) -> String {
+    let decimals = if step >= 1.0 { 0 } else { (-step.log10()).ceil() as usize };
+    format!("{at:.decimals$}")
+}
+
+/// µs as milliseconds with one decimal, e.g. `12.5`.
+fn ms(us: u64) -> String {
+    format!("{:.1}", us as f64 / 1000.0)
+}
+
+/// 2097152 as `2,097,152`.
+fn group(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
