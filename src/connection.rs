@@ -17,8 +17,8 @@
 //!    (`memory.rs`), or when the allocator says no: a failed allocation never
 //!    aborts the server, it only stops this client's reading.
 //! 4. **Half-close**: a read of 0 bytes means the client shut its write side.
-//!    Finish sending what is pending, shut our write side (the client sees EOF
-//!    after the last echoed byte), and close.
+//!    Finish sending what is pending, then close: with nothing left unread,
+//!    close(2) sends our FIN after the last echoed byte (the client sees EOF).
 //!
 //! Readiness is edge-triggered (mio's only mode): an event says "something
 //! changed", once. So every read and write loop runs until the kernel says
@@ -198,12 +198,6 @@ impl Connection {
         registry.register(&mut self.socket, token, Interest::READABLE)?;
         self.interest = Some(Interest::READABLE);
         Ok(())
-    }
-
-    /// Remove from the registry before the socket is dropped.
-    pub fn deregister(&mut self, registry: &Registry) {
-        // Cannot hurt if it fails: closing the descriptor removes it from epoll anyway.
-        let _ = registry.deregister(&mut self.socket);
     }
 
     /// How many bytes are owed to the client.
@@ -444,9 +438,9 @@ impl Connection {
             (true, false) => Interest::READABLE,
             (false, true) => Interest::WRITABLE,
             (false, false) => {
-                // The client closed its side and has every byte back: send our
-                // FIN after the last byte. The socket closes when it is dropped.
-                let _ = self.socket.shutdown(Shutdown::Write);
+                // The client closed its side and has every byte back. Dropping
+                // the socket closes it, and close(2) with nothing left unread
+                // sends our FIN after the last byte: no shutdown(2) needed.
                 return Some(Closed::PeerClosed);
             }
         };

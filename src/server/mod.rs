@@ -362,10 +362,11 @@ impl Server {
 
     /// Drop a connection and log why.
     fn close(&mut self, key: usize, why: Closed) {
-        let Some(mut conn) = self.connections.try_remove(key) else { return };
+        let Some(conn) = self.connections.try_remove(key) else { return };
         self.record.close(key);
         self.budget.refund(conn.held());
-        conn.deregister(self.poll.registry());
+        // No epoll_ctl(DEL): dropping `conn` closes its descriptor, and epoll
+        // forgets a descriptor when its last copy closes (we never dup one).
         if let Some(idle) = &mut self.idle {
             idle.remove(key);
         }
