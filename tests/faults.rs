@@ -2,7 +2,7 @@
 //! kernel or an operator can cause. Each test drives the real binary over
 //! loopback, is bounded in time, and checks that the server survives, keeps
 //! serving everyone else, and never loses, reorders or duplicates a byte.
-//! The README's "Faults the server survives" lists the rows with what the server does in each.
+//! docs/faults.md lists the rows with what the server does in each.
 //!
 //! Nothing here asserts speed: bounds are on correctness (exact bytes, exit
 //! status, log lines), on memory (VmRSS) and, for "does not spin", on CPU time
@@ -21,10 +21,15 @@ use std::time::{Duration, Instant};
 use common::{
     assert_closed_by_server, assert_echo, assert_no_flow_failed, assert_no_panic, assert_served,
     connect, connect_from, cpu_time, echo_all, fds_below, raise_nofile, random_bytes, read_n,
-    rss_kib, served_or_closed, server_side_queues, set_linger_zero, start_server,
-    start_server_logging, start_server_with, wait_until, write_until_stalled, Driver, Flow,
-    RssSampler, Server, Stream, MIB, STEP,
+    rss_kib, server_side_queues, set_linger_zero, start_server, start_server_logging,
+    start_server_with, wait_until, write_until_stalled, Driver, Flow, RssSampler, Stream, MIB,
+    STEP,
 };
+use common::{
+    assert_rate_limited, closed_in, flood, logged_and_more, one_leaves_one_fits, suppressed_in,
+    wait_until_accounted,
+};
+use common::{hundred_flows, message_len, run_failing};
 
 // ---------------------------------------------------------------------------
 // 1. Slow reader
@@ -35,11 +40,7 @@ use common::{
 /// when the client reads at last it gets all 256 MiB back intact.
 #[test]
 fn slow_reader_of_256_mib_is_bounded_and_gets_every_byte() {
-    slow_reader(4);
-}
-
-/// The slow-reader case at a given --max-pending.
-fn slow_reader(pending_mib: usize) {
+    let pending_mib = 4;
     const TOTAL: u64 = 256 * MIB as u64;
     let pending = pending_mib * MIB;
     let server = start_server(&["--max-pending", &format!("{pending_mib}MiB")]);
@@ -135,111 +136,6 @@ fn slow_reader(pending_mib: usize) {
 // ---------------------------------------------------------------------------
 // 2. Out of file descriptors
 // ---------------------------------------------------------------------------
-
-/// What a flood of connections found.
-struct Flood {
-    /// The connections the server serves, still open.
-    served: Vec<TcpStream>,
-    /// How many the server closed at once.
-    closed: usize,
-    /// The server's CPU time over wall time, from the first connect to one
-    /// second after the last answer.
-    cpu_fraction: f64,
-    /// Wall time of the flood, for the log-rate check.
-    elapsed: Duration,
-}
-
-/// Open `n` connections at once, then probe each: served, or closed at once.
-/// None may hang.
-fn flood(server: &Server, n: usize) -> Flood {
-    raise_nofile(n as u64 + 256);
-    let pid = server.child.id();
-    let (t0, cpu0) = (Instant::now(), cpu_time(pid));
-    let mut conns: Vec<TcpStream> = (0..n).map(|_| connect(server.addr)).collect();
-    let mut served = Vec::new();
-    let mut closed = 0;
-    for (i, mut s) in conns.drain(..).enumerate() {
-        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        if served_or_closed(&mut s, format!("probe {i}\n").as_bytes()) {
-            s.set_read_timeout(Some(STEP)).unwrap();
-            served.push(s);
-        } else {
-            closed += 1;
-        }
-    }
-    // Hold everything open for a second: a spinning loop would burn it all.
-    thread::sleep(Duration::from_secs(1));
-    let elapsed = t0.elapsed();
-    let cpu = cpu_time(pid) - cpu0;
-    Flood { served, closed, cpu_fraction: cpu.as_secs_f64() / elapsed.as_secs_f64(), elapsed }
-}
-
-/// The warnings about one kind of refusal: at most one per second (plus the
-/// first), and each line's "and N more" adds up to `refused` when the last
-/// refusal was itself logged.
-fn assert_rate_limited(server: &Server, needle: &str, elapsed: Duration) -> usize {
-    let lines: Vec<String> =
-        server.log_lines().into_iter().filter(|l| l.contains(needle)).collect();
-    assert!(!lines.is_empty(), "no warning with {needle:?}");
-    assert!(lines.iter().all(|l| l.starts_with("WARN:server:")), "{lines:#?}");
-    let allowed = elapsed.as_secs() as usize + 2;
-    assert!(lines.len() <= allowed, "{} warnings in {elapsed:?}: {lines:#?}", lines.len());
-    lines.len()
-}
-
-/// The "(and N more since the last such line)" of a throttled line, or 0.
-fn suppressed_in(line: &str) -> u64 {
-    line.split("(and ").nth(1).and_then(|r| r.split(' ').next()?.parse().ok()).unwrap_or(0)
-}
-
-/// One refusal logged plus the "and N more" it stands for.
-fn logged_and_more(line: &str) -> u64 {
-    1 + suppressed_in(line)
-}
-
-/// The K of "closed K new connection(s)" in an out-of-descriptors warning.
-fn closed_in(line: &str) -> u64 {
-    line.split("closed ").nth(1).and_then(|r| r.split(' ').next()?.parse().ok()).unwrap_or(0)
-}
-
-/// After a flood: those served still are; one leaves, exactly one newcomer
-/// fits, and the next is closed at once. Returns the open connections.
-fn one_leaves_one_fits(server: &Server, mut served: Vec<TcpStream>) -> (Vec<TcpStream>, TcpStream) {
-    for (i, s) in served.iter_mut().enumerate() {
-        assert_echo(s, format!("still served {i}").as_bytes());
-    }
-    let leaving = served.pop().unwrap();
-    let port = leaving.local_addr().unwrap().port();
-    drop(leaving);
-    server.wait_for_close(port);
-    let mut newcomer = connect(server.addr);
-    assert_echo(&mut newcomer, b"a seat came free");
-    // More than a second after the flood's last warning: this one is logged,
-    // with the count of those kept quiet.
-    let mut one_too_many = connect(server.addr);
-    assert_closed_by_server(&mut one_too_many);
-    (served, newcomer)
-}
-
-/// Wait until the warnings with `needle` account for `refused` refusals
-/// (`count(line)`: how many one line stands for) and return them. Only the
-/// sum says that the last refusal's line has arrived: a count of lines taken
-/// earlier may already include a late line of the flood.
-fn wait_until_accounted(
-    server: &Server,
-    needle: &str,
-    count: fn(&str) -> u64,
-    refused: u64,
-) -> Vec<String> {
-    let lines = || -> Vec<String> {
-        server.log_lines().into_iter().filter(|l| l.contains(needle)).collect()
-    };
-    let accounted = |lines: &[String]| lines.iter().map(|l| count(l)).sum::<u64>();
-    wait_until("the warnings to account for every refusal", || accounted(&lines()) >= refused);
-    let lines = lines();
-    assert_eq!(accounted(&lines), refused, "the warnings account for every refusal: {lines:#?}");
-    lines
-}
 
 /// Started with an open-file limit of 64, the server caps itself at 48
 /// connections (64 - 16 reserved) and closes the rest of a 500-connection
@@ -687,23 +583,6 @@ fn one_64_mib_write_is_echoed_exactly() {
 // ---------------------------------------------------------------------------
 
 const CLIENTS: usize = 100;
-
-/// 100 flows; the first ten do not read (so the server holds pending echoes).
-fn hundred_flows(driver: &Driver, addr: SocketAddr, half: u64) -> Vec<Flow> {
-    (0..CLIENTS)
-        .map(|i| {
-            let mut f = Flow::new(addr, 800 + i as u64, &driver.poll, i);
-            f.limit = half;
-            if i < 10 {
-                f.reading = false;
-            } else {
-                f.window = 64 * 1024;
-            }
-            f
-        })
-        .collect()
-}
-
 /// SIGTERM while 100 clients are mid-transfer (each has sent half its 1 MiB,
 /// ten have read nothing back yet): the listener closes (new clients are
 /// refused), the open connections are served until they finish, every client
@@ -789,26 +668,6 @@ fn a_second_signal_mid_transfer_exits_130_and_every_client_sees_the_end() {
 // ---------------------------------------------------------------------------
 // 9. Bad command lines
 // ---------------------------------------------------------------------------
-
-/// Run `progjar ARGS` (optionally through a wrapper like setpriv) with
-/// backtraces on; return (status, stderr). It must not start serving.
-fn run_failing(wrapper: &[&str], args: &[&str]) -> (Option<i32>, String) {
-    let mut cmd = match wrapper.split_first() {
-        Some((first, rest)) => {
-            let mut c = Command::new(first);
-            c.args(rest).arg(env!("CARGO_BIN_EXE_progjar"));
-            c
-        }
-        None => common::progjar(),
-    };
-    cmd.args(args).env("RUST_BACKTRACE", "1");
-    let out = common::run(&mut cmd, None);
-    let err = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(out.stdout.is_empty(), "{args:?} printed {:?}", String::from_utf8_lossy(&out.stdout));
-    assert!(!err.contains("panicked") && !err.contains("backtrace"), "{args:?}: {err}");
-    (out.status.code(), err)
-}
-
 /// Each bad command line gets one clear line on stderr and status 2 (usage)
 /// or 1 (runtime), never a panic, and nothing on stdout.
 #[test]
@@ -1009,17 +868,6 @@ fn max_per_ip_caps_each_address_separately() {
 // ---------------------------------------------------------------------------
 // 11. Soak
 // ---------------------------------------------------------------------------
-
-/// The soak's message sizes: mostly up to 4 KiB, every 16th up to 128 KiB.
-fn message_len(seed: u64, round: u64) -> u64 {
-    let h = Stream::at(seed ^ 0xABCD, round * 8).next_u64();
-    if round % 16 == 15 {
-        16 * 1024 + h % (112 * 1024)
-    } else {
-        1 + h % 4096
-    }
-}
-
 /// 2000 connections exchange verified messages (ping-pong, varied sizes) for
 /// 30 s from one nonblocking loop: zero errors, every byte checked, the
 /// summary accounts for every byte, and the server's RSS at the end is within

@@ -263,3 +263,29 @@ impl Driver {
         }
     }
 }
+
+/// 100 flows of `half` bytes each way; the first ten do not read (so the server holds pending echoes).
+pub fn hundred_flows(driver: &Driver, addr: SocketAddr, half: u64) -> Vec<Flow> {
+    (0..100)
+        .map(|i| {
+            let mut f = Flow::new(addr, 800 + i as u64, &driver.poll, i);
+            f.limit = half;
+            if i < 10 {
+                f.reading = false;
+            } else {
+                f.window = 64 * 1024;
+            }
+            f
+        })
+        .collect()
+}
+
+/// The soak's message sizes: mostly up to 4 KiB, every 16th up to 128 KiB.
+pub fn message_len(seed: u64, round: u64) -> u64 {
+    let h = Stream::at(seed ^ 0xABCD, round * 8).next_u64();
+    if round % 16 == 15 {
+        16 * 1024 + h % (112 * 1024)
+    } else {
+        1 + h % 4096
+    }
+}

@@ -11,6 +11,7 @@
 //! * `procfs`: `/proc` readers (RSS, CPU time, descriptors, socket queues);
 //! * `stream`: deterministic bytes, the stress tool's pattern;
 //! * `flow`: many nonblocking clients in one mio loop;
+//! * `flood`: floods of connections and adding up the throttled warnings;
 //! * `browser`: headless Chromium loading the pages the tools write;
 //! * `lab`: a lab in network namespaces (`tools/lab`), taken down whatever happens.
 //!
@@ -18,6 +19,7 @@
 //! test fails with a message instead of hanging.
 
 pub mod browser;
+mod flood;
 mod flow;
 pub mod lab;
 mod net;
@@ -26,7 +28,11 @@ mod procfs;
 mod server;
 mod stream;
 
-pub use flow::{assert_no_flow_failed, Driver, Flow};
+pub use flood::{
+    assert_rate_limited, closed_in, flood, logged_and_more, one_leaves_one_fits, suppressed_in,
+    wait_until_accounted, Flood,
+};
+pub use flow::{assert_no_flow_failed, hundred_flows, message_len, Driver, Flow};
 pub use net::{
     assert_closed_by_server, assert_echo, assert_served, closed_port, connect, connect_from,
     echo_all, is_closed, one_shot_server, read_n, served_or_closed, set_linger_zero,
@@ -34,7 +40,8 @@ pub use net::{
 };
 pub use process::{
     all_output, client, code, progjar, progjar_path, progjar_stress, progjar_stress_path, run,
-    run_bounded, stderr, stdout, stress, stress_with, wait_child, wait_until, STEP, STRESS_LIMIT,
+    run_bounded, run_failing, stderr, stdout, stress, stress_with, wait_child, wait_until, STEP,
+    STRESS_LIMIT,
 };
 pub use procfs::{
     cpu_time, fds_below, open_connections, proc_status_kib, raise_nofile, rss_kib,

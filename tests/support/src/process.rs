@@ -151,3 +151,22 @@ pub fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
         thread::sleep(Duration::from_millis(10));
     }
 }
+
+/// Run `progjar ARGS` (optionally through a wrapper like setpriv) with
+/// backtraces on; return (status, stderr). It must not start serving.
+pub fn run_failing(wrapper: &[&str], args: &[&str]) -> (Option<i32>, String) {
+    let mut cmd = match wrapper.split_first() {
+        Some((first, rest)) => {
+            let mut c = Command::new(first);
+            c.args(rest).arg(progjar_path());
+            c
+        }
+        None => progjar(),
+    };
+    cmd.args(args).env("RUST_BACKTRACE", "1");
+    let out = run(&mut cmd, None);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.stdout.is_empty(), "{args:?} printed {:?}", String::from_utf8_lossy(&out.stdout));
+    assert!(!err.contains("panicked") && !err.contains("backtrace"), "{args:?}: {err}");
+    (out.status.code(), err)
+}
