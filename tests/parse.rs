@@ -3,7 +3,7 @@
 //!
 //! Each property runs [`CASES`] random cases, so the whole file takes well under
 //! a second; `PROPTEST_CASES=100000 cargo test --release --test parse` hammers harder.
-//! The fuzzer in `tools/fuzz/` (see the README, "Tests") goes after the same parsers.
+//! The fuzzer in `tools/fuzz/` (docs/fuzz.md) goes after the same parsers.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
