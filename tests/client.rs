@@ -16,7 +16,7 @@ use std::thread;
 
 use common::{
     client, closed_port, code, one_shot_server, progjar, random_bytes, start_server,
-    start_server_with, stderr, stdout,
+    start_server_with, stderr, stdout, Server,
 };
 
 const MESSAGE: &str = "INI ADALAH DATA YANG DIKIRIM ABCDEFGHIJKLMNOPQ";
@@ -142,33 +142,17 @@ fn ipv6_literal() {
 // ---------------------------------------------------------------------------
 // Against the course's iterative Python server
 
-/// The course's server: SO_REUSEADDR, listen(1), recv(32) + sendall until recv
-/// returns b'', close, accept the next. It prints its address first, like ours.
-const COURSE_SERVER: &str = r#"
-import logging, socket, sys
-logging.basicConfig(level=logging.INFO)
-sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-sock.bind(('127.0.0.1', 0))
-sock.listen(1)
-print('listening on %s:%d' % sock.getsockname(), flush=True)
-while True:
-    logging.info('waiting for a connection')
-    connection, client_address = sock.accept()
-    logging.info(f'connection from {client_address}')
-    while True:
-        data = connection.recv(32)
-        logging.info(f'received {data}')
-        if not data:
-            break
-        logging.info('sending back data')
-        connection.sendall(data)
-    connection.close()
-"#;
+/// The course's own server (`tools/lab/course_server.py`, the lab's too):
+/// SO_REUSEADDR, listen(1), recv(32) + sendall until recv returns b'', close,
+/// accept the next. It prints its address first, like ours.
+fn course_server() -> Server {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tools/lab/course_server.py");
+    start_server_with(Command::new("python3").args([script, "0", "127.0.0.1"]))
+}
 
 #[test]
 fn course_python_server_message_and_file() {
-    let server = start_server_with(Command::new("python3").args(["-c", COURSE_SERVER]));
+    let server = course_server();
     let out = client(&["127.0.0.1", "--port", &server.port()], None);
     assert_eq!(code(&out), 0, "stderr: {}", stderr(&out));
     assert_eq!(pieces(&out), ["b'INI ADALAH DATA '", "b'YANG DIKIRIM ABC'", "b'DEFGHIJKLMNOPQ'"]);
@@ -187,7 +171,7 @@ fn course_python_server_message_and_file() {
 
 #[test]
 fn course_server_busy_with_another_client_is_named_as_the_likely_cause() {
-    let server = start_server_with(Command::new("python3").args(["-c", COURSE_SERVER]));
+    let server = course_server();
     // The first client holds the course's one-at-a-time server; ours waits in its backlog.
     let first = TcpStream::connect(server.addr).expect("first client");
     server.wait_for_log("connection from");

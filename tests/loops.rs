@@ -55,14 +55,7 @@ fn threads(server: &Server) -> u64 {
 fn a_thousand_clients_over_two_loops_are_all_echoed_and_both_loops_serve() {
     raise_nofile(1200);
     let server = start_server(&["--loops", "2"]);
-    let mut clients: Vec<TcpStream> = (0..1000).map(|_| connect(server.addr)).collect();
-    for (i, c) in clients.iter_mut().enumerate() {
-        c.write_all(format!("client {i:04} says {}\n", "x".repeat(i % 97)).as_bytes()).unwrap();
-    }
-    for (i, c) in clients.iter_mut().enumerate() {
-        let want = format!("client {i:04} says {}\n", "x".repeat(i % 97));
-        assert_eq!(read_n(c, want.len()), want.as_bytes(), "client {i}");
-    }
+    let clients = common::thousand_clients_each_echoed(server.addr);
     server.wait_for_open(1000);
     drop(clients);
     server.wait_for_open(0);

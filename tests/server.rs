@@ -6,7 +6,7 @@
 use progjar_testkit as common;
 
 use std::io::{Read, Write};
-use std::net::{Ipv4Addr, Shutdown, TcpStream};
+use std::net::{Ipv4Addr, Shutdown};
 
 use common::{
     connect, echo_all, raise_nofile, random_bytes, read_n, start_server, start_server_logging,
@@ -63,14 +63,7 @@ fn a_thousand_concurrent_clients_each_get_their_own_bytes() {
     // A thousand sockets here, plus what the other tests of this file hold.
     raise_nofile(1200);
     let server = start_server(&[]);
-    let mut clients: Vec<TcpStream> = (0..1000).map(|_| connect(server.addr)).collect();
-    for (i, c) in clients.iter_mut().enumerate() {
-        c.write_all(format!("client {i:04} says {}\n", "x".repeat(i % 97)).as_bytes()).unwrap();
-    }
-    for (i, c) in clients.iter_mut().enumerate() {
-        let want = format!("client {i:04} says {}\n", "x".repeat(i % 97));
-        assert_eq!(read_n(c, want.len()), want.as_bytes(), "client {i}");
-    }
+    let _clients = common::thousand_clients_each_echoed(server.addr);
     server.wait_for_open(1000);
 }
 

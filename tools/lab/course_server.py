@@ -1,7 +1,10 @@
 #!/usr/bin/env python3
 """The course's own echo server, one client at a time: the contrast to `progjar server`.
 
-    course_server.py [PORT]        (default 10000)
+    course_server.py [PORT [ADDRESS]]        (default 10000 on 0.0.0.0)
+
+Like `progjar server`, its first line on stdout is `listening on ADDR:PORT`, with the real
+port when PORT is 0 (the tests start it that way on 127.0.0.1).
 
 It behaves as the course's program does (see /work/shared/seeds/README.md): SO_REUSEADDR,
 listen(1), accept, then recv(32) and sendall of each piece until recv returns nothing,
@@ -17,13 +20,14 @@ import socket
 import sys
 
 
-def serve(port):
+def serve(port, address):
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    server_address = ("0.0.0.0", port)
+    server_address = (address, port)
     logging.info(f"starting up on {server_address}")
     sock.bind(server_address)
     sock.listen(1)
+    print("listening on %s:%d" % sock.getsockname(), flush=True)
     while True:
         logging.info("waiting for a connection")
         connection, client_address = sock.accept()
@@ -45,8 +49,9 @@ def main():
     # `progjar server`, so that the lab stops both the same way.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     port = int(sys.argv[1]) if len(sys.argv) > 1 else 10000
+    address = sys.argv[2] if len(sys.argv) > 2 else "0.0.0.0"
     try:
-        serve(port)
+        serve(port, address)
     except OSError as e:
         logging.error(f"{e}")
         return 1

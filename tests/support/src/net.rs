@@ -161,3 +161,18 @@ pub fn write_until_stalled(s: &TcpStream) -> u64 {
         }
     }
 }
+
+/// A thousand clients connect at once, each sends its own line, and each gets
+/// exactly its own line back; returns them still open.
+pub fn thousand_clients_each_echoed(addr: SocketAddr) -> Vec<TcpStream> {
+    let line = |i: usize| format!("client {i:04} says {}\n", "x".repeat(i % 97));
+    let mut clients: Vec<TcpStream> = (0..1000).map(|_| connect(addr)).collect();
+    for (i, c) in clients.iter_mut().enumerate() {
+        c.write_all(line(i).as_bytes()).expect("send the client's line");
+    }
+    for (i, c) in clients.iter_mut().enumerate() {
+        let want = line(i);
+        assert_eq!(read_n(c, want.len()), want.as_bytes(), "client {i}");
+    }
+    clients
+}
