@@ -406,7 +406,9 @@ def draw(conn, index, total):
     print("  " + summary(conn))
 
 
-def print_skipped(conn, skipped):
+def skipped_lines(conn, skipped):
+    """What the segments left out of a long connection carried, as four lines:
+    the text ladder and the page (report.py) both show them."""
     cname, sname = conn.name(conn.client[0]), conn.name(conn.server[0])
     data = {True: [0, 0], False: [0, 0]}
     for p in skipped:
@@ -415,14 +417,21 @@ def print_skipped(conn, skipped):
             d[0] += 1
             d[1] += p.length
     span = 1000 * (skipped[-1].t - skipped[0].t)
+    return [
+        f"... {len(skipped)} more segments in {span:.1f} ms:",
+        f"{cname} -> {sname}: {data[True][1]} B in {data[True][0]} data segments",
+        f"{sname} -> {cname}: {data[False][1]} B in {data[False][0]} data segments",
+        f"and {len(skipped) - data[True][0] - data[False][0]} ACK-only segments (retransmissions counted)",
+    ]
+
+
+def print_skipped(conn, skipped):
     pad = " " * 15
+    first, *rest = skipped_lines(conn, skipped)
     print(f"{pad}|{'':{WIDTH}}|")
-    print(f"{pad}:  ... {len(skipped)} more segments in {span:.1f} ms:")
-    print(f"{pad}:      {cname} -> {sname}: {data[True][1]} B in {data[True][0]} data segments")
-    print(f"{pad}:      {sname} -> {cname}: {data[False][1]} B in {data[False][0]} data segments")
-    print(
-        f"{pad}:      (and {len(skipped) - data[True][0] - data[False][0]} ACK-only segments; retransmissions counted)"
-    )
+    print(f"{pad}:  {first}")
+    for line in rest:
+        print(f"{pad}:      {line}")
     print(f"{pad}|{'':{WIDTH}}|")
 
 

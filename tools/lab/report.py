@@ -121,20 +121,7 @@ def ladder_svg(conn):
 
 def skipped_block(conn, skipped, y):
     """The segments left out of a long connection, counted, between dotted lifelines."""
-    cname, sname = conn.name(conn.client[0]), conn.name(conn.server[0])
-    sent = {True: [0, 0], False: [0, 0]}
-    for p in skipped:
-        if p.length:
-            d = sent[conn.from_client(p)]
-            d[0] += 1
-            d[1] += p.length
-    span = 1000 * (skipped[-1].t - skipped[0].t)
-    lines = [
-        f"... {len(skipped)} more segments in {span:.1f} ms:",
-        f"{cname} -> {sname}: {sent[True][1]} B in {sent[True][0]} data segments",
-        f"{sname} -> {cname}: {sent[False][1]} B in {sent[False][0]} data segments",
-        f"and {len(skipped) - sent[True][0] - sent[False][0]} ACK-only segments (retransmissions counted)",
-    ]
+    lines = ladder.skipped_lines(conn, skipped)
     out = [rect(C_X - 2, y + 8, S_X - C_X + 4, 4 * 18 + 4, "#fff")]
     for i, line in enumerate(lines):
         out.append(text((C_X + S_X) / 2, y + 24 + 18 * i, line, "middle", "#424242"))
