@@ -11,6 +11,7 @@
 use std::collections::HashMap;
 use std::fmt::Write;
 
+use crate::preview::grouped;
 use crate::timeline::{Lane, Span, Timeline};
 
 /// The SVG's width and the space for lane labels on its left.
@@ -81,11 +82,11 @@ fn summary(out: &mut String, t: &Timeline) {
          <tr><td>{} ms</td><td>{}</td><td>{}</td><td>{}</td><td>{} B</td><td>{} B</td>\
          <td>{} times</td></tr></table>",
         ms(t.end()),
-        group(t.wakes.len() as u64),
-        group(t.events),
-        group(t.lanes.len() as u64),
-        group(read),
-        group(written),
+        grouped(t.wakes.len() as u64),
+        grouped(t.events),
+        grouped(t.lanes.len() as u64),
+        grouped(read),
+        grouped(written),
         paused
     );
 }
@@ -222,7 +223,7 @@ fn overview(out: &mut String, t: &Timeline) {
         out,
         "<p>Bar heights grow with √bytes: a bar half a lane tall is {} B read (or written) within one \
          pixel's {} ms.</p>",
-        group(peak),
+        grouped(peak),
         trim(end_ms / PLOT, nice_step(end_ms / PLOT, 1.0) / 100.0)
     );
     hidden_lanes(out, t);
@@ -389,10 +390,10 @@ fn table(out: &mut String, t: &Timeline) {
             i + 1,
             lane.key,
             ms(lane.opened),
-            group(lane.turns.len() as u64),
-            group(lane.read()),
-            group(lane.written()),
-            group(lane.max_owed()),
+            grouped(lane.turns.len() as u64),
+            grouped(lane.read()),
+            grouped(lane.written()),
+            grouped(lane.max_owed()),
             paused.len(),
             ms(longest)
         );
@@ -416,19 +417,6 @@ fn trim(at: f64, step: f64) -> String {
 /// µs as milliseconds with one decimal, e.g. `12.5`.
 fn ms(us: u64) -> String {
     format!("{:.1}", us as f64 / 1000.0)
-}
-
-/// 2097152 as `2,097,152`.
-fn group(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }
 
 fn escape(s: &str) -> String {

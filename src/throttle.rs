@@ -10,6 +10,8 @@
 use std::fmt;
 use std::time::{Duration, Instant};
 
+use crate::preview::grouped;
+
 /// How often a throttled message may be logged, and the window of [`LineBudget`].
 const INTERVAL: Duration = Duration::from_secs(1);
 
@@ -163,29 +165,12 @@ fn noun(n: u64) -> &'static str {
     }
 }
 
-/// `7640` as `7,640`, for counts a reader compares at a glance.
-pub fn grouped(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn counts_read_as_words() {
-        assert_eq!(grouped(0), "0");
-        assert_eq!(grouped(999), "999");
-        assert_eq!(grouped(7640), "7,640");
-        assert_eq!(grouped(1_234_567), "1,234,567");
         assert_eq!(plural(1, "connection"), "1 connection");
         assert_eq!(plural(2000, "connection"), "2000 connections");
         let both = Quiet { opened: 7640, closed: 7638 };

@@ -101,23 +101,12 @@ fn a_recorded_run_shows_one_loop_serving_clients_and_a_slow_reader_paused() {
     loaded.assert_sound(common::browser::WINDOW.0);
     let dom = loaded.dom;
     let slow_bytes = common::MIB as u64 * mib as u64;
-    for number in [group(slow_bytes), "1,048,576".to_string(), "4</td>".to_string()] {
+    for number in
+        [progjar::preview::grouped(slow_bytes), "1,048,576".to_string(), "4</td>".to_string()]
+    {
         assert!(dom.contains(&number), "{number} not on the page");
     }
     let _ = fs::remove_dir_all(&dir);
-}
-
-/// 2097152 as `2,097,152`, as the page writes numbers.
-fn group(n: u64) -> String {
-    let s = n.to_string();
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }
 
 #[test]
