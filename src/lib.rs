@@ -89,3 +89,4 @@ pub mod signals;
 pub mod sock;
 pub mod throttle;
 pub mod timeline;
+pub mod units;

@@ -29,6 +29,8 @@ use std::collections::VecDeque;
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use crate::units;
+
 /// Global pending memory: how much is held, the bound, and who waits for room.
 #[derive(Debug)]
 pub struct Budget {
@@ -142,18 +144,15 @@ pub fn default_total() -> (usize, String) {
         address_space_limit().map(|b| (b, "the address-space limit (RLIMIT_AS)")),
     ];
     let (bytes, why) = match limits.into_iter().flatten().min_by_key(|(b, _)| *b) {
-        Some((b, what)) => (b / SHARE_OF_LIMIT, format!("half of {what}, {}", mib(b))),
+        Some((b, what)) => (b / SHARE_OF_LIMIT, format!("half of {what}, {}", units::bytes(b))),
         None => match physical_memory() {
-            Some(b) => (b / SHARE_OF_RAM, format!("a quarter of physical memory, {}", mib(b))),
+            Some(b) => {
+                (b / SHARE_OF_RAM, format!("a quarter of physical memory, {}", units::bytes(b)))
+            }
             None => (FALLBACK_TOTAL, "physical memory unknown".to_string()),
         },
     };
     (usize::try_from(bytes).unwrap_or(usize::MAX).max(1), why)
-}
-
-/// Bytes as MiB for log lines.
-pub fn mib(bytes: u64) -> String {
-    format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
 }
 
 /// Values at or above this mean "no limit" (cgroup v1 writes 2^63 rounded to a page).

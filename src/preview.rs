@@ -54,30 +54,9 @@ impl fmt::Display for Preview<'_> {
     }
 }
 
-/// `7640` as `7,640`, for counts a reader compares at a glance.
-pub fn grouped(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn counts_get_a_thousands_separator() {
-        assert_eq!(grouped(0), "0");
-        assert_eq!(grouped(999), "999");
-        assert_eq!(grouped(7640), "7,640");
-        assert_eq!(grouped(1_234_567), "1,234,567");
-    }
 
     #[test]
     fn like_python_repr() {

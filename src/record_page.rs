@@ -11,8 +11,8 @@
 use std::collections::HashMap;
 use std::fmt::Write;
 
-use crate::preview::grouped;
 use crate::timeline::{Lane, Span, Timeline};
+use crate::units::grouped;
 
 /// The SVG's width and the space for lane labels on its left.
 const WIDTH: f64 = 1200.0;

@@ -10,7 +10,7 @@
 use std::fmt;
 use std::time::{Duration, Instant};
 
-use crate::preview::grouped;
+use crate::units::grouped;
 
 /// How often a throttled message may be logged, and the window of [`LineBudget`].
 const INTERVAL: Duration = Duration::from_secs(1);
@@ -150,13 +150,6 @@ impl fmt::Display for Quiet {
     }
 }
 
-/// `1 connection`, `2000 connections`: a count with its noun, in the right
-/// number (the digits left plain, for scripts that read the summary).
-pub fn plural(n: u64, noun: &str) -> String {
-    let s = if n == 1 { "" } else { "s" };
-    format!("{n} {noun}{s}")
-}
-
 fn noun(n: u64) -> &'static str {
     if n == 1 {
         "more connection"
@@ -171,8 +164,6 @@ mod tests {
 
     #[test]
     fn counts_read_as_words() {
-        assert_eq!(plural(1, "connection"), "1 connection");
-        assert_eq!(plural(2000, "connection"), "2000 connections");
         let both = Quiet { opened: 7640, closed: 7638 };
         assert_eq!(
             both.to_string(),

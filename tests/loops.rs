@@ -60,7 +60,7 @@ fn a_thousand_clients_over_two_loops_are_all_echoed_and_both_loops_serve() {
     drop(clients);
     server.wait_for_open(0);
     let lines = stop(server);
-    assert!(total_summary(&lines).starts_with("INFO:server:served 1000 connections"));
+    assert!(total_summary(&lines).starts_with("INFO:server:served 1,000 connections"));
     let (one, two) = (served_by_loop(&lines, 1), served_by_loop(&lines, 2));
     eprintln!("split of 1000 connections: loop 1 {one}, loop 2 {two}");
     assert_eq!(one + two, 1000);

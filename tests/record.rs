@@ -102,7 +102,7 @@ fn a_recorded_run_shows_one_loop_serving_clients_and_a_slow_reader_paused() {
     let dom = loaded.dom;
     let slow_bytes = common::MIB as u64 * mib as u64;
     for number in
-        [progjar::preview::grouped(slow_bytes), "1,048,576".to_string(), "4</td>".to_string()]
+        [progjar::units::grouped(slow_bytes), "1,048,576".to_string(), "4</td>".to_string()]
     {
         assert!(dom.contains(&number), "{number} not on the page");
     }

@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use log::{debug, info, warn};
 
-use super::secs;
 use crate::cli::{Failure, EXIT_FAILURE, EXIT_REFUSED, EXIT_TIMEOUT, EXIT_UNRESOLVED};
 use crate::resolve;
+use crate::units::secs;
 
 /// What a student should try when the connection is refused.
 pub const REFUSED_HINT: &str = "is the server running on that port? From another machine, use the \

@@ -92,8 +92,3 @@ pub fn run(config: Config) -> Result<(), Failure> {
     interrupt::install()?;
     servers::run_all(&config)
 }
-
-/// A duration in seconds, the way the command line takes it: `10 s`, `2.5 s`.
-fn secs(d: Duration) -> String {
-    format!("{} s", d.as_secs_f64())
-}

@@ -5,8 +5,8 @@ use std::time::{Duration, Instant};
 
 use log::{debug, info};
 
-use super::secs;
 use crate::preview::preview;
+use crate::units::secs;
 
 /// Largest payload of known size whose echo is logged piece by piece: 4 KiB is
 /// 256 lines at the default 16-byte chunk, still readable; beyond that, one

@@ -7,10 +7,10 @@ use std::io::{self, ErrorKind};
 
 use super::check::Difference;
 use super::exchange::{ReadEnd, SendError, Transfer};
-use super::secs;
 use crate::cli::{Failure, EXIT_ECHO, EXIT_FAILURE, EXIT_FILE, EXIT_INTERRUPTED, EXIT_TIMEOUT};
 use crate::preview::preview;
 use crate::sock::is_peer_gone;
+use crate::units::{byte_rate, secs};
 
 /// What happened, the most specific reason first.
 #[derive(Debug)]
@@ -114,7 +114,7 @@ impl<'a> Verdict<'a> {
             "sent {} bytes, received {} bytes, {status}, {secs:.3} s, {}{written}",
             t.sent,
             t.received,
-            rate(t.received, secs)
+            byte_rate(t.received, secs)
         )
     }
 
@@ -205,30 +205,4 @@ fn short_message(reset: Option<&io::Error>, t: &Transfer) -> String {
         "echo short: {how} after {} of {} bytes sent; the first missing byte is at offset {}",
         t.received, t.sent, t.received
     )
-}
-
-/// Bytes per second, in KiB/s or MiB/s.
-fn rate(bytes: u64, secs: f64) -> String {
-    if secs <= 0.0 {
-        return "- B/s".to_string();
-    }
-    let per_sec = bytes as f64 / secs;
-    if per_sec >= 1024.0 * 1024.0 {
-        format!("{:.1} MiB/s", per_sec / (1024.0 * 1024.0))
-    } else {
-        format!("{:.1} KiB/s", per_sec / 1024.0)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::time::Duration;
-
-    #[test]
-    fn rates_and_durations() {
-        assert_eq!(rate(3 << 20, 1.0), "3.0 MiB/s");
-        assert_eq!(rate(512, 1.0), "0.5 KiB/s");
-        assert_eq!(secs(Duration::from_millis(2500)), "2.5 s");
-    }
 }

@@ -17,7 +17,8 @@ use mio::Token;
 use super::{Server, ACCEPT_RETRY};
 use crate::access::Refusal;
 use crate::connection::Connection;
-use crate::throttle::{more, plural, Line};
+use crate::throttle::{more, Line};
+use crate::units::plural;
 
 impl Server {
     /// Accept every connection waiting in the backlog.

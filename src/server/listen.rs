@@ -30,6 +30,7 @@ use crate::limits;
 use crate::memory::{self, Budget};
 use crate::record::{Options, Recording};
 use crate::signals::SignalPipe;
+use crate::units;
 
 /// Descriptors kept back from `--max-connections`: stdin, stdout, stderr, the
 /// epoll instance, the listener, the signal pipe's two ends and the reserve
@@ -77,7 +78,7 @@ impl Server {
         };
         info!(
             "unsent bytes of all clients together: at most {} ({why})",
-            memory::mib(total as u64)
+            units::bytes(total as u64)
         );
         let admission =
             Admission::new(config.allow.clone(), config.max_per_ip, config.per_ip_prefix6);

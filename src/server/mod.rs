@@ -62,7 +62,8 @@ use crate::idle::IdleList;
 use crate::memory::Budget;
 use crate::record::{Options, Recording};
 use crate::signals::SignalPipe;
-use crate::throttle::{plural, Line, LineBudget, Throttle};
+use crate::throttle::{Line, LineBudget, Throttle};
+use crate::units::plural;
 
 /// The listening socket's token.
 const LISTENER: Token = Token(usize::MAX);

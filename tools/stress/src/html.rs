@@ -16,7 +16,8 @@ use std::fmt::Write as _;
 use hdrhistogram::Histogram;
 
 use crate::chart::{self, Axis, Band, Chart, Line, Scale};
-use crate::stats::{human_us, Second, Timeline};
+use crate::stats::{Second, Timeline};
+use progjar::units;
 
 /// Width of the charts over time: fills a 1280-px window with the page's margins.
 const WIDE: f64 = 1180.0;
@@ -274,7 +275,7 @@ fn distribution(s: &mut String, page: &Page) {
             let _ = writeln!(
                 s,
                 "<tr><th>{name}</th><td class=\"us\">{us} µs</td><td>{}</td></tr>",
-                human_us(us)
+                units::micros(us)
             );
         }
         let _ = writeln!(s, "</table>\n<p class=\"note\">{} messages measured.</p>", h.len());

@@ -17,21 +17,8 @@ use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{Config, Stop};
-use crate::stats::{human_us, Stats, Timeline};
-
-/// `1234567` bytes as `1.23 MB` (decimal units, like the Gbit/s beside them).
-fn human_bytes(b: u64) -> String {
-    let b = b as f64;
-    if b < 1e3 {
-        format!("{b} B")
-    } else if b < 1e6 {
-        format!("{:.1} kB", b / 1e3)
-    } else if b < 1e9 {
-        format!("{:.1} MB", b / 1e6)
-    } else {
-        format!("{:.2} GB", b / 1e9)
-    }
-}
+use crate::stats::{Stats, Timeline};
+use progjar::units;
 
 /// The finished run: its settings, how long it measured, and its counters.
 pub struct Report<'a> {
@@ -285,13 +272,13 @@ impl Summary {
         let _ = writeln!(
             t,
             "sent:        {} = {:.3} Gbit/s",
-            human_bytes(sent),
+            units::bytes(sent),
             self.gbit_per_sec_sent
         );
         let _ = writeln!(
             t,
             "received:    {} = {:.3} Gbit/s (every byte checked)",
-            human_bytes(received),
+            units::bytes(received),
             self.gbit_per_sec_received
         );
     }
@@ -305,11 +292,11 @@ impl Summary {
             let _ = writeln!(
                 t,
                 "latency:     p50 {}  p90 {}  p99 {}  p99.9 {}  max {}",
-                human_us(l.p50),
-                human_us(l.p90.unwrap_or(0)),
-                human_us(l.p99),
-                human_us(l.p999.unwrap_or(0)),
-                human_us(l.max)
+                units::micros(l.p50),
+                units::micros(l.p90.unwrap_or(0)),
+                units::micros(l.p99),
+                units::micros(l.p999.unwrap_or(0)),
+                units::micros(l.max)
             );
         }
         let l = &self.connect_latency_us;
@@ -317,9 +304,9 @@ impl Summary {
             let _ = writeln!(
                 t,
                 "connect:     p50 {}  p99 {}  max {}",
-                human_us(l.p50),
-                human_us(l.p99),
-                human_us(l.max)
+                units::micros(l.p50),
+                units::micros(l.p99),
+                units::micros(l.max)
             );
         }
     }
@@ -347,11 +334,6 @@ impl Summary {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn human_units() {
-        assert_eq!(human_bytes(1_234_567), "1.2 MB");
-    }
 
     #[test]
     fn a_histogram_comes_back_from_its_text_unchanged() {

@@ -21,6 +21,7 @@ use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
+use progjar::units;
 use serde::{Deserialize, Serialize};
 
 /// The longest latency the histograms resolve: an hour, far beyond any timeout
@@ -338,7 +339,7 @@ impl Stats {
             w.messages as f64 / w.secs,
             w.bytes_sent as f64 / w.secs / 1e6,
             w.bytes_received as f64 / w.secs / 1e6,
-            w.p99_us.map_or_else(|| "-".to_string(), human_us),
+            w.p99_us.map_or_else(|| "-".to_string(), units::micros),
         );
         if self.errors.total() > 0 {
             let _ = write!(line, "  errors {}", self.errors.total());
@@ -370,17 +371,6 @@ impl Stats {
         self.window_latency.reset();
         self.window_start = (now, self.counts, self.errors.total());
         second
-    }
-}
-
-/// `812 µs`, `3.41 ms`, `1.20 s`.
-pub fn human_us(us: u64) -> String {
-    if us < 1_000 {
-        format!("{us} µs")
-    } else if us < 1_000_000 {
-        format!("{:.2} ms", us as f64 / 1e3)
-    } else {
-        format!("{:.2} s", us as f64 / 1e6)
     }
 }
 
@@ -432,12 +422,5 @@ mod tests {
         assert_eq!(got, [(2, Some(300)), (1, Some(200))]);
         assert!((t.seconds[1].secs - 0.5).abs() < 1e-6);
         assert_eq!((t.steady_at, t.drain_at, t.end_at), (Some(0.5), Some(1.2), 1.5));
-    }
-
-    #[test]
-    fn human_units() {
-        assert_eq!(human_us(812), "812 µs");
-        assert_eq!(human_us(3_410), "3.41 ms");
-        assert_eq!(human_us(1_200_000), "1.20 s");
     }
 }
