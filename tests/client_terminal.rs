@@ -3,12 +3,14 @@
 //! and Ctrl-D; and Ctrl-C (SIGINT) in the middle of a transfer.
 //!
 //! Every wait polls for the awaited screen or log line with a deadline
-//! (`common::STEP`); tmux runs on its own socket and is killed when dropped.
+//! (`common::STEP`); tmux runs on its own socket, in a directory of its own,
+//! and is killed (and the directory removed) when dropped.
 
 use progjar_testkit as common;
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::TcpListener;
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::thread;
@@ -16,16 +18,22 @@ use std::time::{Duration, Instant};
 
 use common::{progjar, start_server, wait_child, STEP};
 
-/// A detached tmux session running one command on a pseudo-terminal.
+/// A detached tmux session running one command on a pseudo-terminal, on a
+/// tmux server of its own whose socket lives in a directory of its own: the
+/// server is killed and the directory removed when dropped (a failed test
+/// too), so no test leaves a socket behind.
 struct Tmux {
-    socket: String,
+    dir: PathBuf,
 }
 
 impl Tmux {
     /// Start `command` in a session of a tmux server of our own, named by `name`.
     fn start(name: &str, command: &str) -> Tmux {
-        let socket = format!("progjar-test-{}-{name}", std::process::id());
-        let tmux = Tmux { socket };
+        // Under /tmp, not the target directory: a socket's path must stay short (108 bytes).
+        let dir = std::env::temp_dir().join(format!("progjar-tmux-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir(&dir).expect("a directory for the tmux socket");
+        let tmux = Tmux { dir };
         let size = ["-x", "200", "-y", "50"];
         let ok = tmux
             .cmd()
@@ -41,7 +49,7 @@ impl Tmux {
     /// `tmux` on our own server socket, without the user's configuration.
     fn cmd(&self) -> Command {
         let mut cmd = Command::new("tmux");
-        cmd.args(["-L", &self.socket, "-f", "/dev/null"]);
+        cmd.arg("-S").arg(self.dir.join("socket")).args(["-f", "/dev/null"]);
         cmd
     }
 
@@ -72,6 +80,7 @@ impl Tmux {
 impl Drop for Tmux {
     fn drop(&mut self) {
         let _ = self.cmd().arg("kill-server").status();
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
@@ -102,6 +111,9 @@ fn interactive_mode_echoes_each_typed_line_and_ctrl_d_ends_with_the_summary() {
     assert!(summary.starts_with("sent 23 bytes, received 23 bytes, identical, "), "{screen}");
     assert_eq!(count_lines(&screen, "halo dunia"), 2, "{screen}");
     assert!(screen.contains("INFO:client:sent 23 bytes; shutting down our side for writing (FIN)"));
+    let dir = tmux.dir.clone();
+    drop(tmux);
+    assert!(!dir.exists(), "the tmux socket's directory is removed");
 }
 
 /// Ctrl-C at the terminal while the client waits for the next line: the writer
