@@ -131,11 +131,12 @@ struct RecordPageArgs {
 /// `progjar client alpine-1 alpine-2` (in turn; --parallel for both at once);
 /// `progjar client -i` (type lines, see each echo, Ctrl-D ends).
 ///
-/// Exit codes: 0 echo complete and identical, 1 other error, 2 bad arguments,
+/// Exit codes: 0 echo complete and identical, 1 other error (or the summary
+/// could not be written), 2 bad arguments (or --output is the file being sent),
 /// 3 connection refused, 4 host cannot be resolved, 5 timed out,
-/// 6 echo short or different, 7 file cannot be read or written, 130 Ctrl-C
-/// (after the summary so far). With several servers, the highest of their codes:
-/// 0 only if every echo was identical. More in docs/client.md.
+/// 6 echo short or different, 7 file cannot be read or written, 130 Ctrl-C,
+/// SIGTERM or SIGHUP (after the summary so far). With several servers, the
+/// highest of their codes: 0 only if every echo was identical. More in docs/client.md.
 #[derive(FromArgs)]
 #[argh(subcommand, name = "client", help_triggers("-h", "--help"))]
 struct ClientArgs {
@@ -156,12 +157,14 @@ struct ClientArgs {
     /// repeated, e.g. 2MB (binary units as everywhere here: 2MB = 2MiB = 2097152)
     #[argh(option, from_str_fn(parse_payload_size))]
     size: Option<usize>,
-    /// write the echo to this file as it arrives (- for stdout, which moves
-    /// the summary to stderr); one server only
+    /// write the echo to this file (- for stdout, which moves the summary to
+    /// stderr); one server only. An existing file is replaced, as with curl -o,
+    /// but only once the echo is complete and identical; otherwise it is left
+    /// as it was and what came back is kept in FILE.partial
     #[argh(option)]
     output: Option<String>,
-    /// send each line typed on standard input and print its echo as it comes;
-    /// Ctrl-D ends (the way ncat is used)
+    /// send each line typed on standard input and print its echo as it comes,
+    /// each line marked "echo: "; Ctrl-D ends (the way ncat is used)
     #[argh(switch, short = 'i')]
     interactive: bool,
     /// with several servers, send to all of them at once

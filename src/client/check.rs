@@ -7,7 +7,22 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::exchange::Block;
+/// A block of the payload, shared by the writer (which sends it) and the reader
+/// (which compares the echo with it).
+pub(super) type Block = Arc<Sent>;
+
+/// Bytes the writer sent, and when it queued them (just before sending).
+#[derive(Debug)]
+pub(super) struct Sent {
+    pub bytes: Vec<u8>,
+    pub queued: Instant,
+}
+
+impl Sent {
+    pub(super) fn new(bytes: Vec<u8>) -> Block {
+        Arc::new(Sent { bytes, queued: Instant::now() })
+    }
+}
 
 /// The first byte of the echo that is not what we sent.
 #[derive(Debug, Clone, Copy)]
@@ -41,24 +56,33 @@ pub(super) struct Checker {
     writer_finished: bool,
     /// Longest wait for a block (only reached with a misbehaving peer or a stalled source).
     wait: Duration,
+    /// The longest a block took from being sent to its last byte's echo.
+    slowest: Option<Duration>,
 }
 
 impl Checker {
     pub(super) fn new(blocks: Receiver<Block>, wait: Duration) -> Checker {
         Checker {
             blocks,
-            block: Arc::new(Vec::new()),
+            block: Sent::new(Vec::new()),
             pos: 0,
             received: 0,
             difference: None,
             writer_finished: false,
             wait,
+            slowest: None,
         }
     }
 
     /// Bytes of echo compared so far.
     pub(super) fn received(&self) -> u64 {
         self.received
+    }
+
+    /// The longest a block took from being sent to its echo's last byte (for
+    /// typed lines: a line's round trip).
+    pub(super) fn slowest(&self) -> Option<Duration> {
+        self.slowest
     }
 
     /// The first byte that differs, if any.
@@ -81,14 +105,14 @@ impl Checker {
     pub(super) fn compare(&mut self, mut piece: &[u8]) {
         // Bounded: every pass consumes at least one byte of `piece`, or returns.
         while !piece.is_empty() {
-            if self.pos == self.block.len() {
+            if self.pos == self.block.bytes.len() {
                 if !self.take_next_block() {
                     self.note_difference(0, None, piece[0]);
                     return;
                 }
                 continue;
             }
-            let expected = &self.block[self.pos..];
+            let expected = &self.block.bytes[self.pos..];
             let n = expected.len().min(piece.len());
             // One memcmp first: a byte-by-byte search would cap a 1 GiB file's speed.
             if expected[..n] != piece[..n] {
@@ -99,6 +123,10 @@ impl Checker {
             self.pos += n;
             self.received += n as u64;
             piece = &piece[n..];
+            if self.pos == self.block.bytes.len() {
+                let took = self.block.queued.elapsed();
+                self.slowest = Some(self.slowest.map_or(took, |s| s.max(took)));
+            }
         }
     }
 
@@ -133,7 +161,7 @@ impl Checker {
     /// What the server owes us now. Takes the next queued block off the queue
     /// when the current one has been echoed whole, since that block is due too.
     pub(super) fn due(&mut self) -> Due {
-        if self.pos < self.block.len() {
+        if self.pos < self.block.bytes.len() {
             return Due::Echo;
         }
         match self.blocks.try_recv() {
@@ -154,13 +182,13 @@ impl Checker {
     /// for the writer to finish, since the server may close right after our FIN,
     /// before the writer thread has returned.
     pub(super) fn missing(&mut self) -> u64 {
-        let mut missing = (self.block.len() - self.pos) as u64;
+        let mut missing = (self.block.bytes.len() - self.pos) as u64;
         let deadline = Instant::now() + self.wait;
         // Bounded by the deadline.
         while !self.writer_finished {
             let left = deadline.saturating_duration_since(Instant::now());
             match self.blocks.recv_timeout(left) {
-                Ok(block) => missing += block.len() as u64,
+                Ok(block) => missing += block.bytes.len() as u64,
                 Err(RecvTimeoutError::Disconnected) => self.writer_finished = true,
                 // The writer is still busy (e.g. reading standard input) although the
                 // server has closed: the echo is short whatever comes next.
@@ -179,7 +207,7 @@ mod tests {
     fn checker_with(blocks: &[&[u8]]) -> Checker {
         let (tx, rx) = mpsc::sync_channel(blocks.len());
         for b in blocks {
-            tx.send(Arc::new(b.to_vec())).unwrap();
+            tx.send(Sent::new(b.to_vec())).unwrap();
         }
         drop(tx); // the writer is done
         Checker::new(rx, Duration::from_secs(1))
@@ -224,7 +252,7 @@ mod tests {
     #[test]
     fn nothing_due_while_the_writer_waits_for_input() {
         let (tx, rx) = mpsc::sync_channel(1);
-        tx.send(Arc::new(b"ab".to_vec())).unwrap();
+        tx.send(Sent::new(b"ab".to_vec())).unwrap();
         let mut c = Checker::new(rx, Duration::from_secs(1));
         c.compare(b"ab");
         assert_eq!(c.due(), Due::Input);

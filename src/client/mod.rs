@@ -14,7 +14,10 @@
 //!   exit status wins.
 //! - `source.rs`: what to send (a message, a file, standard input, a generated
 //!   message), opened before touching the network so a missing file costs no
-//!   connection; `output.rs`: where the echo is written, if anywhere.
+//!   connection; `output.rs`: where the echo is written, if anywhere, after
+//!   `same_file.rs` has made sure that is not the file being sent;
+//!   `echo_file.rs`: a file takes its name only once the echo is complete and
+//!   identical; `screen.rs`: `-i` marks the echo apart from the typed lines.
 //! - `connect.rs`: resolve the host and try each address; a failure becomes one
 //!   line that says what to try.
 //! - `exchange.rs`: a writer thread sends and half-closes while this thread reads
@@ -22,21 +25,25 @@
 //! - `check.rs`: compares the echo with what was sent, in bounded memory.
 //! - `verdict.rs`: what happened, decided once; the summary line and the exit
 //!   status are both read from it.
-//! - `interrupt.rs`: Ctrl-C ends the exchange with the summary so far.
+//! - `interrupt.rs`: Ctrl-C (or SIGTERM, SIGHUP) ends the exchange with the summary so far.
 //!
 //! # Exit codes
 //!
 //! The table is in [`crate::cli`]: 0 complete and identical, 1 other failure,
 //! 2 usage, 3 refused, 4 unresolved, 5 timed out, 6 echo short or different,
 //! 7 file unreadable (or `--output` unwritable), 130 Ctrl-C. With several
-//! servers, the highest of their statuses.
+//! servers, the highest of their statuses. `--output` naming the file being
+//! sent is a usage error (2); a summary that cannot be written is 1.
 
 mod check;
 mod connect;
+mod echo_file;
 mod exchange;
 mod interrupt;
 mod output;
 mod progress;
+mod same_file;
+mod screen;
 mod servers;
 mod source;
 mod target;
@@ -48,8 +55,9 @@ use std::time::Duration;
 use crate::cli::Failure;
 
 pub use connect::REFUSED_HINT;
-pub use exchange::{BLOCK_SIZE, QUEUE_BLOCKS};
+pub use exchange::{BLOCK_SIZE, CLOSE_WAIT, QUEUE_BLOCKS};
 pub use progress::{PIECES_OF_UNKNOWN_SIZE, PIECE_LOG_LIMIT, PROGRESS_EVERY};
+pub use screen::MARK;
 pub use servers::COURSE_CHUNK;
 pub use source::generated;
 pub use target::{server_port, Target};

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use log::{debug, info};
 
 use crate::preview::preview;
-use crate::units::secs;
+use crate::units::{grouped, plural, secs};
 
 /// Largest payload of known size whose echo is logged piece by piece: 4 KiB is
 /// 256 lines at the default 16-byte chunk, still readable; beyond that, one
@@ -72,10 +72,13 @@ impl Progress {
         if now >= self.next_report {
             self.next_report = now + PROGRESS_EVERY;
             match self.total {
-                Some(t) => {
-                    info!("received {received} of {t} bytes ({}%)", received * 100 / t.max(1))
-                }
-                None => info!("received {received} bytes"),
+                Some(t) => info!(
+                    "received {} of {} ({}%)",
+                    grouped(received),
+                    plural(t, "byte"),
+                    received * 100 / t.max(1)
+                ),
+                None => info!("received {}", plural(received, "byte")),
             }
         }
     }

@@ -6,16 +6,18 @@
 //! made again: nothing is held in memory) and one summary line. The exit status
 //! is the worst of theirs, which [`worst`] defines.
 
-use std::io::{self, Write};
+use std::io::{self, ErrorKind, Write};
 use std::thread;
 
 use log::info;
 
+use super::echo_file::Saved;
 use super::output::Output;
 use super::source::Source;
 use super::target::Target;
 use super::{connect, exchange, interrupt, verdict, Config};
-use crate::cli::Failure;
+use crate::cli::{Failure, EXIT_FAILURE};
+use crate::units::plural;
 
 /// The course's `recv(16)`: the echo's read size when its pieces are logged.
 pub const COURSE_CHUNK: usize = 16;
@@ -31,7 +33,7 @@ pub(super) fn run_all(config: &Config) -> Result<(), Failure> {
                 .map(|t| scope.spawn(move || run_labelled(config, t)))
                 .collect();
             // A panic in one server's thread has already printed; count it as a failure.
-            let lost = || Err(Failure::new(crate::cli::EXIT_FAILURE, ""));
+            let lost = || Err(Failure::new(EXIT_FAILURE, ""));
             handles.into_iter().map(|h| h.join().unwrap_or_else(|_| lost())).collect()
         })
     } else {
@@ -84,29 +86,36 @@ fn worst(
 /// Send the payload to one server, read and check the echo, print the summary.
 fn run_one(config: &Config, target: &Target, label: Option<&str>) -> Result<(), Failure> {
     let ready = Source::open(&config.payload)
-        .and_then(|source| Ok((source, Output::open(config.output.as_deref())?)));
-    let (source, output) = match ready {
+        .and_then(|source| Ok((Output::open(config.output.as_deref(), &source)?, source)));
+    let (mut output, source) = match ready {
         Ok(ready) => ready,
         Err(f) => return Err(not_sent(label, f)),
     };
     let stream = connect::connect(&target.host, target.port, config.timeout)
         .map_err(|f| not_sent(label, f))?;
-    let to_stdout = output.is_stdout();
+    let to_stderr = output.is_stdout();
     let chunk = read_size(config.chunk, &source);
-    let transfer = exchange::exchange(stream, source, output, chunk, config.timeout)?;
+    let transfer = exchange::exchange(stream, source, &mut output, chunk, config.timeout)?;
     let verdict = verdict::Verdict::of(&transfer);
-    let summary = verdict.summary(&transfer);
-    match label {
-        Some(label) => print_summary(&format!("{label}: {summary}"), to_stdout),
-        None => print_summary(&summary, to_stdout),
+    let saved = output.finish(verdict.is_success());
+    let summary = verdict.summary(&transfer, saved.as_ref());
+    let printed = match label {
+        Some(label) => print_summary(&format!("{label}: {summary}"), to_stderr),
+        None => print_summary(&summary, to_stderr),
+    };
+    // The exchange's own failure says most; then the file's; then the summary's.
+    verdict.into_result(&transfer)?;
+    if let Some(failure) = saved.as_ref().and_then(Saved::failure) {
+        return Err(failure);
     }
-    verdict.into_result(&transfer)
+    printed
 }
 
 /// With several servers, one that was never sent to still gets its line.
 fn not_sent(label: Option<&str>, failure: Failure) -> Failure {
     if let Some(label) = label {
-        print_summary(&format!("{label}: nothing sent (exit {})", failure.code), false);
+        // The failure is reported (and the exit status set) whether or not this line is seen.
+        let _ = print_summary(&format!("{label}: nothing sent (exit {})", failure.code), false);
     }
     failure
 }
@@ -128,18 +137,27 @@ fn read_size(chunk: Option<usize>, source: &Source) -> usize {
             (exchange::BLOCK_SIZE, why)
         }
     };
-    info!("reading the echo {n} bytes at a time ({why})");
+    info!("reading the echo {} at a time ({why})", plural(n as u64, "byte"));
     n
 }
 
 /// Print the summary on stdout, where scripts read it; on stderr when stdout
-/// carries the echo itself (`--output -`, `--interactive`).
-fn print_summary(line: &str, to_stderr: bool) {
-    // If the stream is closed (`| head -0`) there is nobody to tell; the exit code still says it all.
-    if to_stderr {
-        let _ = writeln!(io::stderr().lock(), "{line}");
+/// carries the echo itself (`--output -`, `--interactive`). A summary that
+/// cannot be written (`>/dev/full`) is a failure: the run did not report. A
+/// stream closed by its reader (`| head -0`) is not: the reader has said
+/// "enough", and the exit status still tells the verdict.
+fn print_summary(line: &str, to_stderr: bool) -> Result<(), Failure> {
+    let (written, stream) = if to_stderr {
+        (writeln!(io::stderr().lock(), "{line}"), "stderr")
     } else {
-        let _ = writeln!(io::stdout().lock(), "{line}");
+        let mut out = io::stdout().lock();
+        (writeln!(out, "{line}").and_then(|()| out.flush()), "stdout")
+    };
+    match written {
+        Err(e) if e.kind() != ErrorKind::BrokenPipe => {
+            Err(Failure::new(EXIT_FAILURE, format!("cannot write the summary to {stream}: {e}")))
+        }
+        _ => Ok(()),
     }
 }
 

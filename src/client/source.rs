@@ -13,9 +13,11 @@ use std::path::{Path, PathBuf};
 use log::info;
 
 use super::progress::PIECE_LOG_LIMIT;
+use super::screen::{Typed, MARK};
 use super::{Payload, DEFAULT_MESSAGE};
 use crate::cli::{Failure, EXIT_FILE};
 use crate::preview::preview;
+use crate::units::plural;
 
 /// Where the payload's bytes come from.
 pub(super) enum Source {
@@ -74,16 +76,24 @@ impl Source {
                     Err(_) => info!("sending {}", preview(bytes)),
                 }
             }
-            Source::Message(bytes) => info!("sending a message ({} bytes)", bytes.len()),
-            Source::File { len: Some(n), .. } => info!("sending file content ({n} bytes)"),
+            Source::Message(bytes) => {
+                info!("sending a message ({})", plural(bytes.len() as u64, "byte"))
+            }
+            Source::File { len: Some(n), .. } => {
+                info!("sending file content ({})", plural(*n, "byte"))
+            }
             Source::File { path, len: None, .. } => {
                 info!("sending file content ({})", path.display())
             }
             Source::Stdin => info!("sending standard input"),
-            Source::Typed => info!("interactive: each line you type is sent; Ctrl-D ends"),
-            Source::Generated(n) => {
-                info!("sending {n} bytes: \"{DEFAULT_MESSAGE}\" and a newline, repeated")
-            }
+            Source::Typed => info!(
+                "interactive: each line you type is sent, and its echo shown marked \"{MARK}\"; \
+                 Ctrl-D ends"
+            ),
+            Source::Generated(n) => info!(
+                "sending {}: \"{DEFAULT_MESSAGE}\" and a newline, repeated",
+                plural(*n, "byte")
+            ),
         }
     }
 
@@ -91,7 +101,8 @@ impl Source {
         match self {
             Source::Message(bytes) => Box::new(io::Cursor::new(bytes)),
             Source::File { file, .. } => Box::new(file),
-            Source::Stdin | Source::Typed => Box::new(io::stdin()),
+            Source::Stdin => Box::new(io::stdin()),
+            Source::Typed => Box::new(Typed::new()),
             Source::Generated(len) => Box::new(generated(len)),
         }
     }

@@ -6,17 +6,21 @@
 use std::io::{self, ErrorKind};
 
 use super::check::Difference;
-use super::exchange::{ReadEnd, SendError, Transfer};
+use super::echo_file::Saved;
+use super::exchange::{ReadEnd, SendError, Transfer, CLOSE_WAIT};
 use crate::cli::{Failure, EXIT_ECHO, EXIT_FAILURE, EXIT_FILE, EXIT_INTERRUPTED, EXIT_TIMEOUT};
 use crate::preview::preview;
 use crate::sock::is_peer_gone;
-use crate::units::{byte_rate, secs};
+use crate::units::{byte_rate, grouped, micros, plural, secs};
 
 /// What happened, the most specific reason first.
 #[derive(Debug)]
 pub(super) enum Verdict<'a> {
     /// The echo is complete and identical.
     Identical,
+    /// The echo is complete and identical, but the server did not close within
+    /// [`CLOSE_WAIT`] (a relay that drops the half-close): still a success.
+    IdenticalNotClosed,
     /// Ctrl-C stopped the exchange.
     Interrupted,
     /// Writing the echo to `--output` failed.
@@ -25,8 +29,6 @@ pub(super) enum Verdict<'a> {
     SourceFailed(&'a io::Error),
     /// No echo came for a whole timeout while bytes were owed.
     NoEcho,
-    /// All was echoed, but the server did not close within a timeout of our FIN.
-    NotClosed,
     /// All was echoed, then the server reset the connection instead of closing it.
     ResetAfterEcho(&'a io::Error),
     /// Reading the echo failed (other than the peer leaving).
@@ -51,9 +53,9 @@ impl<'a> Verdict<'a> {
             matches!(t.send, Some(Ok(_))) && t.difference.is_none() && t.received == t.sent;
         match &t.read_end {
             ReadEnd::Closed if all_echoed && t.missing == 0 => return Verdict::Identical,
-            _ if t.interrupted => return Verdict::Interrupted,
+            ReadEnd::NotClosed if all_echoed => return Verdict::IdenticalNotClosed,
+            _ if t.interrupted.is_some() => return Verdict::Interrupted,
             ReadEnd::OutputFailed(e) => return Verdict::OutputFailed(e),
-            ReadEnd::TimedOut if all_echoed => return Verdict::NotClosed,
             ReadEnd::PeerGone(e) if all_echoed => return Verdict::ResetAfterEcho(e),
             _ => {}
         }
@@ -63,7 +65,7 @@ impl<'a> Verdict<'a> {
         match &t.read_end {
             ReadEnd::TimedOut => return Verdict::NoEcho,
             ReadEnd::Failed(e) => return Verdict::ReadFailed(e),
-            ReadEnd::Closed | ReadEnd::PeerGone(_) | ReadEnd::Longer => {}
+            ReadEnd::Closed | ReadEnd::PeerGone(_) | ReadEnd::Longer | ReadEnd::NotClosed => {}
             ReadEnd::OutputFailed(_) => {}
         }
         match t.difference {
@@ -86,45 +88,70 @@ impl<'a> Verdict<'a> {
         Verdict::Short { reset }
     }
 
-    /// One line: sent, received, what happened, time, throughput.
-    pub(super) fn summary(&self, t: &Transfer) -> String {
+    /// The echo is complete and identical: the output file may take its name.
+    pub(super) fn is_success(&self) -> bool {
+        matches!(self, Verdict::Identical | Verdict::IdenticalNotClosed)
+    }
+
+    /// One line: sent, received, what happened, time, throughput, and where the echo is.
+    pub(super) fn summary(&self, t: &Transfer, saved: Option<&Saved>) -> String {
+        let at = |offset: u64| format!("at offset {}", grouped(offset));
         let status = match self {
-            Verdict::Identical => "identical".to_string(),
-            Verdict::Interrupted => format!("interrupted at offset {}", t.received),
-            Verdict::OutputFailed(_) => format!("writing the echo failed at offset {}", t.received),
-            Verdict::SourceFailed(_) => format!("source unreadable after {} bytes", t.sent),
-            Verdict::NoEcho => format!("timed out at offset {}", t.received),
-            Verdict::NotClosed => "complete, but the server did not close".to_string(),
-            Verdict::ResetAfterEcho(_) => "complete, then reset".to_string(),
-            Verdict::ReadFailed(_) => format!("read failed at offset {}", t.received),
-            Verdict::Differs(d) => format!("different from offset {}", d.offset),
-            Verdict::Longer(offset) => format!("longer: extra bytes from offset {offset}"),
-            Verdict::SendTimedOut => format!("timed out sending at offset {}", t.sent),
-            Verdict::SendFailed(_) => format!("sending failed at offset {}", t.sent),
-            Verdict::Short { .. } => format!("short: echo ends at offset {}", t.received),
-        };
-        let secs = t.elapsed.as_secs_f64();
-        let written = match &t.output_file {
-            Some(name) if !matches!(self, Verdict::OutputFailed(_)) => {
-                format!("; the echo is in {name}")
+            Verdict::Identical | Verdict::IdenticalNotClosed => "identical".to_string(),
+            Verdict::Interrupted => format!("interrupted {}", at(t.received)),
+            Verdict::OutputFailed(_) => format!("writing the echo failed {}", at(t.received)),
+            Verdict::SourceFailed(_) => {
+                format!("source unreadable after {}", plural(t.sent, "byte"))
             }
-            _ => String::new(),
+            Verdict::NoEcho => format!("timed out {}", at(t.received)),
+            Verdict::ResetAfterEcho(_) => "complete, then reset".to_string(),
+            Verdict::ReadFailed(_) => format!("read failed {}", at(t.received)),
+            Verdict::Differs(d) => format!("different from offset {}", grouped(d.offset)),
+            Verdict::Longer(offset) => {
+                format!("longer: extra bytes from offset {}", grouped(*offset))
+            }
+            Verdict::SendTimedOut => format!("timed out sending {}", at(t.sent)),
+            Verdict::SendFailed(_) => format!("sending failed {}", at(t.sent)),
+            Verdict::Short { .. } => format!("short: echo ends {}", at(t.received)),
         };
-        format!(
-            "sent {} bytes, received {} bytes, {status}, {secs:.3} s, {}{written}",
-            t.sent,
-            t.received,
-            byte_rate(t.received, secs)
-        )
+        let seconds = t.elapsed.as_secs_f64();
+        // Typed lines spend the time waiting for the typist: how fast each
+        // line came back says something, bytes per second of typing does not.
+        let speed = match t.slowest_echo {
+            Some(slowest) if t.typed => {
+                format!("slowest echo {}", micros(slowest.as_micros() as u64))
+            }
+            _ => byte_rate(t.received, seconds),
+        };
+        let mut line = format!(
+            "sent {}, received {}, {status}, {seconds:.3} s, {speed}",
+            plural(t.sent, "byte"),
+            plural(t.received, "byte"),
+        );
+        if let Verdict::IdenticalNotClosed = self {
+            line.push_str(&format!(
+                "; the server never closed the connection (we waited {} after the complete echo)",
+                secs(CLOSE_WAIT.min(t.timeout))
+            ));
+        }
+        if let Some(saved) = saved {
+            line.push_str(&saved.words());
+        }
+        line
     }
 
     /// `Ok` if identical, otherwise the failure's exit status and one line.
     pub(super) fn into_result(self, t: &Transfer) -> Result<(), Failure> {
         let (code, message) = match self {
-            Verdict::Identical => return Ok(()),
+            Verdict::Identical | Verdict::IdenticalNotClosed => return Ok(()),
             Verdict::Interrupted => (
                 EXIT_INTERRUPTED,
-                format!("interrupted (Ctrl-C): received {} of {} bytes sent", t.received, t.sent),
+                format!(
+                    "interrupted ({}): received {} of {} sent",
+                    t.interrupted.unwrap_or("Ctrl-C"),
+                    grouped(t.received),
+                    plural(t.sent, "byte")
+                ),
             ),
             Verdict::OutputFailed(e) => {
                 let name = t.output_file.as_deref().unwrap_or("standard output");
@@ -134,36 +161,30 @@ impl<'a> Verdict<'a> {
             Verdict::NoEcho => (
                 EXIT_TIMEOUT,
                 format!(
-                    "timed out: no echo for {} (received {} of {} bytes sent){}",
+                    "timed out: no echo for {} (received {} of {} sent){}",
                     secs(t.timeout),
-                    t.received,
-                    t.sent,
+                    grouped(t.received),
+                    plural(t.sent, "byte"),
                     busy_hint(t)
-                ),
-            ),
-            Verdict::NotClosed => (
-                EXIT_TIMEOUT,
-                format!(
-                    "timed out: the echo came back complete ({} of {} bytes), but the server did \
-                     not close the connection within {} of our FIN",
-                    t.received,
-                    t.sent,
-                    secs(t.timeout)
                 ),
             ),
             Verdict::ResetAfterEcho(e) => (
                 EXIT_ECHO,
                 format!(
-                    "the echo came back complete ({} of {} bytes), but then the server reset the \
+                    "the echo came back complete ({} of {}), but then the server reset the \
                      connection instead of closing it ({e})",
-                    t.received, t.sent
+                    grouped(t.received),
+                    plural(t.sent, "byte")
                 ),
             ),
             Verdict::ReadFailed(e) => (EXIT_FAILURE, format!("reading the echo failed: {e}")),
             Verdict::Differs(d) => (EXIT_ECHO, difference_message(d)),
             Verdict::Longer(offset) => (
                 EXIT_ECHO,
-                format!("echo longer than what was sent: extra bytes from offset {offset}"),
+                format!(
+                    "echo longer than what was sent: extra bytes from offset {}",
+                    grouped(offset)
+                ),
             ),
             Verdict::SendTimedOut => (
                 EXIT_TIMEOUT,
@@ -180,20 +201,26 @@ impl<'a> Verdict<'a> {
     }
 }
 
-/// Connected, yet nothing came back: the kernel accepted the connection into
-/// the server's backlog, but the server is not reading it. The course's
-/// iterative server does exactly this while it serves someone else (task 4).
+/// Connected, yet nothing came back. Connecting proves less than it seems: the
+/// server's kernel completes the handshake into the listen backlog by itself,
+/// before (and whether or not) the program calls accept(). The course's
+/// iterative server leaves a second client there while it serves the first (task 4).
 fn busy_hint(t: &Transfer) -> &'static str {
     if t.received > 0 {
         return "";
     }
-    "; the connection was accepted but nothing came back: the server may be busy with \
-     another client (an iterative server, like the course's, serves one at a time)"
+    "; the connection opened, as the server's kernel completes the handshake even before the \
+     program accepts it, but nothing came back: the server may be busy with another client (an \
+     iterative server, like the course's, serves one at a time)"
 }
 
 fn difference_message(d: Difference) -> String {
     let sent = d.sent.map_or_else(|| "nothing".to_string(), |b| preview(&[b]).to_string());
-    format!("echo differs at offset {}: sent {sent}, received {}", d.offset, preview(&[d.received]))
+    format!(
+        "echo differs at offset {}: sent {sent}, received {}",
+        grouped(d.offset),
+        preview(&[d.received])
+    )
 }
 
 fn short_message(reset: Option<&io::Error>, t: &Transfer) -> String {
@@ -202,7 +229,9 @@ fn short_message(reset: Option<&io::Error>, t: &Transfer) -> String {
         None => "the server closed the connection".to_string(),
     };
     format!(
-        "echo short: {how} after {} of {} bytes sent; the first missing byte is at offset {}",
-        t.received, t.sent, t.received
+        "echo short: {how} after {} of {} sent; the first missing byte is at offset {}",
+        grouped(t.received),
+        plural(t.sent, "byte"),
+        grouped(t.received)
     )
 }

@@ -61,6 +61,16 @@ pub fn start_server_with(cmd: &mut Command) -> Server {
     Server { child, addr, log }
 }
 
+/// The course's insecure proxy (`tools/lab/course_proxy.py`) on 127.0.0.1, a
+/// free port, relaying to `target`: recv(32) each way, each piece logged in the
+/// course's words, and a half-close never passed on (the server behind it never
+/// sees the client's FIN). It prints its address first, like the server.
+pub fn start_course_proxy(target: SocketAddr) -> Server {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tools/lab/course_proxy.py");
+    let (host, port) = (target.ip().to_string(), target.port().to_string());
+    start_server_with(Command::new("python3").args([script, "0", &host, &port, "127.0.0.1"]))
+}
+
 /// Where a just-started server listens: its first stdout line, `listening on
 /// ADDR`. Its stdout (piped) is drained from then on, so that it never blocks on
 /// a full pipe. `None`, the server killed, if the line does not come within [`STEP`].
