@@ -98,7 +98,9 @@ struct ServerArgs {
     #[argh(option, default = "1", from_str_fn(parse_loops))]
     loops: usize,
     /// write one line per wake-up of the loop to this file (events, reads and
-    /// writes with byte counts, interest changes); draw it with `progjar record-page`
+    /// writes with byte counts, interest changes); draw it with `progjar
+    /// record-page`. A FIFO nobody reads yet is opened when a reader comes
+    /// (the server serves meanwhile, with a warning)
     #[argh(option)]
     record: Option<String>,
     /// stop recording, with a note in the file, past this many bytes (default 16MiB)
@@ -110,9 +112,11 @@ struct ServerArgs {
 ///
 /// The page (HTML with inline SVG, no scripts, no network) shows when the
 /// loop served each client, the bytes it read and wrote, and where
-/// backpressure stopped reading a slow client. Example:
-/// `progjar record-page loop.rec loop.html`. Exit 2 when the recording is
-/// cut short or not a recording.
+/// backpressure stopped reading a slow client: the 16 busiest clients drawn,
+/// the 100 busiest listed, the rest added up in one line. Example:
+/// `progjar record-page loop.rec loop.html`. A recording cut short (the server
+/// killed, its disk full) is drawn up to its last whole line, with a warning;
+/// exit 2 when the file is not a recording or has no whole wake-up line.
 #[derive(FromArgs)]
 #[argh(subcommand, name = "record-page", help_triggers("-h", "--help"))]
 struct RecordPageArgs {
