@@ -14,6 +14,7 @@ use super::{Server, Summary};
 use crate::connection::{Closed, Connection};
 use crate::idle::IdleList;
 use crate::signals::{self, SignalPipe};
+use crate::units::grouped;
 
 impl Server {
     /// Take every signal received. Returns true when the server must stop at once.
@@ -34,7 +35,7 @@ impl Server {
             info!(
                 "{name}: shutting down: no new connections; waiting up to {:.1}s for {} open",
                 self.config.grace.as_secs_f64(),
-                self.connections.len()
+                grouped(self.connections.len() as u64)
             );
         }
         false
@@ -100,7 +101,7 @@ impl Server {
         // Connections still open (a forced stop) count what they echoed too.
         self.summary.echoed += self.connections.iter().map(|(_, c)| c.echoed).sum::<u64>();
         if let Some(quiet) = self.warnings.lines.finish() {
-            info!("{quiet} ({} open)", self.connections.len());
+            info!("{quiet} ({} open)", grouped(self.connections.len() as u64));
         }
         info!("{}", self.summary.line());
         self.summary
