@@ -19,7 +19,8 @@ use crate::units::grouped;
 impl Server {
     /// Take every signal received. Returns true when the server must stop at once.
     pub(super) fn on_signal(&mut self) -> bool {
-        // Each signal is one byte, so two sent back to back are two here.
+        // Each signal delivered is one byte, so two delivered before we look are
+        // two here (two sent so fast that the kernel merged them are one: signals.rs).
         while let Some(signal) = self.signals.as_mut().and_then(SignalPipe::take) {
             let name = signals::name(signal);
             if self.shutdown_at.is_some() {
