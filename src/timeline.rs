@@ -78,7 +78,7 @@ pub struct Cut {
     pub offset: u64,
 }
 
-/// Connections beyond [`MAX_OPEN`] open at once: only counted.
+/// Connections beyond the 100,000 followed at once: only counted.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Untracked {
     /// How many.
