@@ -112,7 +112,7 @@ impl Recording {
         if let Sink::Fifo(_) = sink {
             warn!(
                 "nothing reads the FIFO {shown} yet: the recording starts when something does \
-                 (lines are dropped meanwhile, with a note)"
+                 (meanwhile its lines wait in memory, and past a few MiB are dropped, with a note)"
             );
         }
         let header = format!(
