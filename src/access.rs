@@ -19,6 +19,7 @@ use std::str::FromStr;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use crate::throttle::Throttle;
+use crate::units::{grouped, plural};
 
 /// An IP network: every address whose first `prefix` bits equal `addr`'s.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -159,12 +160,13 @@ impl fmt::Display for Refusal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Refusal::MaxConnections { max } => {
-                write!(f, "{max} connections open (--max-connections)")
+                write!(f, "{} open (--max-connections)", plural(*max as u64, "connection"))
             }
             Refusal::NoDescriptor => write!(f, "out of file descriptors"),
             Refusal::NotAllowed => write!(f, "not in --allow"),
             Refusal::MaxPerIp { max, from } => {
-                write!(f, "{max} connections open from {} (--max-per-ip)", from.host_or_network())
+                let open = plural(*max as u64, "connection");
+                write!(f, "{open} open from {} (--max-per-ip)", from.host_or_network())
             }
         }
     }
@@ -204,7 +206,7 @@ impl Refusals {
             .iter()
             .zip(SUMMARY_WORDS)
             .filter(|(n, _)| **n > 0)
-            .map(|(n, words)| format!("{n} {words}"))
+            .map(|(n, words)| format!("{} {words}", grouped(*n)))
             .collect();
         if parts.is_empty() {
             String::new()

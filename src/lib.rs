@@ -48,16 +48,17 @@
 //!   the exit status come from.
 //! - [`info`]: the course's task 1 as one report: hostname, interfaces, DNS
 //!   lookup and socket timeouts.
-//! - [`timeline`]: `progjar record-page`, a recording read back into one lane
-//!   per client; [`record_page`] draws it as an HTML page with inline SVG.
+//! - [`timeline`]: `progjar record-page`, a recording read back, twice and in
+//!   bounded memory, into one lane per client (the busiest drawn, the rest
+//!   counted); [`record_page`] draws it as an HTML page with inline SVG.
 //! - [`resolve`]: names to addresses (getaddrinfo, with a time bound), and this
 //!   machine's hostname, interfaces and routes: the only place that asks.
 //!
 //! Shared by the binaries (`progjar`, and `progjar-stress` in `tools/stress`):
 //! - [`cli`]: the exit codes, one-line errors, `--version`, arguments of any
 //!   bytes and quiet exits on a closed pipe, for argh command lines.
-//! - [`parse`]: sizes (`64KiB`), durations (`500ms`), ports and counts on the
-//!   command line.
+//! - [`parse`]: sizes (`64KiB`), durations (`500ms`), ports, counts and
+//!   `HOST:PORT` on the command line.
 //! - [`logging`]: the course's `INFO:module:message` log format on stderr; the
 //!   server's lines go through a bounded queue, so its loop never waits on stderr;
 //!   a line from one of several loops names it.

@@ -22,6 +22,7 @@ use std::thread;
 use std::time::Duration;
 
 use crate::cli::{self, Failure};
+use crate::units;
 
 /// Bytes of log lines waiting for stderr before new lines are dropped: a
 /// couple of thousand lines, a burst a terminal prints in a blink. The writer
@@ -175,8 +176,10 @@ impl Queue {
             drop(state);
             let written = out.write_all(&batch).and_then(|()| match dropped {
                 0 => Ok(()),
-                1 => writeln!(out, "WARN:logging:1 log line dropped: stderr was not keeping up"),
-                n => writeln!(out, "WARN:logging:{n} log lines dropped: stderr was not keeping up"),
+                n => {
+                    let lines = units::plural(n, "log line");
+                    writeln!(out, "WARN:logging:{lines} dropped: stderr was not keeping up")
+                }
             });
             batch.clear();
             if written.is_err() {

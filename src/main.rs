@@ -45,12 +45,14 @@ enum Command {
 #[argh(subcommand, name = "server", help_triggers("-h", "--help"))]
 struct ServerArgs {
     /// address to bind: 0.0.0.0 for every IPv4 address, :: for IPv6 and IPv4,
-    /// or a name such as localhost (default 0.0.0.0)
-    #[argh(option, default = "IpAddr::from([0, 0, 0, 0])", from_str_fn(parse_bind))]
-    bind: IpAddr,
-    /// port to listen on; 0 picks a free one (default 10000)
-    #[argh(option, default = "10000", from_str_fn(parse_port))]
-    port: u16,
+    /// or a name such as localhost; a port may follow, written as for the
+    /// client: 127.0.0.1:10000, [::1]:10000 (default 0.0.0.0)
+    #[argh(option, default = "(IpAddr::from([0, 0, 0, 0]), None)", from_str_fn(parse_bind))]
+    bind: (IpAddr, Option<u16>),
+    /// port to listen on; 0 picks a free one (default 10000, or the port
+    /// written in --bind)
+    #[argh(option, from_str_fn(parse_port))]
+    port: Option<u16>,
     /// bytes asked of each read(); 32 reproduces the course server's pieces
     /// (default 64KiB)
     #[argh(option, default = "64 * 1024", from_str_fn(parse_read_size))]
@@ -98,7 +100,9 @@ struct ServerArgs {
     #[argh(option, default = "1", from_str_fn(parse_loops))]
     loops: usize,
     /// write one line per wake-up of the loop to this file (events, reads and
-    /// writes with byte counts, interest changes); draw it with `progjar record-page`
+    /// writes with byte counts, interest changes); draw it with `progjar
+    /// record-page`. A FIFO nobody reads yet is opened when a reader comes
+    /// (the server serves meanwhile, with a warning)
     #[argh(option)]
     record: Option<String>,
     /// stop recording, with a note in the file, past this many bytes (default 16MiB)
@@ -110,9 +114,11 @@ struct ServerArgs {
 ///
 /// The page (HTML with inline SVG, no scripts, no network) shows when the
 /// loop served each client, the bytes it read and wrote, and where
-/// backpressure stopped reading a slow client. Example:
-/// `progjar record-page loop.rec loop.html`. Exit 2 when the recording is
-/// cut short or not a recording.
+/// backpressure stopped reading a slow client: the 16 busiest clients drawn,
+/// the 100 busiest listed, the rest added up in one line. Example:
+/// `progjar record-page loop.rec loop.html`. A recording cut short (the server
+/// killed, its disk full) is drawn up to its last whole line, with a warning;
+/// exit 2 when the file is not a recording or has no whole wake-up line.
 #[derive(FromArgs)]
 #[argh(subcommand, name = "record-page", help_triggers("-h", "--help"))]
 struct RecordPageArgs {
@@ -209,9 +215,31 @@ fn parse_backlog(s: &str) -> Result<u32, String> {
     u32::try_from(n).map_err(|e| e.to_string())
 }
 
-/// An address, or a name resolved to one (IPv4 first: see `resolve::bind_address`).
-fn parse_bind(s: &str) -> Result<IpAddr, String> {
-    resolve::bind_address(s, resolve::LOOKUP_LIMIT)
+/// An address, or a name resolved to one (IPv4 first: see `resolve::bind_address`),
+/// and the port written after it, if any (`HOST:PORT`, `[V6]:PORT`, as for the
+/// client). Only the host is ever looked up, never a string with a port in it.
+fn parse_bind(s: &str) -> Result<(IpAddr, Option<u16>), String> {
+    let (host, port) = parse::host_and_port(s.as_bytes())?;
+    let host = String::from_utf8_lossy(host);
+    // No name has a colon: this is an IPv6 address with a port but no brackets.
+    if host.contains(':') && host.parse::<IpAddr>().is_err() {
+        return Err(format!(
+            "'{s}' is not an address; an IPv6 address with a port is written in brackets, \
+             e.g. [::1]:10000"
+        ));
+    }
+    Ok((resolve::bind_address(&host, resolve::LOOKUP_LIMIT)?, port))
+}
+
+/// The server's port: `--port`, or the one written in `--bind`; both must agree.
+fn listen_port(bind: Option<u16>, port: Option<u16>) -> u16 {
+    match (bind, port) {
+        (Some(b), Some(p)) if b != p => cli::usage_error(&format!(
+            "--bind names port {b} and --port names port {p}; give the port once"
+        )),
+        (Some(p), _) | (None, Some(p)) => p,
+        (None, None) => server::Config::default().port,
+    }
 }
 
 fn parse_read_size(s: &str) -> Result<usize, String> {
@@ -317,8 +345,8 @@ fn main() -> ExitCode {
     };
     match args.command {
         Command::Server(a) => log.finish(server::run(server::Config {
-            bind: a.bind,
-            port: a.port,
+            bind: a.bind.0,
+            port: listen_port(a.bind.1, a.port),
             read_size: a.read_size,
             max_connections: a.max_connections,
             backlog: a.backlog,

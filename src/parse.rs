@@ -98,6 +98,39 @@ pub fn port(s: &str) -> Result<u16, String> {
         .ok_or_else(|| "port must be a number from 0 to 65535".to_string())
 }
 
+/// Split `HOST`, `HOST:PORT`, `[V6]` or `[V6]:PORT` (any bytes) into the host,
+/// without brackets, and the port written after it, if any: the one rule for
+/// the client's servers and the server's `--bind`. A bare IPv6 literal (`::1`)
+/// has colons of its own, so a port after it needs brackets, as in URLs.
+pub fn host_and_port(arg: &[u8]) -> Result<(&[u8], Option<u16>), String> {
+    let shown = || String::from_utf8_lossy(arg);
+    let (host, port) = if let Some(rest) = arg.strip_prefix(b"[") {
+        let close = rest.iter().position(|&b| b == b']');
+        let close = close.ok_or_else(|| format!("'{}' has no closing ]", shown()))?;
+        let after = &rest[close + 1..];
+        let port = match after.strip_prefix(b":") {
+            Some(p) => Some(p),
+            None if after.is_empty() => None,
+            None => return Err(format!("'{}': after ] comes :PORT", shown())),
+        };
+        (&rest[..close], port)
+    } else {
+        match arg.iter().filter(|&&b| b == b':').count() {
+            1 => {
+                let colon = arg.iter().position(|&b| b == b':').unwrap_or(arg.len());
+                (&arg[..colon], Some(&arg[colon + 1..]))
+            }
+            // No colon: a name or IPv4 address; several: an IPv6 literal without a port.
+            _ => (arg, None),
+        }
+    };
+    if host.is_empty() {
+        return Err(format!("'{}' names no host", shown()));
+    }
+    let port = port.map(|p| self::port(&String::from_utf8_lossy(p))).transpose()?;
+    Ok((host, port))
+}
+
 /// A whole number within `range`, with the same plain words for every number
 /// option (instead of Rust's "invalid digit found in string").
 pub fn number_in(s: &str, range: RangeInclusive<u64>) -> Result<u64, String> {

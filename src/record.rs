@@ -23,8 +23,10 @@
 //! connection (`g` instead of `t` when the loop came back by itself after a
 //! turn that used its read budget), interest `r`, `w`, `rw` or `-`; `c<key>` a
 //! connection closed; `+<n>` ends a line that had no room for n more items.
-//! Lines starting with `#` are notes. Every line ends with
-//! a newline, so a file that does not was cut short.
+//! Lines starting with `#` are notes: `# dropped N lines: ...`, and `# stopped:
+//! ...` (the limit, or a write error: `writer.rs`). Every line ends with a
+//! newline, so a file that does not was cut short (the server was killed, or
+//! a write failed where the file could not be cut back to a whole line).
 //!
 //! # Cost
 //!
@@ -32,11 +34,13 @@
 //! and nothing per read or write: a turn's bytes are the difference of the
 //! connection's counters before and after it. On, lines are formatted into a
 //! batch in memory and handed to a writer thread without waiting (like the
-//! log queue in `logging.rs`); if the disk falls behind, whole batches are
+//! log queue in `logging.rs`); if the file falls behind, whole batches are
 //! dropped and counted in a note, and past `--record-limit` bytes recording
-//! stops with a note and a log line. The loop never waits on the file.
+//! stops with a note and a log line. The loop never waits on the file, not
+//! even to open it (`writer.rs`).
 
-use std::fs::File;
+mod writer;
+
 use std::io::{self, Write};
 use std::path::PathBuf;
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
@@ -48,6 +52,8 @@ use mio::{Events, Interest, Token};
 
 use crate::cli::{Failure, EXIT_USAGE};
 use crate::connection::{Connection, Readiness};
+use crate::units::grouped;
+use writer::Sink;
 
 /// The first word of a recording, with its version.
 pub const MAGIC: &str = "progjar-record 1";
@@ -101,13 +107,19 @@ impl Recording {
     ) -> Result<Recording, Failure> {
         let Some(options) = options else { return Ok(Recording(None)) };
         let shown = options.path.display();
-        let file = File::create(&options.path)
+        let sink = writer::open(&options.path)
             .map_err(|e| Failure::new(EXIT_USAGE, format!("cannot record to {shown}: {e}")))?;
+        if let Sink::Fifo(_) = sink {
+            warn!(
+                "nothing reads the FIFO {shown} yet: the recording starts when something does \
+                 (meanwhile its lines wait in memory, and past a few MiB are dropped, with a note)"
+            );
+        }
         let header = format!(
             "{MAGIC} read_size={read_size} max_pending={max_pending} limit={}\n",
             options.limit
         );
-        let recorder = Recorder::new(file, options.clone(), header.into_bytes())
+        let recorder = Recorder::new(sink, options.clone(), header.into_bytes())
             .map_err(|e| Failure::new(EXIT_USAGE, format!("cannot record to {shown}: {e}")))?;
         Ok(Recording(Some(Box::new(recorder))))
     }
@@ -197,13 +209,13 @@ struct Recorder {
 }
 
 impl Recorder {
-    fn new(file: File, options: Options, header: Vec<u8>) -> io::Result<Recorder> {
+    fn new(sink: Sink, options: Options, header: Vec<u8>) -> io::Result<Recorder> {
         let (to_writer, batches) = mpsc::sync_channel::<Vec<u8>>(QUEUED_BATCHES);
         let (give_back, spare) = mpsc::channel();
         let (finished, done) = mpsc::channel();
         let path = options.path.display().to_string();
         thread::Builder::new().name("record".into()).spawn(move || {
-            write_batches(file, &path, &batches, &give_back);
+            writer::write_batches(sink, &path, &batches, &give_back);
             let _ = finished.send(());
         })?;
         let now = Instant::now();
@@ -288,30 +300,32 @@ impl Recorder {
         // Bytes already handed over, plus the whole lines waiting here.
         if self.total + self.batch.len() > self.options.limit {
             self.batch.truncate(self.line_start);
-            let limit = self.options.limit;
+            let limit = grouped(self.options.limit as u64);
             let _ = writeln!(
                 self.batch,
                 "# stopped: the recording reached --record-limit ({limit} bytes)"
             );
-            warn!(
-                "recording stopped: {} reached --record-limit ({limit} bytes)",
-                self.options.path.display()
-            );
             self.stopped = true;
             self.line_start = self.batch.len();
-            self.send(Instant::now());
+            // A writer that stopped on an error has said why itself.
+            if self.send(Instant::now()) != Sent::WriterGone {
+                warn!(
+                    "recording stopped: {} reached --record-limit ({limit} bytes)",
+                    self.options.path.display()
+                );
+            }
         }
         self.line_start = self.batch.len();
     }
 
     /// Hand the batch (whole lines only: called between lines) to the writer,
     /// without waiting: when it is behind, drop it and say so in a note at the
-    /// head of the next batch.
-    fn send(&mut self, now: Instant) {
+    /// head of the next batch (after the last line, keep it for the exit).
+    fn send(&mut self, now: Instant) -> Sent {
         self.last_sent = now;
-        let Some(to_writer) = &self.to_writer else { return };
+        let Some(to_writer) = &self.to_writer else { return Sent::WriterGone };
         if self.batch.is_empty() {
-            return;
+            return Sent::Queued;
         }
         let lines = count_lines(&self.batch);
         self.total += self.batch.len();
@@ -320,21 +334,53 @@ impl Recorder {
         let Some(next) = self.spare.try_recv().ok().or_else(new_batch) else {
             self.batch.clear();
             self.dropped += lines;
-            let dropped = self.dropped;
+            let dropped = grouped(self.dropped);
             let _ = writeln!(self.batch, "# dropped {dropped} lines: out of memory for them");
             self.line_start = self.batch.len();
-            return;
+            return Sent::Dropped;
         };
         let batch = std::mem::replace(&mut self.batch, next);
-        if to_writer.try_send(batch).is_ok() {
-            self.dropped = 0;
-        } else {
-            self.dropped += lines;
-            let dropped = self.dropped;
-            let _ = writeln!(self.batch, "# dropped {dropped} lines: the disk was not keeping up");
-        }
+        let sent = match to_writer.try_send(batch) {
+            Ok(()) => {
+                self.dropped = 0;
+                Sent::Queued
+            }
+            // The last batch (the limit's note): the exit waits for room for it.
+            Err(TrySendError::Full(batch)) if self.stopped => {
+                self.batch = batch;
+                Sent::Queued
+            }
+            Err(TrySendError::Full(_)) => {
+                self.dropped += lines;
+                let dropped = grouped(self.dropped);
+                let _ = writeln!(
+                    self.batch,
+                    "# dropped {dropped} lines: the file was not taking them fast enough"
+                );
+                Sent::Dropped
+            }
+            // The writer stopped on an error (and logged it): recording is over.
+            Err(TrySendError::Disconnected(_)) => {
+                self.stopped = true;
+                self.to_writer = None;
+                self.batch.clear();
+                Sent::WriterGone
+            }
+        };
         self.line_start = self.batch.len();
+        sent
     }
+}
+
+/// What became of a batch handed to the writer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sent {
+    /// On its way to the file (or kept for the exit).
+    Queued,
+    /// Dropped for want of room, and counted in a note.
+    Dropped,
+    /// The writer has stopped: nothing more will be written.
+    WriterGone,
 }
 
 /// An empty batch with its whole capacity, or `None` if memory is short.
@@ -369,22 +415,4 @@ impl Drop for Recorder {
         } // dropping the sender ends the writer after the last batch
         let _ = self.done.recv_timeout(deadline.saturating_duration_since(Instant::now()));
     }
-}
-
-/// The writer thread: batches to the file until the loop hangs up.
-fn write_batches(
-    mut file: File,
-    path: &str,
-    batches: &Receiver<Vec<u8>>,
-    spare: &mpsc::Sender<Vec<u8>>,
-) {
-    for mut batch in batches.iter() {
-        if let Err(e) = file.write_all(&batch) {
-            warn!("recording stopped: cannot write {path}: {e}");
-            return;
-        }
-        batch.clear();
-        let _ = spare.send(batch);
-    }
-    let _ = file.flush();
 }

@@ -8,21 +8,21 @@
 //! is plain to see. Sized for a 1280×800 screen; labels sit at fixed steps
 //! far enough apart that none overlap.
 
-use std::collections::HashMap;
 use std::fmt::Write;
 
-use crate::timeline::{Lane, Span, Timeline};
-use crate::units::grouped;
+use crate::timeline::census::{Lane, Lanes};
+use crate::timeline::picture::{Drawing, DrawnLane, Span, WINDOW};
+use crate::timeline::{cut_note, Recording};
+use crate::units::{grouped, plural};
 
 /// The SVG's width and the space for lane labels on its left.
 const WIDTH: f64 = 1200.0;
 const LEFT: f64 = 170.0;
 const PLOT: f64 = WIDTH - LEFT - 20.0;
-/// One lane's height, and the most lanes drawn (the table lists them all).
+/// The pixel columns of the time axis, one sum of bytes each.
+pub const COLUMNS: usize = PLOT as usize;
+/// One lane's height.
 const LANE: f64 = 28.0;
-const MAX_LANES: usize = 16;
-/// Wake-ups in the second picture.
-const WINDOW: usize = 48;
 
 const READ_COLOR: &str = "#1f6fb4";
 const WRITE_COLOR: &str = "#2a9d3a";
@@ -30,8 +30,9 @@ const PAUSE_COLOR: &str = "#f08a24";
 const WAIT_COLOR: &str = "#d9a300";
 const TAIL_COLOR: &str = "#9a9a9a";
 
-/// The whole page.
-pub fn render(t: &Timeline, title: &str) -> String {
+/// The whole page: the file's settings, its totals, the two pictures of the
+/// drawn lanes, the table of the busiest connections and the file's notes.
+pub fn render(r: &Recording, lanes: &Lanes, d: &Drawing, title: &str) -> String {
     let mut out = String::with_capacity(64 * 1024);
     let title = escape(title);
     let _ = write!(
@@ -42,23 +43,22 @@ pub fn render(t: &Timeline, title: &str) -> String {
          <p class=\"sub\">One thread, one <code>poll</code> loop. Each lane is one client; each \
          mark is a turn the loop gave it, bytes read above the line, bytes written back below. \
          Server settings: <code>{}</code></p>",
-        escape(&t.settings)
+        escape(&r.settings)
     );
-    summary(&mut out, t);
+    if let Some(cut) = r.cut {
+        let _ = write!(out, "<p class=\"note\">The recording is {}.</p>", cut_note(cut));
+    }
+    summary(&mut out, r, lanes);
     out.push_str("<h2>The whole recording</h2>");
-    overview(&mut out, t);
+    overview(&mut out, d);
+    idle_tail(&mut out, r, d);
+    hidden_lanes(&mut out, lanes);
     legend(&mut out);
     out.push_str("<h2>One wake-up at a time</h2>");
-    window(&mut out, t);
+    window(&mut out, d);
     out.push_str("<h2>Per connection</h2>");
-    table(&mut out, t);
-    if t.left_out > 0 {
-        let n = t.left_out;
-        let _ = write!(out, "<p class=\"note\">{n} items were left out of over-long lines.</p>");
-    }
-    for note in &t.notes {
-        let _ = write!(out, "<p class=\"note\">Note in the recording: {}</p>", escape(note));
-    }
+    table(&mut out, lanes);
+    notes(&mut out, r);
     out.push_str("</body></html>\n");
     out
 }
@@ -71,30 +71,36 @@ th:first-child,td:first-child{text-align:left}.note{color:#a33}\
 .legend span{margin-right:18px;white-space:nowrap}\
 .legend i{display:inline-block;width:14px;height:10px;margin-right:5px;vertical-align:middle}";
 
-fn summary(out: &mut String, t: &Timeline) {
-    let read = t.lanes.iter().map(Lane::read).fold(0, u64::saturating_add);
-    let written = t.lanes.iter().map(Lane::written).fold(0, u64::saturating_add);
-    let paused: usize = t.lanes.iter().map(|l| l.paused(t.end()).0.len()).sum();
+fn summary(out: &mut String, r: &Recording, lanes: &Lanes) {
+    let all = &lanes.all;
     let _ = write!(
         out,
         "<table class=\"sum\"><tr><th>recorded</th><th>wake-ups</th><th>events</th>\
          <th>connections</th><th>bytes read</th><th>bytes written</th><th>reading paused</th></tr>\
          <tr><td>{} ms</td><td>{}</td><td>{}</td><td>{}</td><td>{} B</td><td>{} B</td>\
          <td>{} times</td></tr></table>",
-        ms(t.end()),
-        grouped(t.wakes.len() as u64),
-        grouped(t.events),
-        grouped(t.lanes.len() as u64),
-        grouped(read),
-        grouped(written),
-        paused
+        ms(r.end),
+        grouped(r.wakes),
+        grouped(r.events),
+        grouped(all.connections),
+        grouped(all.read),
+        grouped(all.written),
+        grouped(all.pauses)
     );
 }
 
-/// The lanes drawn, and the SVG's height for them plus the loop's row and the axis.
-fn shown(t: &Timeline) -> (&[Lane], f64) {
-    let lanes = &t.lanes[..t.lanes.len().min(MAX_LANES)];
-    (lanes, LANE * (lanes.len() as f64 + 1.0) + 56.0)
+fn notes(out: &mut String, r: &Recording) {
+    if r.left_out > 0 {
+        let n = grouped(r.left_out);
+        let _ = write!(out, "<p class=\"note\">{n} items were left out of over-long lines.</p>");
+    }
+    for note in &r.notes {
+        let _ = write!(out, "<p class=\"note\">Note in the recording: {}</p>", escape(note));
+    }
+    if r.more_notes > 0 {
+        let more = plural(r.more_notes, "more note");
+        let _ = write!(out, "<p class=\"note\">... and {more} in the recording.</p>");
+    }
 }
 
 /// The y of a lane's top: row 0 is the loop itself.
@@ -103,7 +109,8 @@ fn row_y(row: usize) -> f64 {
 }
 
 /// Lane labels, lane lines and the axis line, common to both pictures.
-fn frame(out: &mut String, lanes: &[Lane], height: f64) {
+fn frame(out: &mut String, lanes: &[DrawnLane]) {
+    let height = LANE * (lanes.len() as f64 + 1.0) + 56.0;
     let _ = write!(
         out,
         "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{WIDTH}\" height=\"{height}\" \
@@ -117,7 +124,7 @@ fn frame(out: &mut String, lanes: &[Lane], height: f64) {
             "<rect x=\"{LEFT}\" y=\"{y}\" width=\"{PLOT}\" height=\"{LANE}\" fill=\"{}\"/>",
             if i % 2 == 0 { "#f6f6f6" } else { "#fff" }
         );
-        label(out, y, &format!("client {} (token {})", i + 1, lane.key));
+        label(out, y, &format!("client {} (token {})", grouped(lane.lane + 1), lane.key));
     }
     let axis_y = row_y(lanes.len() + 1);
     let _ = write!(
@@ -158,7 +165,7 @@ fn axis_title(out: &mut String, axis_y: f64, text: &str) {
     );
 }
 
-/// Microseconds to x positions and pixel columns, for the time axis.
+/// Microseconds to x positions, for the time axis.
 #[derive(Clone, Copy)]
 struct Scale {
     end: f64,
@@ -168,48 +175,24 @@ impl Scale {
     fn x(self, at: u64) -> f64 {
         LEFT + at as f64 / self.end * PLOT
     }
-
-    fn column(self, at: u64) -> usize {
-        ((at as f64 / self.end * PLOT) as usize).min(PLOT as usize - 1)
-    }
 }
 
-/// Bytes read and written per pixel column, one map per lane.
-type Columns = HashMap<usize, (u64, u64)>;
-
 /// The whole recording on a time axis: bytes summed per pixel column.
-fn overview(out: &mut String, t: &Timeline) {
-    let (lanes, height) = shown(t);
-    frame(out, lanes, height);
-    let scale = Scale { end: t.end() as f64 };
+fn overview(out: &mut String, d: &Drawing) {
+    frame(out, &d.lanes);
+    let scale = Scale { end: d.end as f64 };
     // The loop's row: a tick for every column in which it woke up.
-    let mut woke = vec![false; PLOT as usize];
-    for &at in &t.wakes {
-        woke[scale.column(at)] = true;
-    }
-    for c in (0..woke.len()).filter(|&c| woke[c]) {
+    for c in (0..d.woke.len()).filter(|&c| d.woke[c]) {
         let (x, y, h) = (LEFT + c as f64, row_y(0) + 4.0, LANE - 8.0);
         let _ = write!(out, "<rect x=\"{x}\" y=\"{y}\" width=\"1\" height=\"{h}\" fill=\"#555\"/>");
     }
-    let mut peak = 1u64;
-    let sums: Vec<Columns> = lanes
-        .iter()
-        .map(|lane| {
-            let mut cols = Columns::new();
-            for turn in &lane.turns {
-                let sum = cols.entry(scale.column(turn.at)).or_default();
-                (sum.0, sum.1) =
-                    (sum.0.saturating_add(turn.read), sum.1.saturating_add(turn.written));
-                peak = peak.max(sum.0).max(sum.1);
-            }
-            cols
-        })
-        .collect();
-    for (i, (lane, cols)) in lanes.iter().zip(&sums).enumerate() {
-        lane_states(out, lane, row_y(i + 1), scale, t.end());
-        lane_bytes(out, cols, row_y(i + 1) + LANE / 2.0, peak);
+    let sums = d.lanes.iter().flat_map(|l| &l.columns);
+    let peak = sums.map(|&(read, written)| read.max(written)).max().unwrap_or(0).max(1);
+    for (i, lane) in d.lanes.iter().enumerate() {
+        lane_states(out, lane, row_y(i + 1), scale);
+        lane_bytes(out, &lane.columns, row_y(i + 1) + LANE / 2.0, peak);
     }
-    let axis_y = row_y(lanes.len() + 1);
+    let axis_y = row_y(d.lanes.len() + 1);
     let end_ms = scale.end / 1000.0;
     let step = nice_step(end_ms, 10.0);
     let mut at = 0.0;
@@ -226,11 +209,23 @@ fn overview(out: &mut String, t: &Timeline) {
         grouped(peak),
         trim(end_ms / PLOT, nice_step(end_ms / PLOT, 1.0) / 100.0)
     );
-    hidden_lanes(out, t);
+}
+
+/// The time after the last event, which the pictures leave out.
+fn idle_tail(out: &mut String, r: &Recording, d: &Drawing) {
+    if r.end > d.end {
+        let _ = write!(
+            out,
+            "<p>After the last event, at {} ms, the loop only waited until the recording ended at \
+             {} ms: that idle tail is left out of the picture.</p>",
+            ms(d.end),
+            ms(r.end)
+        );
+    }
 }
 
 /// A lane's life line, its backpressure pauses and its waits to write.
-fn lane_states(out: &mut String, lane: &Lane, y: f64, scale: Scale, end: u64) {
+fn lane_states(out: &mut String, lane: &DrawnLane, y: f64, scale: Scale) {
     let shade = |out: &mut String, s: &Span, color: &str, top: f64, h: f64, opacity: f64| {
         let (x, w) = (scale.x(s.from), (scale.x(s.to) - scale.x(s.from)).max(1.0));
         let _ = write!(
@@ -239,18 +234,17 @@ fn lane_states(out: &mut String, lane: &Lane, y: f64, scale: Scale, end: u64) {
              fill-opacity=\"{opacity}\" stroke=\"{color}\" stroke-width=\"0.5\"/>"
         );
     };
-    let (paused, tail) = lane.paused(end);
-    for s in &paused {
+    for s in &lane.paused {
         shade(out, s, PAUSE_COLOR, y + 1.0, LANE - 2.0, 0.35);
     }
-    if let Some(s) = tail {
-        shade(out, &s, TAIL_COLOR, y + 1.0, LANE - 2.0, 0.25);
+    if let Some(s) = &lane.tail {
+        shade(out, s, TAIL_COLOR, y + 1.0, LANE - 2.0, 0.25);
     }
-    for s in lane.waiting_to_write(end) {
-        shade(out, &s, WAIT_COLOR, y + LANE - 4.0, 3.0, 1.0);
+    for s in &lane.waiting {
+        shade(out, s, WAIT_COLOR, y + LANE - 4.0, 3.0, 1.0);
     }
     let mid = y + LANE / 2.0;
-    let (from, to) = (scale.x(lane.opened), scale.x(lane.closed.unwrap_or(end)));
+    let (from, to) = (scale.x(lane.opened), scale.x(lane.closed));
     let _ = write!(
         out,
         "<line x1=\"{from:.1}\" y1=\"{mid}\" x2=\"{:.1}\" y2=\"{mid}\" stroke=\"#888\"/>",
@@ -259,10 +253,10 @@ fn lane_states(out: &mut String, lane: &Lane, y: f64, scale: Scale, end: u64) {
 }
 
 /// A lane's bytes: read above its middle line, written below, √-scaled to `peak`.
-fn lane_bytes(out: &mut String, cols: &Columns, mid: f64, peak: u64) {
+fn lane_bytes(out: &mut String, columns: &[(u64, u64)], mid: f64, peak: u64) {
     let half = LANE / 2.0 - 3.0;
     let bar = |bytes: u64| ((bytes as f64 / peak as f64).sqrt() * half).max(1.0);
-    for (&c, &(read, written)) in cols {
+    for (c, &(read, written)) in columns.iter().enumerate() {
         let x = LEFT + c as f64;
         if read > 0 {
             let h = bar(read);
@@ -276,12 +270,16 @@ fn lane_bytes(out: &mut String, cols: &Columns, mid: f64, peak: u64) {
     }
 }
 
-fn hidden_lanes(out: &mut String, t: &Timeline) {
-    if t.lanes.len() > MAX_LANES {
+fn hidden_lanes(out: &mut String, lanes: &Lanes) {
+    let all = lanes.all.connections;
+    if all > lanes.drawn.len() as u64 {
         let _ = write!(
             out,
-            "<p>The first {MAX_LANES} connections are drawn; the table below lists all {}.</p>",
-            t.lanes.len()
+            "<p>The {} busiest of the {} (by bytes read and written back) are drawn; the table \
+             lists the {} busiest.</p>",
+            lanes.drawn.len(),
+            plural(all, "connection"),
+            lanes.rows.len()
         );
     }
 }
@@ -298,13 +296,10 @@ fn legend(out: &mut String) {
 }
 
 /// Consecutive wake-ups, one column each: which clients each one served.
-fn window(out: &mut String, t: &Timeline) {
-    let (lanes, height) = shown(t);
-    let first = busiest_window(t, lanes);
-    let last = (first + WINDOW).min(t.wakes.len());
-    frame(out, lanes, height);
+fn window(out: &mut String, d: &Drawing) {
+    frame(out, &d.lanes);
     let col = PLOT / WINDOW as f64;
-    for (c, _) in (first..last).enumerate() {
+    for c in 0..d.window.len() {
         let _ = write!(
             out,
             "<rect x=\"{:.1}\" y=\"{}\" width=\"{:.1}\" height=\"{}\" fill=\"#555\"/>",
@@ -314,26 +309,26 @@ fn window(out: &mut String, t: &Timeline) {
             LANE - 8.0
         );
     }
-    for (i, lane) in lanes.iter().enumerate() {
-        let y = row_y(i + 1);
-        for turn in lane.turns.iter().filter(|tn| (first..last).contains(&tn.wake)) {
-            let cx = LEFT + (turn.wake - first) as f64 * col + 2.0;
+    for i in 0..d.lanes.len() {
+        let (y, bit) = (row_y(i + 1), 1u64 << i);
+        for (c, marks) in d.window.iter().enumerate().filter(|(_, m)| m.turned & bit != 0) {
+            let cx = LEFT + c as f64 * col + 2.0;
             let (w, half) = (col - 4.0, LANE / 2.0 - 2.0);
             let _ = write!(out, "<rect x=\"{cx:.1}\" y=\"{}\" width=\"{w:.1}\" height=\"{}\" fill=\"none\" stroke=\"#777\"/>", y + 2.0, LANE - 4.0);
-            if turn.read > 0 {
+            if marks.read & bit != 0 {
                 let _ = write!(out, "<rect x=\"{cx:.1}\" y=\"{}\" width=\"{w:.1}\" height=\"{half}\" fill=\"{READ_COLOR}\"/>", y + 2.0);
             }
-            if turn.written > 0 {
+            if marks.written & bit != 0 {
                 let _ = write!(out, "<rect x=\"{cx:.1}\" y=\"{}\" width=\"{w:.1}\" height=\"{half}\" fill=\"{WRITE_COLOR}\"/>", y + LANE / 2.0);
             }
         }
     }
-    let axis_y = row_y(lanes.len() + 1);
-    for c in (0..last.saturating_sub(first)).step_by(8) {
-        tick(out, LEFT + (c as f64 + 0.5) * col, axis_y, &format!("#{}", first + c + 1));
+    let axis_y = row_y(d.lanes.len() + 1);
+    for (c, marks) in d.window.iter().enumerate().step_by(8) {
+        tick(out, LEFT + (c as f64 + 0.5) * col, axis_y, &format!("#{}", grouped(marks.index + 1)));
     }
-    let (from, to) = match (t.wakes.get(first), t.wakes.get(last.saturating_sub(1))) {
-        (Some(&a), Some(&b)) => (ms(a), ms(b)),
+    let (from, to) = match (d.window.first(), d.window.last()) {
+        (Some(a), Some(b)) => (ms(a.at), ms(b.at)),
         _ => ("0".into(), "0".into()),
     };
     let what =
@@ -342,63 +337,47 @@ fn window(out: &mut String, t: &Timeline) {
     out.push_str("</svg>");
 }
 
-/// The first wake-up of the window in which the most drawn clients moved bytes.
-fn busiest_window(t: &Timeline, lanes: &[Lane]) -> usize {
-    let mut served: Vec<Vec<usize>> = vec![Vec::new(); t.wakes.len()];
-    for (i, lane) in lanes.iter().enumerate() {
-        for turn in lane.turns.iter().filter(|tn| tn.read > 0 || tn.written > 0) {
-            served[turn.wake].push(i);
-        }
-    }
-    let mut count: HashMap<usize, usize> = HashMap::new();
-    let (mut best, mut best_at) = (0, 0);
-    for end in 0..served.len() {
-        for &lane in &served[end] {
-            *count.entry(lane).or_default() += 1;
-        }
-        if end >= WINDOW {
-            for &lane in &served[end - WINDOW] {
-                if let Some(n) = count.get_mut(&lane) {
-                    *n -= 1;
-                    if *n == 0 {
-                        count.remove(&lane);
-                    }
-                }
-            }
-        }
-        if count.len() > best {
-            (best, best_at) = (count.len(), (end + 1).saturating_sub(WINDOW));
-        }
-    }
-    best_at
-}
-
-fn table(out: &mut String, t: &Timeline) {
+/// The busiest connections, one row each, and one line for all the others.
+fn table(out: &mut String, lanes: &Lanes) {
     out.push_str(
         "<table><tr><th>client</th><th>token</th><th>opened (ms)</th><th>closed (ms)</th>\
          <th>turns</th><th>read (B)</th><th>written (B)</th><th>most owed (B)</th>\
          <th>reading paused</th><th>longest pause (ms)</th></tr>",
     );
-    for (i, lane) in t.lanes.iter().enumerate() {
-        let (paused, _) = lane.paused(t.end());
-        let longest = paused.iter().map(|s| s.to - s.from).max().unwrap_or(0);
-        let closed = lane.closed.map_or("open".to_string(), ms);
+    for lane in &lanes.rows {
+        row(out, lane);
+    }
+    let rest = &lanes.rest;
+    if rest.connections > 0 {
         let _ = write!(
             out,
-            "<tr><td>client {}</td><td>{}</td><td>{}</td><td>{closed}</td><td>{}</td><td>{}</td>\
-             <td>{}</td><td>{}</td><td>{} times</td><td>{}</td></tr>",
-            i + 1,
-            lane.key,
-            ms(lane.opened),
-            grouped(lane.turns.len() as u64),
-            grouped(lane.read()),
-            grouped(lane.written()),
-            grouped(lane.max_owed()),
-            paused.len(),
-            ms(longest)
+            "<tr><td colspan=\"5\">... and {}, not listed</td><td>{}</td><td>{}</td>\
+             <td></td><td>{} times</td><td></td></tr>",
+            plural(rest.connections, "more connection"),
+            grouped(rest.read),
+            grouped(rest.written),
+            grouped(rest.pauses)
         );
     }
     out.push_str("</table>");
+}
+
+fn row(out: &mut String, lane: &Lane) {
+    let closed = lane.closed.map_or("open".to_string(), ms);
+    let _ = write!(
+        out,
+        "<tr><td>client {}</td><td>{}</td><td>{}</td><td>{closed}</td><td>{}</td><td>{}</td>\
+         <td>{}</td><td>{}</td><td>{} times</td><td>{}</td></tr>",
+        grouped(lane.lane + 1),
+        lane.key,
+        ms(lane.opened),
+        grouped(lane.turns),
+        grouped(lane.read),
+        grouped(lane.written),
+        grouped(lane.max_owed),
+        grouped(lane.pauses),
+        ms(lane.longest_pause)
+    );
 }
 
 /// A step of 1, 2 or 5 × 10ⁿ that cuts `span` into at most `most` pieces.

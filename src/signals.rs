@@ -6,10 +6,12 @@
 //! real work later as an ordinary event. signal-hook's `Signals` does that but
 //! keeps one flag per signal, so two SIGTERMs that arrive before the loop looks
 //! read as one. Here the byte *is* the signal (its number): the loop reads one
-//! byte per signal received, and a second SIGTERM is never lost.
+//! byte per signal delivered, and a second SIGTERM delivered is never lost.
 //!
-//! (The kernel itself keeps at most one of each standard signal pending: a
-//! second SIGTERM sent before the first was even delivered merges into it.)
+//! What no program can count: the kernel keeps at most one of each standard
+//! signal pending, so a second SIGTERM sent before the first was delivered
+//! merges into it, and the process gets one. "Two sent back to back" are two
+//! only if the first was delivered before the second was sent.
 //!
 //! With `--loops N` each loop makes a pipe of its own: signal-hook-registry
 //! runs every handler registered for a signal, so each signal is one byte in

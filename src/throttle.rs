@@ -56,7 +56,7 @@ pub fn more(suppressed: u64) -> String {
     if suppressed == 0 {
         String::new()
     } else {
-        format!(" (and {suppressed} more since the last such line)")
+        format!(" (and {} more since the last such line)", grouped(suppressed))
     }
 }
 

@@ -1,66 +1,53 @@
 //! `progjar record-page IN OUT.html`: a recording read back, one lane per client.
 //!
 //! `record.rs` writes what the loop did at each wake-up; this file reads it
-//! back into a [`Timeline`]: the wake-ups, and for each connection (a lane)
-//! its turns, when it stopped and resumed reading (backpressure) and when it
-//! waited to write. `record_page.rs` draws it. The file is input from disk,
-//! so anything unexpected (cut short, not a recording, a garbled item) is one
-//! line naming the line number, never a panic.
+//! back line by line and hands each connection's items to a [`Visit`]. The
+//! file is read twice, in bounded memory however long it is and however many
+//! clients it holds: first [`census`] adds up every connection (a few numbers
+//! each, kept while it is open) and keeps the busiest; then [`picture`]
+//! gathers what the page draws of the busiest few, summed per pixel column.
+//! `record_page.rs` draws the page.
+//!
+//! The file is input from disk, so anything unexpected (not a recording, a
+//! garbled item, an endless line) is one line naming the line number, never a
+//! panic. A recording cut short in the middle of a line (the server was
+//! killed, or the disk filled) is drawn up to its last whole line, with a note
+//! that says where it was cut.
+
+pub mod census;
+pub mod picture;
 
 use std::collections::HashMap;
-use std::fs;
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::Path;
+
+use log::warn;
 
 use crate::cli::{Failure, EXIT_FAILURE, EXIT_USAGE};
 use crate::record::MAGIC;
+use crate::units::grouped;
 
 /// Interest bits of a [`Turn`].
 pub const READ: u8 = 1;
 /// See [`READ`].
 pub const WRITE: u8 = 2;
 
-/// A recording, read back.
-#[derive(Debug, Default)]
-pub struct Timeline {
-    /// The header's settings, e.g. `read_size=16384 max_pending=65536 ...`.
-    pub settings: String,
-    /// When the first wake-up happened, µs since recording began.
-    pub start: Option<u64>,
-    /// When each wake-up happened, µs since the first.
-    pub wakes: Vec<u64>,
-    /// Readiness events over all wake-ups.
-    pub events: u64,
-    /// One per connection, in the order they were accepted.
-    pub lanes: Vec<Lane>,
-    /// The file's notes (`# stopped: ...`, `# dropped ...`).
-    pub notes: Vec<String>,
-    /// Items the recorder left out of over-long lines (`+N`).
-    pub left_out: u64,
-}
+/// The longest line read: the recorder's lines fit in its 256 KiB batch, so
+/// a longer one is not a recording's, and must not take all memory.
+const MAX_LINE: usize = 1024 * 1024;
+/// Connections followed at once. A server holds at most its open-file limit;
+/// past this many open in one file, new ones are only counted.
+const MAX_OPEN: usize = 100_000;
+/// Notes kept for the page; the rest are counted.
+const MAX_NOTES: usize = 20;
 
-/// One connection's life as the loop saw it.
-#[derive(Debug, Default)]
-pub struct Lane {
-    /// Its slab key (token); keys are reused after a close, lanes are not.
-    pub key: usize,
-    /// When it was accepted and closed, µs (closed: `None` if still open at the end).
-    pub opened: u64,
-    /// See `opened`.
-    pub closed: Option<u64>,
-    /// Every turn the loop gave it.
-    pub turns: Vec<Turn>,
-}
-
-/// One turn of one connection.
+/// One turn of one connection: what it read, wrote, owes and asks for.
 #[derive(Debug, Clone, Copy)]
 pub struct Turn {
-    /// When (its wake-up's time, µs) and which wake-up (index into `wakes`).
-    pub at: u64,
-    /// See `at`.
-    pub wake: usize,
-    /// Bytes read and written back in this turn.
+    /// Bytes read in this turn.
     pub read: u64,
-    /// See `read`.
+    /// Bytes written back in this turn.
     pub written: u64,
     /// Bytes owed after it.
     pub owed: u64,
@@ -68,149 +55,170 @@ pub struct Turn {
     pub interest: u8,
 }
 
-/// A stretch of time on a lane, µs.
+/// What a reading of the file is told, in the file's order. Connections are
+/// numbered (their *lane*) in the order they were first seen, from 0.
+pub trait Visit {
+    /// A wake-up line begins, `at` µs after the first one.
+    fn wake(&mut self, at: u64);
+    /// Connection `lane` (slab key `key`) was accepted, or first seen.
+    fn open(&mut self, lane: u64, key: usize);
+    /// Connection `lane` is over: closed, or (`closed` false) its key was
+    /// taken by a new connection without a close in the file (lines dropped).
+    fn close(&mut self, lane: u64, closed: bool);
+    /// Connection `lane` had a turn.
+    fn turn(&mut self, lane: u64, turn: Turn);
+}
+
+/// Where a recording was cut short: its last line has no newline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Span {
-    /// Start, µs.
-    pub from: u64,
-    /// End, µs.
-    pub to: u64,
+pub struct Cut {
+    /// The cut line's number (from 1).
+    pub line: u64,
+    /// The byte offset at which it starts.
+    pub offset: u64,
 }
 
-impl Lane {
-    /// Total bytes read (saturating: the numbers come from a file).
-    pub fn read(&self) -> u64 {
-        self.turns.iter().map(|t| t.read).fold(0, u64::saturating_add)
-    }
-
-    /// Total bytes written back.
-    pub fn written(&self) -> u64 {
-        self.turns.iter().map(|t| t.written).fold(0, u64::saturating_add)
-    }
-
-    /// The most it owed after any turn.
-    pub fn max_owed(&self) -> u64 {
-        self.turns.iter().map(|t| t.owed).max().unwrap_or(0)
-    }
-
-    /// Stretches without READABLE interest: those that ended with reading
-    /// resumed are backpressure; the last one, if it lasts to the close, is
-    /// the client done sending while its echo finishes (`tail`).
-    pub fn paused(&self, end: u64) -> (Vec<Span>, Option<Span>) {
-        let spans = self.spans(end, |t| t.interest & READ == 0);
-        match spans.last() {
-            Some(last) if last.to == self.closed.unwrap_or(end) && self.last_without_read() => {
-                (spans[..spans.len() - 1].to_vec(), Some(*last))
-            }
-            _ => (spans, None),
-        }
-    }
-
-    fn last_without_read(&self) -> bool {
-        self.turns.last().is_some_and(|t| t.interest & READ == 0)
-    }
-
-    /// Stretches with WRITABLE interest: bytes owed, waiting for room.
-    pub fn waiting_to_write(&self, end: u64) -> Vec<Span> {
-        self.spans(end, |t| t.interest & WRITE != 0)
-    }
-
-    /// The stretches from a turn where `on` holds to the next where it does not.
-    fn spans(&self, end: u64, on: impl Fn(&Turn) -> bool) -> Vec<Span> {
-        let mut spans = Vec::new();
-        let mut from = None;
-        for turn in &self.turns {
-            match (from, on(turn)) {
-                (None, true) => from = Some(turn.at),
-                (Some(f), false) => {
-                    spans.push(Span { from: f, to: turn.at });
-                    from = None;
-                }
-                _ => {}
-            }
-        }
-        if let Some(f) = from {
-            spans.push(Span { from: f, to: self.closed.unwrap_or(end) });
-        }
-        spans
-    }
+/// Connections beyond the 100,000 followed at once: only counted.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Untracked {
+    /// How many.
+    pub connections: u64,
+    /// Their bytes read.
+    pub read: u64,
+    /// Their bytes written back.
+    pub written: u64,
 }
 
-impl Timeline {
-    /// The last wake-up's time, µs (at least 1, for scales).
-    pub fn end(&self) -> u64 {
-        self.wakes.last().copied().unwrap_or(0).max(1)
-    }
+/// What a reading found besides the connections.
+#[derive(Debug, Default)]
+pub struct Recording {
+    /// The header's settings, e.g. `read_size=16384 max_pending=65536 ...`.
+    pub settings: String,
+    /// Wake-up lines.
+    pub wakes: u64,
+    /// Readiness events over all wake-ups.
+    pub events: u64,
+    /// The last wake-up's time, µs after the first.
+    pub end: u64,
+    /// The last wake-up that did more than take a signal, µs after the first:
+    /// after it the loop only waited (the idle tail the page leaves out).
+    pub last_event: u64,
+    /// Items the recorder left out of over-long lines (`+N`).
+    pub left_out: u64,
+    /// The file's first notes (`# stopped: ...`, `# dropped ...`)...
+    pub notes: Vec<String>,
+    /// ...and how many more there were.
+    pub more_notes: u64,
+    /// Connections numbered (lanes); see [`Untracked`] for the rest.
+    pub lanes: u64,
+    /// See [`Untracked`].
+    pub untracked: Untracked,
+    /// Set when the last line is cut short.
+    pub cut: Option<Cut>,
+    /// Bytes of whole lines: the part of the file that was read.
+    pub whole: u64,
+    /// Where the time of the wake-ups starts (the first line's), µs.
+    start: Option<u64>,
+    /// Lane of each open connection's slab key.
+    open: HashMap<usize, u64>,
+}
 
-    /// Read a recording; `Err` says what is wrong and on which line.
-    pub fn parse(text: &str) -> Result<Timeline, String> {
-        let body = text.strip_suffix('\n').ok_or_else(|| match text.is_empty() {
-            true => "empty file: not a progjar recording".to_string(),
-            false => {
-                let n = text.lines().count();
-                format!(
-                    "line {n} is cut short (no newline at its end): the recording was truncated"
-                )
+impl Recording {
+    /// Read every whole line of `input` (at most `limit` bytes) into `visit`.
+    fn read(
+        input: &mut impl BufRead,
+        limit: u64,
+        visit: &mut impl Visit,
+    ) -> Result<Recording, String> {
+        let mut input = input.take(limit);
+        let mut r = Recording::default();
+        let mut line = Vec::new();
+        let mut number = 0u64;
+        loop {
+            line.clear();
+            let n = (&mut input)
+                .take(MAX_LINE as u64 + 1)
+                .read_until(b'\n', &mut line)
+                .map_err(|e| format!("cannot read it: {e}"))?;
+            if n == 0 {
+                break;
             }
-        })?;
-        let mut lines = body.split('\n');
-        let header = lines.next().unwrap_or("");
-        let settings = header.strip_prefix(MAGIC).ok_or_else(|| {
-            format!("line 1: not a progjar recording (expected {MAGIC:?} at the start)")
-        })?;
-        let mut timeline =
-            Timeline { settings: settings.trim().to_string(), ..Timeline::default() };
-        let mut open: HashMap<usize, usize> = HashMap::new();
-        for (i, line) in lines.enumerate() {
-            match line.strip_prefix('#') {
-                Some(note) => timeline.notes.push(note.trim().to_string()),
-                None => {
-                    timeline.wake(line, &mut open).map_err(|e| format!("line {}: {e}", i + 2))?
+            number += 1;
+            let Some(text) = line.strip_suffix(b"\n") else {
+                if n > MAX_LINE {
+                    return Err(format!("line {number} is longer than any recording's lines"));
                 }
+                if number == 1 && !line.starts_with(MAGIC.as_bytes()) {
+                    return Err(format!("line 1: not a progjar recording (expected {MAGIC:?})"));
+                }
+                r.cut = Some(Cut { line: number, offset: r.whole });
+                break;
+            };
+            r.whole += n as u64;
+            if number == 1 {
+                r.settings = header(text)?;
+                continue;
             }
+            let text =
+                std::str::from_utf8(text).map_err(|_| format!("line {number} is not text"))?;
+            r.line(text, visit).map_err(|e| format!("line {number}: {e}"))?;
         }
-        Ok(timeline)
+        match (number, r.wakes, r.cut) {
+            (0, _, _) => Err("empty file: not a progjar recording".into()),
+            (_, 0, Some(cut)) => Err(format!(
+                "line {} is cut short (no newline at its end), and no whole wake-up line comes \
+                 before it: nothing to draw",
+                cut.line
+            )),
+            (_, 0, None) => Err("no wake-up line after the header: nothing to draw".into()),
+            _ => Ok(r),
+        }
     }
 
-    /// One wake-up's line.
-    fn wake(&mut self, line: &str, open: &mut HashMap<usize, usize>) -> Result<(), String> {
+    /// One line after the header: a note or a wake-up.
+    fn line(&mut self, line: &str, visit: &mut impl Visit) -> Result<(), String> {
+        if let Some(note) = line.strip_prefix('#') {
+            if self.notes.len() < MAX_NOTES {
+                self.notes.push(note.trim().to_string());
+            } else {
+                self.more_notes += 1;
+            }
+            return Ok(());
+        }
         let mut items = line.split(' ');
-        let at: u64 = number(items.next().unwrap_or(""), "the time")?;
-        // Times count from the first wake-up: before it the loop only waited.
-        let start = *self.start.get_or_insert(at);
-        let at = at.checked_sub(start).ok_or(format!("time {at} µs is before the first line's"))?;
-        if self.wakes.last().is_some_and(|&last| at < last) {
-            return Err(format!("time {} µs goes back before the previous line's", at + start));
-        }
-        let wake = self.wakes.len();
-        self.wakes.push(at);
+        let at = self.time(items.next().unwrap_or(""))?;
+        self.wakes += 1;
+        visit.wake(at);
+        let mut did = false;
         for item in items {
             let (kind, rest) = item.split_at(item.chars().next().map_or(0, char::len_utf8));
+            // A signal alone is no event of the clients: the idle tail may end with it.
+            did |= !item.starts_with("eS:");
             match kind {
                 "e" => {
                     event(rest)?;
                     self.events += 1;
                 }
                 "o" => {
-                    let key = number(rest, "a token")?;
-                    open.insert(key, self.lanes.len());
-                    self.lanes.push(Lane { key, opened: at, ..Lane::default() });
+                    self.open(number(rest, "a token")?, visit);
                 }
                 // A connection whose open or close is missing (lines dropped
                 // when the disk fell behind) still gets its lane.
                 "c" => {
-                    let key = number(rest, "a token")?;
-                    if let Some(lane) = open.remove(&key) {
-                        self.lanes[lane].closed = Some(at);
+                    if let Some(lane) = self.open.remove(&number(rest, "a token")?) {
+                        visit.close(lane, true);
                     }
                 }
                 "t" | "g" => {
-                    let (key, turn) = turn(rest, at, wake)?;
-                    let lane = *open.entry(key).or_insert_with(|| {
-                        self.lanes.push(Lane { key, opened: at, ..Lane::default() });
-                        self.lanes.len() - 1
-                    });
-                    self.lanes[lane].turns.push(turn);
+                    let (key, turn) = turn(rest)?;
+                    match self.open.get(&key).copied().or_else(|| self.open(key, visit)) {
+                        Some(lane) => visit.turn(lane, turn),
+                        None => {
+                            let u = &mut self.untracked;
+                            u.read = u.read.saturating_add(turn.read);
+                            u.written = u.written.saturating_add(turn.written);
+                        }
+                    }
                 }
                 // Items the recorder had no room for in this line.
                 "+" => {
@@ -220,8 +228,50 @@ impl Timeline {
                 _ => return Err(format!("unknown item {item:?}")),
             }
         }
+        if did {
+            self.last_event = at;
+        }
         Ok(())
     }
+
+    /// A wake-up's time as µs since the first; times never go back.
+    fn time(&mut self, word: &str) -> Result<u64, String> {
+        let at: u64 = number(word, "the time")?;
+        // Times count from the first wake-up: before it the loop only waited.
+        let start = *self.start.get_or_insert(at);
+        let since =
+            at.checked_sub(start).ok_or(format!("time {at} µs is before the first line's"))?;
+        if self.wakes > 0 && since < self.end {
+            return Err(format!("time {at} µs goes back before the previous line's"));
+        }
+        self.end = since;
+        Ok(since)
+    }
+
+    /// A new connection on `key` (ending the lane of an earlier one on the
+    /// same key whose close is missing); `None` when too many are open.
+    fn open(&mut self, key: usize, visit: &mut impl Visit) -> Option<u64> {
+        if let Some(earlier) = self.open.remove(&key) {
+            visit.close(earlier, false);
+        }
+        if self.open.len() >= MAX_OPEN {
+            self.untracked.connections += 1;
+            return None;
+        }
+        let lane = self.lanes;
+        self.lanes += 1;
+        self.open.insert(key, lane);
+        visit.open(lane, key);
+        Some(lane)
+    }
+}
+
+/// The first line: the magic words, then the server's settings.
+fn header(line: &[u8]) -> Result<String, String> {
+    let not = || format!("line 1: not a progjar recording (expected {MAGIC:?} at the start)");
+    let settings = line.strip_prefix(MAGIC.as_bytes()).ok_or_else(not)?;
+    let settings = std::str::from_utf8(settings).map_err(|_| not())?;
+    Ok(settings.trim().to_string())
 }
 
 /// `3:rR`: a token (or `L`, `S`) and its readiness kinds.
@@ -237,9 +287,12 @@ fn event(rest: &str) -> Result<(), String> {
 }
 
 /// `3:16384:16384:0:rw`: key, read, written, owed, interest.
-fn turn(rest: &str, at: u64, wake: usize) -> Result<(usize, Turn), String> {
-    let fields: Vec<&str> = rest.split(':').collect();
-    let [key, read, written, owed, interest] = fields[..] else {
+fn turn(rest: &str) -> Result<(usize, Turn), String> {
+    let mut fields = rest.split(':');
+    let mut next = || fields.next();
+    let (Some(key), Some(read), Some(written), Some(owed), Some(interest), None) =
+        (next(), next(), next(), next(), next(), next())
+    else {
         return Err(format!("turn {rest:?} does not have 5 fields"));
     };
     let interest = match interest {
@@ -250,8 +303,6 @@ fn turn(rest: &str, at: u64, wake: usize) -> Result<(usize, Turn), String> {
         other => return Err(format!("interest {other:?} is not r, w, rw or -")),
     };
     let turn = Turn {
-        at,
-        wake,
         read: number(read, "bytes read")?,
         written: number(written, "bytes written")?,
         owed: number(owed, "bytes owed")?,
@@ -264,18 +315,38 @@ fn number<T: std::str::FromStr>(s: &str, what: &str) -> Result<T, String> {
     s.parse().map_err(|_| format!("{what} {s:?} is not a number"))
 }
 
-/// Run `progjar record-page IN OUT`: read, draw, write.
+/// Run `progjar record-page IN OUT`: count, pick the busiest, draw, write.
 pub fn run(input: &Path, output: &Path) -> Result<(), Failure> {
     let shown = input.display();
-    let bytes = fs::read(input)
+    let usage = |e: String| Failure::new(EXIT_USAGE, format!("{shown}: {e}"));
+    let file = File::open(input)
         .map_err(|e| Failure::new(EXIT_USAGE, format!("cannot read {shown}: {e}")))?;
-    let text = String::from_utf8(bytes).map_err(|e| {
-        Failure::new(EXIT_USAGE, format!("{shown}: not a progjar recording (not text: {e})"))
+    let mut reader = BufReader::new(file);
+    let mut census = census::Census::default();
+    let recording = Recording::read(&mut reader, u64::MAX, &mut census).map_err(usage)?;
+    if let Some(cut) = recording.cut {
+        warn!("{shown}: {}", cut_note(cut));
+    }
+    let lanes = census.finish(&recording);
+    // The same whole lines again (a file still being written may have grown).
+    reader.seek(SeekFrom::Start(0)).map_err(|e| {
+        usage(format!("cannot read it a second time ({e}): record-page needs a file, not a pipe"))
     })?;
-    let timeline =
-        Timeline::parse(&text).map_err(|e| Failure::new(EXIT_USAGE, format!("{shown}: {e}")))?;
+    let columns = crate::record_page::COLUMNS;
+    let mut picture = picture::Picture::new(&lanes, recording.last_event, columns);
+    Recording::read(&mut reader, recording.whole, &mut picture).map_err(usage)?;
     let title = input.file_name().map_or(shown.to_string(), |n| n.to_string_lossy().into_owned());
-    let page = crate::record_page::render(&timeline, &title);
-    fs::write(output, page)
+    let page = crate::record_page::render(&recording, &lanes, &picture.finish(), &title);
+    std::fs::write(output, page)
         .map_err(|e| Failure::new(EXIT_FAILURE, format!("cannot write {}: {e}", output.display())))
+}
+
+/// Where a recording was cut, in words (the page and the log say the same).
+pub fn cut_note(cut: Cut) -> String {
+    format!(
+        "cut short: line {} (from byte {}) has no newline at its end (the server was stopped, \
+         or its disk filled, while writing it); the whole lines before it are drawn",
+        grouped(cut.line),
+        grouped(cut.offset)
+    )
 }

@@ -30,6 +30,7 @@ use common::{
     wait_until_accounted,
 };
 use common::{hundred_flows, message_len, run_failing};
+use progjar::units::grouped;
 
 // ---------------------------------------------------------------------------
 // 1. Slow reader
@@ -128,7 +129,7 @@ fn slow_reader_of_256_mib_is_bounded_and_gets_every_byte() {
         peak - baseline,
         pending / 1024
     );
-    server.wait_for_log(&format!(":{client_port} (peer closed): {TOTAL} bytes echoed"));
+    server.wait_for_log(&format!(":{client_port} (peer closed): {} bytes echoed", grouped(TOTAL)));
     drop(other);
     server.stop();
 }
@@ -507,7 +508,7 @@ fn half_close_before_reading_anything_gets_every_byte_then_eof() {
     let mut rest = Vec::new();
     empty.read_to_end(&mut rest).unwrap();
     assert!(rest.is_empty());
-    server.wait_for_log(&format!("(peer closed): {} bytes echoed", data.len()));
+    server.wait_for_log(&format!("(peer closed): {} bytes echoed", grouped(data.len() as u64)));
     server.wait_for_log("(peer closed): 0 bytes echoed");
     server.stop();
 }
@@ -528,7 +529,7 @@ fn every_byte_value_is_echoed_and_logged_safely() {
     assert_eq!(back, payload);
     server.wait_for_log(r"b'\x00\x01\x02\x03\x04\x05\x06'");
     server.wait_for_log(r"b'\xfc\xfd\xfe\xff\xff\xfe\xfd'");
-    server.wait_for_log(&format!("(peer closed): {} bytes echoed", payload.len()));
+    server.wait_for_log(&format!("(peer closed): {} bytes echoed", grouped(payload.len() as u64)));
     server.stop();
 }
 
@@ -616,7 +617,7 @@ fn sigterm_with_100_clients_mid_transfer_flushes_everything() {
     let status = server.wait_exit();
     assert!(status.success(), "{status:?}");
     let total = CLIENTS as u64 * 2 * HALF;
-    server.wait_for_log(&format!("served {CLIENTS} connections, echoed {total} bytes"));
+    server.wait_for_log(&format!("served {CLIENTS} connections, echoed {} bytes", grouped(total)));
     assert_no_panic(&server.log_lines());
     println!(
         "SIGTERM: {} KiB owed or in flight at the signal; all {total} bytes came back",
@@ -929,7 +930,7 @@ fn soak_2000_connections_for_30_seconds() {
     drop(flows);
     server.signal(libc::SIGTERM);
     assert!(server.wait_exit().success());
-    server.wait_for_log(&format!("served {CONNS} connections, echoed {total} bytes"));
+    server.wait_for_log(&format!("served 2,000 connections, echoed {} bytes", grouped(total)));
     assert_no_panic(&server.log_lines());
     println!(
         "soak: {CONNS} connections, {rounds} messages ({fewest} to {most} each), {} MiB echoed in {steady:.1?} steady; \

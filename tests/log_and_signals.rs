@@ -171,7 +171,8 @@ fn dropped_log_lines_are_counted_once_stderr_flows() {
         }
     };
     assert!(dropped.starts_with("WARN:logging:"), "{dropped}");
-    let n: u64 = dropped["WARN:logging:".len()..].split(' ').next().unwrap().parse().unwrap();
+    let n = dropped["WARN:logging:".len()..].split(' ').next().unwrap().replace(',', "");
+    let n: u64 = n.parse().unwrap();
     assert!(n > 0, "{dropped}");
     // Lines flow again: a new client's lines arrive (once the writer has
     // caught up with what was queued), then the shutdown and the summary.
@@ -245,7 +246,7 @@ fn sighup_lets_a_transfer_finish() {
     let back = echo_all(s, data[HALF..].to_vec());
     assert!(back == data[HALF..], "second half echoed after SIGHUP");
     assert_eq!(server.wait_exit().code(), Some(0));
-    server.wait_for_log(&format!("echoed {} bytes", 2 * HALF));
+    server.wait_for_log(&format!("echoed {} bytes", progjar::units::grouped(2 * HALF as u64)));
 }
 
 /// A byte sent as TCP urgent data (MSG_OOB) is echoed in its place.
@@ -280,7 +281,7 @@ fn the_trace_recipe_shows_the_loop_think() {
     let reader = concat!(env!("CARGO_MANIFEST_DIR"), "/tools/slow-reader");
     let out = common::run(std::process::Command::new(reader).arg(server.port()), None);
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "16777216 bytes back", "{out:?}");
-    server.wait_for_log("(peer closed): 16777216 bytes echoed");
+    server.wait_for_log("(peer closed): 16,777,216 bytes echoed");
     let log = server.log_lines();
     let at = |from: usize, needle: &str| {
         let found = log[from..].iter().position(|l| l.contains(needle));

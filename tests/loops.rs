@@ -31,7 +31,7 @@ fn number_after(lines: &[String], prefix: &str) -> u64 {
         .iter()
         .find(|l| l.starts_with(prefix))
         .unwrap_or_else(|| panic!("no line starting {prefix:?}: {lines:#?}"));
-    line[prefix.len()..].split(' ').next().unwrap().parse().unwrap()
+    line[prefix.len()..].split(' ').next().unwrap().replace(',', "").parse().unwrap()
 }
 
 /// What loop `k`'s own summary line says it served.
@@ -93,7 +93,7 @@ fn sigterm_mid_transfer_stops_every_loop_gracefully_and_the_summary_adds_up() {
     server.wait_for_log("INFO:server:served ");
     let lines = server.log_lines();
     assert_no_panic(&lines);
-    let echoed = CLIENTS * 2 * HALF;
+    let echoed = progjar::units::grouped((CLIENTS * 2 * HALF) as u64);
     let want = format!("INFO:server:served {CLIENTS} connections, echoed {echoed} bytes");
     assert_eq!(total_summary(&lines), want);
     assert_eq!(served_by_loop(&lines, 1) + served_by_loop(&lines, 2), CLIENTS as u64);

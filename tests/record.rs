@@ -1,10 +1,15 @@
 //! `progjar server --record FILE` and `progjar record-page`: a recorded run of a
 //! few clients and a slow reader, drawn as a page and opened in headless
-//! Chromium; the size limit; bad recordings and bad paths as one clear line.
+//! Chromium; the size limit; a full disk, a file size limit and a FIFO nobody
+//! reads; a recording cut mid-line, one of 100,000 connections and one with an
+//! idle tail; bad recordings and bad paths as one clear line.
 
 use std::fs;
+use std::io::Read;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
 
@@ -128,7 +133,7 @@ fn past_the_record_limit_recording_stops_with_a_note_and_a_log_line() {
     server.wait_for_log("WARN:record:recording stopped: ");
     server.stop();
     let recording = fs::read_to_string(&rec).expect("the recording");
-    let note = "# stopped: the recording reached --record-limit (1024 bytes)\n";
+    let note = "# stopped: the recording reached --record-limit (1,024 bytes)\n";
     assert!(recording.ends_with(note), "{recording}");
     assert!(recording.len() <= 1024 + note.len(), "{} bytes", recording.len());
     let page = dir.join("loop.html");
@@ -181,17 +186,21 @@ fn a_recording_is_read_back_into_lanes_with_their_bytes_and_pauses() {
 }
 
 #[test]
-fn a_cut_short_or_corrupt_recording_is_one_clear_line_and_exit_2() {
+fn a_corrupt_recording_or_one_with_no_whole_wake_up_is_one_clear_line_and_exit_2() {
     let dir = scratch("corrupt");
     let header = "progjar-record 1 read_size=16384 max_pending=65536 limit=1024\n";
-    let cases: [(&str, Vec<u8>, &str); 7] = [
+    let endless = format!("{header}12 eL:r {}\n", "e0:r ".repeat(300_000));
+    let cases: [(&str, Vec<u8>, &str); 10] = [
         ("empty", vec![], "empty file: not a progjar recording"),
         ("other", b"hello\n".to_vec(), "line 1: not a progjar recording"),
-        ("cut", format!("{header}12 eL:r o0\n15 e0:r t0:4").into(), "line 3 is cut short"),
+        ("cut-header", b"progjar-record 1 read_s".to_vec(), "line 1 is cut short"),
+        ("cut-first", format!("{header}12 eL:r o").into(), "line 2 is cut short"),
+        ("header-only", header.into(), "no wake-up line after the header"),
         ("item", format!("{header}12 eL:r zz\n").into(), "line 2: unknown item \"zz\""),
         ("time", format!("{header}x eL:r\n").into(), "line 2: the time \"x\" is not a number"),
         ("turn", format!("{header}12 t0:1:2\n").into(), "line 2: turn \"0:1:2\" does not have 5"),
-        ("binary", vec![0xff, 0xfe, b'\n'], "not a progjar recording (not text"),
+        ("binary", vec![0xff, 0xfe, b'\n'], "line 1: not a progjar recording"),
+        ("endless", endless.into(), "line 2 is longer than any recording's lines"),
     ];
     for (name, bytes, expected) in cases {
         let input = dir.join(name);
@@ -208,6 +217,189 @@ fn a_cut_short_or_corrupt_recording_is_one_clear_line_and_exit_2() {
     assert_eq!(missing.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&missing.stderr);
     assert!(stderr.contains("cannot read ") && stderr.lines().count() == 1, "{stderr}");
+    let _ = fs::remove_dir_all(&dir);
+}
+
+/// The server killed, or its disk full, in the middle of a line: every whole
+/// line is drawn, and the page and the log say where the file was cut.
+#[test]
+fn a_recording_cut_mid_line_is_drawn_up_to_the_cut_with_a_note() {
+    let dir = scratch("cut");
+    let rec = dir.join("cut.rec");
+    let whole = "progjar-record 1 read_size=16384 max_pending=65536 limit=1048576\n\
+                 1000 eL:r o0\n\
+                 1100 e0:r t0:100:100:0:r\n";
+    fs::write(&rec, format!("{whole}1200 e0:r t0:5")).unwrap();
+    let page = dir.join("cut.html");
+    let out = record_page(&rec, &page);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let cut = format!("cut short: line 4 (from byte {}) has no newline at its end", whole.len());
+    let warning = format!("WARN:timeline:{}: {cut}", rec.display());
+    assert!(stderr.lines().count() == 1 && stderr.starts_with(&warning), "{stderr}");
+    let html = fs::read_to_string(&page).unwrap();
+    assert!(html.contains(&format!("The recording is {cut}")), "{html}");
+    // The whole lines are all there: client 1's 100 bytes each way, still open.
+    let row = "<tr><td>client 1</td><td>0</td><td>0.0</td><td>open</td><td>1</td><td>100</td>\
+               <td>100</td>";
+    assert!(html.contains(row), "{html}");
+    let _ = fs::remove_dir_all(&dir);
+}
+
+/// A recording of 100,000 connections makes a page of the busiest: 16 lanes,
+/// 100 rows and one line for the rest, whichever came last.
+#[test]
+fn a_recording_of_many_connections_draws_the_busiest_and_counts_the_rest() {
+    let dir = scratch("many");
+    let rec = dir.join("many.rec");
+    let mut text = String::from("progjar-record 1 read_size=16384 max_pending=65536 limit=0\n");
+    const N: u64 = 100_000;
+    for i in 0..N {
+        // The last connection moves the most bytes; each other moves 10 each way.
+        let bytes = if i == N - 1 { 1_000_000 } else { 10 };
+        let at = 1000 + i * 10;
+        text += &format!("{at} eL:r o7\n{} e7:rR t7:{bytes}:{bytes}:0:r c7\n", at + 5);
+    }
+    fs::write(&rec, text).unwrap();
+    let page = dir.join("many.html");
+    let out = record_page(&rec, &page);
+    assert!(out.status.success(), "{out:?}");
+    let html = fs::read_to_string(&page).unwrap();
+    let rows = html.split("<tr><td>client ").count() - 1;
+    assert_eq!(rows, 100, "table rows");
+    let lanes = html.matches(" (token 7)</text>").count();
+    assert_eq!(lanes, 2 * 16, "lanes, in the two pictures");
+    assert!(html.contains("client 100,000 (token 7)</text>"), "the busiest is drawn");
+    let rest = "... and 99,900 more connections, not listed</td><td>999,000</td><td>999,000</td>";
+    assert!(html.contains(rest), "no rest line");
+    assert!(html.contains("<td>100,000</td><td>1,999,990 B</td>"), "totals of all 100,000");
+    let _ = fs::remove_dir_all(&dir);
+}
+
+/// The minute the loop waited for Ctrl-C after the last client left is not
+/// drawn: the time axis ends at the last event, and the page says so.
+#[test]
+fn the_idle_tail_after_the_last_event_is_not_drawn() {
+    let dir = scratch("tail");
+    let rec = dir.join("tail.rec");
+    let text = "progjar-record 1 read_size=16384 max_pending=65536 limit=1048576\n\
+                1000 eL:r o0\n\
+                2000 e0:r t0:46:46:0:r\n\
+                3000 e0:rR t0:0:0:0:r c0\n\
+                60003000 eS:r\n";
+    fs::write(&rec, text).unwrap();
+    let page = dir.join("tail.html");
+    assert!(record_page(&rec, &page).status.success());
+    let html = fs::read_to_string(&page).unwrap();
+    let said = "After the last event, at 2.0 ms, the loop only waited until the recording ended \
+                at 60002.0 ms";
+    assert!(html.contains(said), "{html}");
+    // The first picture's axis: ticks from 0 to 2 ms.
+    let overview = html.split("</svg>").next().unwrap();
+    let ticks: Vec<f64> = overview
+        .split("text-anchor=\"middle\">")
+        .skip(1)
+        .filter_map(|t| t.split('<').next()?.parse().ok())
+        .collect();
+    assert!(!ticks.is_empty() && ticks.iter().all(|&t| t <= 2.0), "{ticks:?}");
+    let _ = fs::remove_dir_all(&dir);
+}
+
+/// Clients one after another until the log has `needle` (bounded by [`common::STEP`]).
+fn serve_until_logged(server: &common::Server, needle: &str) {
+    let deadline = std::time::Instant::now() + common::STEP;
+    while server.log_count(needle) == 0 {
+        assert!(std::time::Instant::now() < deadline, "no {needle:?}: {:?}", server.log_lines());
+        common::assert_served(server.addr, b"ping");
+    }
+}
+
+/// A full disk (here /dev/full) is not the size limit: the log says which,
+/// and the server serves on without a word about --record-limit, even past it.
+#[test]
+fn a_full_disk_stops_the_recording_with_its_own_words() {
+    let args = ["--read-size", "16", "--record-limit", "1MiB", "--record", "/dev/full"];
+    let server = common::start_server(&args);
+    let stopped = "WARN:record:recording stopped: cannot write /dev/full: No space left on device";
+    // Each client is about 60 bytes of recording, and the first batch goes to
+    // the writer within about 100 ms: far below the limit.
+    serve_until_logged(&server, stopped);
+    // Far past the limit: 16 clients × 1 MiB in turns of 16 reads of 16 bytes
+    // are 4,096 turns each, a line of the recording (about 30 bytes) each.
+    for seed in 0..16 {
+        let data = common::random_bytes(common::MIB, seed);
+        assert!(common::echo_all(common::connect(server.addr), data.clone()) == data);
+    }
+    let lines = server.log_lines();
+    server.stop();
+    assert_eq!(lines.iter().filter(|l| l.contains("recording stopped")).count(), 1, "{lines:?}");
+    assert!(!lines.iter().any(|l| l.contains("--record-limit")), "{lines:?}");
+}
+
+/// A write that fails on a regular file (here the file size limit) leaves
+/// whole lines and a last note that says why: record-page draws it as it is.
+#[test]
+fn a_failed_write_leaves_whole_lines_and_a_note_saying_why() {
+    let dir = scratch("fsize");
+    let rec = dir.join("loop.rec");
+    const LIMIT: u64 = 8192;
+    let mut cmd = common::server_command(&["--record", rec.to_str().unwrap()]);
+    // SAFETY: setrlimit and signal are async-signal-safe; nothing else runs here.
+    unsafe {
+        cmd.pre_exec(|| {
+            let limit = libc::rlimit { rlim_cur: LIMIT, rlim_max: LIMIT };
+            libc::setrlimit(libc::RLIMIT_FSIZE, &limit);
+            // Ignored, SIGXFSZ makes the write fail with EFBIG instead of killing.
+            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+            Ok(())
+        });
+    }
+    let server = common::start_server_with(&mut cmd);
+    serve_until_logged(&server, "recording stopped: cannot write ");
+    common::assert_served(server.addr, b"served on");
+    let lines = server.log_lines();
+    server.stop();
+    assert!(!lines.iter().any(|l| l.contains("--record-limit")), "{lines:?}");
+    let recording = fs::read_to_string(&rec).expect("the recording");
+    assert!(recording.len() as u64 <= LIMIT, "{} bytes", recording.len());
+    let note = "# stopped: cannot write the recording: File too large (os error 27)\n";
+    assert!(recording.ends_with(note), "{recording}");
+    let page = dir.join("loop.html");
+    let out = record_page(&rec, &page);
+    assert!(out.status.success() && out.stderr.is_empty(), "{out:?}");
+    let html = fs::read_to_string(&page).unwrap();
+    assert!(html.contains("Note in the recording: stopped: cannot write the recording"));
+    let _ = fs::remove_dir_all(&dir);
+}
+
+/// `--record FIFO` with nobody reading: the server starts at once with a
+/// warning, serves, and the recording flows, header first, once a reader comes.
+#[test]
+fn a_fifo_nobody_reads_yet_neither_hangs_the_start_nor_loses_the_header() {
+    let dir = scratch("fifo");
+    let fifo = dir.join("loop.fifo");
+    let path = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: a valid C string; mkfifo only creates a file.
+    assert_eq!(unsafe { libc::mkfifo(path.as_ptr(), 0o600) }, 0, "mkfifo");
+    let server = common::start_server(&["--record", fifo.to_str().unwrap()]);
+    server.wait_for_log("WARN:record:nothing reads the FIFO ");
+    common::assert_served(server.addr, b"before the reader");
+    let (opened, read) = (mpsc::channel(), mpsc::channel());
+    let reader = fifo.clone();
+    thread::spawn(move || {
+        let mut file = fs::File::open(reader).expect("open the FIFO");
+        let _ = opened.0.send(());
+        let mut all = Vec::new();
+        let _ = file.read_to_end(&mut all);
+        let _ = read.0.send(all);
+    });
+    opened.1.recv_timeout(common::STEP).expect("the server never opened the FIFO");
+    common::assert_served(server.addr, b"after the reader");
+    server.stop();
+    let all = read.1.recv_timeout(common::STEP).expect("the recording through the FIFO");
+    let text = String::from_utf8(all).expect("text");
+    assert!(text.starts_with("progjar-record 1 ") && text.ends_with('\n'), "{text}");
+    assert_eq!(items(&text).iter().filter(|(_, it)| it.starts_with('o')).count(), 2, "{text}");
     let _ = fs::remove_dir_all(&dir);
 }
 

@@ -125,3 +125,32 @@ fn a_fast_sender_is_served_in_turns_without_losing_a_byte() {
     s.read_to_end(&mut back).expect("EOF after the echo, not a stall");
     assert!(back == data[..4001]);
 }
+
+/// `--bind HOST:PORT` as the client takes it (it used to look the whole
+/// string up as a name); a port written twice must agree.
+#[test]
+fn bind_takes_host_and_port_as_the_client_does() {
+    for (bind, ip) in [("127.0.0.1:0", "127.0.0.1"), ("[::1]:0", "::1")] {
+        let server = start_server_with(common::progjar().args(["server", "--bind", bind]));
+        assert_eq!(server.addr.ip().to_string(), ip);
+        assert_eq!(echo_all(connect(server.addr), MESSAGE.to_vec()), MESSAGE);
+    }
+    let same = ["server", "--bind", "127.0.0.1:0", "--port", "0"];
+    let server = start_server_with(common::progjar().args(same));
+    assert_eq!(echo_all(connect(server.addr), MESSAGE.to_vec()), MESSAGE);
+    let refused = [
+        (
+            &["--bind", "127.0.0.1:10005", "--port", "10006"][..],
+            "--bind names port 10005 and --port names port 10006; give the port once",
+        ),
+        (&["--bind", "::1:10005"][..], "an IPv6 address with a port is written in brackets"),
+        (&["--bind", "127.0.0.1:port"][..], "port must be a number from 0 to 65535"),
+    ];
+    for (args, words) in refused {
+        let out = common::run(common::progjar().arg("server").args(args), None);
+        let stderr = common::stderr(&out);
+        assert_eq!(common::code(&out), 2, "{args:?}: {stderr}");
+        assert!(stderr.lines().count() == 1 && stderr.contains(words), "{args:?}: {stderr}");
+        assert!(out.stdout.is_empty(), "{args:?} listened");
+    }
+}

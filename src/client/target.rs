@@ -3,7 +3,8 @@
 //! Students write `127.0.0.1:10000` because that is how Python's `connect()`
 //! tuple and every browser show an address; taking it as a host name only
 //! produced "cannot resolve". A bare IPv6 literal (`::1`) has colons of its own,
-//! so a port after it needs brackets, as in URLs.
+//! so a port after it needs brackets, as in URLs. The rule itself is
+//! [`parse::host_and_port`], shared with the server's `--bind`.
 
 use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
@@ -22,30 +23,9 @@ pub struct Target {
 impl Target {
     /// Read `HOST`, `HOST:PORT`, `[V6]` or `[V6]:PORT`; a host without a port gets `default_port`.
     pub fn parse(arg: &OsStr, default_port: u16) -> Result<Target, String> {
-        let bytes = arg.as_bytes();
-        let (host, port) = if let Some(rest) = bytes.strip_prefix(b"[") {
-            let close = rest.iter().position(|&b| b == b']');
-            let close =
-                close.ok_or_else(|| format!("'{}' has no closing ]", arg.to_string_lossy()))?;
-            let after = &rest[close + 1..];
-            let port = match after.strip_prefix(b":") {
-                Some(p) => Some(p),
-                None if after.is_empty() => None,
-                None => return Err(format!("'{}': after ] comes :PORT", arg.to_string_lossy())),
-            };
-            (&rest[..close], port)
-        } else if bytes.iter().filter(|&&b| b == b':').count() == 1 {
-            let colon = bytes.iter().position(|&b| b == b':').unwrap_or(bytes.len());
-            (&bytes[..colon], Some(&bytes[colon + 1..]))
-        } else {
-            // No colon: a name or IPv4 address; several: an IPv6 literal without a port.
-            (bytes, None)
-        };
-        if host.is_empty() {
-            return Err(format!("'{}' names no host", arg.to_string_lossy()));
-        }
+        let (host, port) = parse::host_and_port(arg.as_bytes())?;
         let port = match port {
-            Some(p) => server_port(&String::from_utf8_lossy(p))?,
+            Some(port) => nonzero(port)?,
             None => default_port,
         };
         Ok(Target { host: OsString::from_vec(host.to_vec()), port })
@@ -64,7 +44,11 @@ impl Target {
 
 /// A port to connect to: 0 would ask for "any free port", which only a listener can use.
 pub fn server_port(s: &str) -> Result<u16, String> {
-    match parse::port(s)? {
+    nonzero(parse::port(s)?)
+}
+
+fn nonzero(port: u16) -> Result<u16, String> {
+    match port {
         0 => Err("port 0 means \"any free port\" to a server; give the port the server \
                   listens on, 1 to 65535"
             .to_string()),

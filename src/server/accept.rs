@@ -18,7 +18,7 @@ use super::{Server, ACCEPT_RETRY};
 use crate::access::Refusal;
 use crate::connection::Connection;
 use crate::throttle::{more, Line};
-use crate::units::plural;
+use crate::units::{grouped, plural};
 
 impl Server {
     /// Accept every connection waiting in the backlog.
@@ -135,7 +135,7 @@ impl Server {
         }
         self.summary.served += 1;
         if self.connection_line(now, Line::Opened) {
-            info!("connection from {peer} ({} open)", self.connections.len());
+            info!("connection from {peer} ({} open)", grouped(self.connections.len() as u64));
         }
     }
 

@@ -199,12 +199,18 @@ fn fit_to_descriptors(wanted: usize, loops: usize) -> usize {
         Ok(lim) => {
             info!(
                 "open-file limit: soft {} (was {}), hard {}",
-                lim.soft, lim.soft_before, lim.hard
+                units::grouped(lim.soft),
+                units::grouped(lim.soft_before),
+                units::grouped(lim.hard)
             );
             let reserved = RESERVED_FDS + FDS_PER_LOOP * (loops as u64 - 1);
             let room = usize::try_from(lim.soft.saturating_sub(reserved)).unwrap_or(usize::MAX);
             if wanted > room {
-                warn!("serving at most {room} connections: the open-file limit is {}", lim.soft);
+                warn!(
+                    "serving at most {}: the open-file limit is {}",
+                    units::plural(room as u64, "connection"),
+                    units::grouped(lim.soft)
+                );
             }
             wanted.min(room).max(1)
         }

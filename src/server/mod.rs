@@ -63,7 +63,7 @@ use crate::memory::Budget;
 use crate::record::{Options, Recording};
 use crate::signals::SignalPipe;
 use crate::throttle::{Line, LineBudget, Throttle};
-use crate::units::plural;
+use crate::units::{grouped, plural};
 
 /// The listening socket's token.
 const LISTENER: Token = Token(usize::MAX);
@@ -179,7 +179,7 @@ impl Summary {
     /// `served 3 connections, echoed 138 bytes; refused 1 not in --allow`.
     pub fn line(&self) -> String {
         let idle = if self.idle_closed > 0 {
-            format!("; {} closed idle", self.idle_closed)
+            format!("; {} closed idle", grouped(self.idle_closed))
         } else {
             String::new()
         };
@@ -242,7 +242,10 @@ impl Server {
     /// Serve until a signal and the grace time end it; return what was done.
     pub fn run(mut self) -> io::Result<Summary> {
         let mut events = Events::with_capacity(EVENTS_CAPACITY);
-        info!("waiting for a connection (at most {} at once)", self.max_connections);
+        info!(
+            "waiting for a connection (at most {} at once)",
+            grouped(self.max_connections as u64)
+        );
         // Full event arrays in a row: more events may be queued in the kernel.
         let mut full_polls = 0u32;
         loop {
@@ -357,7 +360,7 @@ impl Server {
     /// second is over; it ends like the lines it stands for.
     fn log_quiet_lines(&mut self, now: Instant) {
         if let Some(quiet) = self.warnings.lines.end_window(now) {
-            info!("{quiet} ({} open)", self.connections.len());
+            info!("{quiet} ({} open)", grouped(self.connections.len() as u64));
         }
     }
 
@@ -376,12 +379,12 @@ impl Server {
         let now = Instant::now();
         if self.connection_line(now, Line::Closed) {
             info!(
-                "closing connection from {} ({}): {} bytes echoed in {:.3}s ({} open)",
+                "closing connection from {} ({}): {} echoed in {:.3}s ({} open)",
                 conn.peer,
                 why.describe(),
-                conn.echoed,
+                plural(conn.echoed, "byte"),
                 now.saturating_duration_since(conn.opened).as_secs_f64(),
-                self.connections.len()
+                grouped(self.connections.len() as u64)
             );
         }
     }

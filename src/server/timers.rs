@@ -14,11 +14,13 @@ use super::{Server, Summary};
 use crate::connection::{Closed, Connection};
 use crate::idle::IdleList;
 use crate::signals::{self, SignalPipe};
+use crate::units::grouped;
 
 impl Server {
     /// Take every signal received. Returns true when the server must stop at once.
     pub(super) fn on_signal(&mut self) -> bool {
-        // Each signal is one byte, so two sent back to back are two here.
+        // Each signal delivered is one byte, so two delivered before we look are
+        // two here (two sent so fast that the kernel merged them are one: signals.rs).
         while let Some(signal) = self.signals.as_mut().and_then(SignalPipe::take) {
             let name = signals::name(signal);
             if self.shutdown_at.is_some() {
@@ -34,7 +36,7 @@ impl Server {
             info!(
                 "{name}: shutting down: no new connections; waiting up to {:.1}s for {} open",
                 self.config.grace.as_secs_f64(),
-                self.connections.len()
+                grouped(self.connections.len() as u64)
             );
         }
         false
@@ -100,7 +102,7 @@ impl Server {
         // Connections still open (a forced stop) count what they echoed too.
         self.summary.echoed += self.connections.iter().map(|(_, c)| c.echoed).sum::<u64>();
         if let Some(quiet) = self.warnings.lines.finish() {
-            info!("{quiet} ({} open)", self.connections.len());
+            info!("{quiet} ({} open)", grouped(self.connections.len() as u64));
         }
         info!("{}", self.summary.line());
         self.summary
