@@ -20,6 +20,11 @@ def fmt_ratio(x):
     return "n/a" if x is None else f"{x:.2f}×" if x >= 0.1 else f"{x:.4f}×"
 
 
+def mib_per_s(nbytes, secs):
+    """A byte rate in MiB/s (2^20 bytes a second)."""
+    return nbytes / MIB / secs
+
+
 def table(cols, rows):
     out = ["| " + " | ".join(cols) + " |", "|---" + "|--:" * (len(cols) - 1) + "|"]
     return out + ["| " + " | ".join(r) + " |" for r in rows]
