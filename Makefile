@@ -3,10 +3,9 @@
 
 CARGO ?= cargo
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-# Where cargo puts its output: CARGO_TARGET_DIR or .cargo/config count, so ask cargo itself.
-TARGET_DIR := $(shell $(CARGO) metadata --format-version 1 --no-deps 2>/dev/null \
-                | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
-TARGET_DIR := $(or $(TARGET_DIR),$(CURDIR)/target)
+# Where cargo puts its output (CARGO_TARGET_DIR or .cargo/config count): the one lookup
+# that the tools use too.
+TARGET_DIR := $(shell CARGO=$(CARGO) tools/target-dir)
 RELEASE := $(TARGET_DIR)/release
 
 .PHONY: all build run test deps clean bench lab lab-up lab-down lab-shell lab-capture lab-scale \

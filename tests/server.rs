@@ -1,7 +1,7 @@
 //! `progjar server` against raw std sockets: the course's tasks 2 and 4, many
 //! clients, IPv6, what the log shows, and fairness between clients. Faults
-//! (backpressure, half-close, resets, signals, bad command lines) are in
-//! `tests/faults.rs`.
+//! (backpressure, half-close, resets, signals) are in `tests/faults_transfers.rs`,
+//! limits and bad command lines in `tests/faults_limits.rs`.
 
 use progjar_testkit as common;
 

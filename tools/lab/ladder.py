@@ -435,15 +435,17 @@ def print_skipped(conn, skipped):
     print(f"{pad}|{'':{WIDTH}}|")
 
 
-def timeline(step, conns):
-    """A bar per connection on one time axis, and whether they overlap."""
+def since(t, t0):
+    return f"{1000 * (t - t0):.3f} ms"
+
+
+def draw_timeline(step, conns):
+    """A bar per connection on one time axis, then when each one's handshake, echo and close
+    came (when every handshake completed)."""
     t0 = min(c.start for c in conns)
     t1 = max(c.end for c in conns)
     span = max(t1 - t0, 1e-6)
     cols = 60
-
-    def ms(t):
-        return f"{1000 * (t - t0):.3f} ms"
 
     def col(t):
         return min(int((t - t0) / span * cols), cols - 1)
@@ -467,39 +469,54 @@ def timeline(step, conns):
     print("  S = SYN, = open, # data, F = a FIN (one per side), R = RST")
     ests = [c.established() for c in conns]
     if any(e is None for e in ests):
-        print("  not every connection completed its handshake")
-        return False
+        return
     for c, e in zip(conns, ests):
         close, closed, echo = c.first_close(), c.closed(), c.first_data(False)
         print(
-            f"  {c.name(c.client[0])}:{c.client[1]}: handshake done at {ms(e)}, "
-            + (f"first echo byte at {ms(echo)}, " if echo is not None else "no echo, ")
-            + (f"first FIN at {ms(close)}, " if close is not None else "")
-            + (f"closed at {ms(closed)}" if closed is not None else "never closed")
+            f"  {c.name(c.client[0])}:{c.client[1]}: handshake done at {since(e, t0)}, "
+            + (f"first echo byte at {since(echo, t0)}, " if echo is not None else "no echo, ")
+            + (f"first FIN at {since(close, t0)}, " if close is not None else "")
+            + (f"closed at {since(closed, t0)}" if closed is not None else "never closed")
         )
+
+
+def timeline_verdict(conns):
+    """Whether the connections were open together and served at once: (True or False, the
+    lines that say so). Nothing is drawn here; report.py words the same facts for the page."""
+    t0 = min(c.start for c in conns)
+    if any(c.established() is None for c in conns):
+        return False, ["  not every connection completed its handshake"]
     together = overlap(conns)
     if together is None:
-        print("  => no overlap: a connection began to close before the other was established")
-        return False
+        return False, ["  => no overlap: a connection began to close before the other was established"]
     last_est, first_fin, first_closed = together
-    print(
-        f"  => overlap: every handshake was done (at {ms(last_est)}) before any FIN (at {ms(first_fin)}); "
-        f"open together until {ms(first_closed)}"
-    )
+    lines = [
+        f"  => overlap: every handshake was done (at {since(last_est, t0)}) before any FIN "
+        f"(at {since(first_fin, t0)}); open together until {since(first_closed, t0)}"
+    ]
     at_once, last = served_at_once(conns)
     if last is None:
-        print("  => not every client had an echo")
-        return False
+        return False, lines + ["  => not every client had an echo"]
     waiter, echo = last
     who = f"{waiter.name(waiter.client[0])}:{waiter.client[1]}"
     if at_once:
-        print(f"  => served at once: every client had its echo (the last at {ms(echo)}) before any connection closed")
-        return True
-    print(
-        f"  => served one after the other: {who} had its first echo byte only at {ms(echo)}, "
-        f"after the other connection closed ({ms(first_closed)})"
-    )
-    return False
+        return True, lines + [
+            f"  => served at once: every client had its echo (the last at {since(echo, t0)}) "
+            "before any connection closed"
+        ]
+    return False, lines + [
+        f"  => served one after the other: {who} had its first echo byte only at {since(echo, t0)}, "
+        f"after the other connection closed ({since(first_closed, t0)})"
+    ]
+
+
+def timeline(step, conns):
+    """The timeline drawn, then its verdict; True when the connections overlapped and were
+    served at once."""
+    draw_timeline(step, conns)
+    ok, lines = timeline_verdict(conns)
+    print("\n".join(lines))
+    return ok
 
 
 def main():

@@ -1,5 +1,5 @@
 //! Floods of connections and the throttled warnings they cause: what the
-//! fault matrix's limit tests (`tests/faults.rs`, `tests/loops.rs`) share.
+//! fault matrix's limit tests (`tests/faults_limits.rs`, `tests/loops.rs`) share.
 //! A flood opens many connections at once and sorts them into served and
 //! closed; the warnings about refusals come at most once a second, each saying
 //! how many it stands for, and these helpers add them up.
