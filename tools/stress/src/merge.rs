@@ -131,9 +131,13 @@ pub fn merge(runs: Vec<(String, Summary)>) -> Result<Summary, String> {
     let (timeline, gaps) = merge_timelines(&runs)?;
     total.timeline = timeline;
     if gaps > 0.0 {
+        // Whole seconds past a few minutes: a year is not read in hundredths.
+        let gaps = match gaps {
+            g if g < 1000.0 => units::micros((g * 1e6) as u64),
+            g => format!("{} s", units::grouped(g.round() as u64)),
+        };
         total.notes.push(format!(
-            "the runs leave {} between them with no run going: cut out of the timeline",
-            units::micros((gaps * 1e6) as u64)
+            "the runs leave {gaps} between them with no run going: cut out of the timeline"
         ));
     }
     for (name, run) in runs.iter().skip(1) {
