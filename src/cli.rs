@@ -14,7 +14,8 @@ use std::sync::OnceLock;
 use argh::{EarlyExit, FromArgs, SubCommands};
 
 // Exit statuses: one table for every progjar binary. The client and `info` use
-// all of them; the server and the stress tool use 0, 1, 2 and 130.
+// 0 to 7; the server 0, 1, 2 and 130; the stress tool 0, 1, 2, 4, 8 and 130;
+// every one 141 when its output is closed.
 
 /// Exit status: success (for the client: the echo came back complete and identical).
 pub const EXIT_OK: u8 = 0;
@@ -32,6 +33,10 @@ pub const EXIT_TIMEOUT: u8 = 5;
 pub const EXIT_ECHO: u8 = 6;
 /// Exit status: the file (or standard input) cannot be read.
 pub const EXIT_FILE: u8 = 7;
+/// Exit status: nothing went wrong, but the run did not do all that was asked
+/// (`progjar-stress`: some of the connections asked for never connected before
+/// it ended, so they were never all open at once).
+pub const EXIT_INCOMPLETE: u8 = 8;
 /// Exit status: stopped at once by a second signal (128 + SIGINT, as shells report it).
 pub const EXIT_INTERRUPTED: u8 = 130;
 /// Exit status: stdout or stderr was closed by its reader (`| head -1`), so the

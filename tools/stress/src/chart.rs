@@ -218,12 +218,22 @@ impl Chart {
     }
 
     /// A polyline per unbroken run of points, and a dot on each point when they
-    /// are few enough to tell apart (a minute's worth): a run of one point is then
-    /// still seen.
+    /// are few enough to tell apart (a minute's worth). A point alone (a
+    /// part-second cut off from the line) is a hollow dot, however many points.
     fn line(&self, s: &mut String, line: &Line) {
         let dash = if line.dashed { " stroke-dasharray=\"6 4\"" } else { "" };
         let dots = line.points.len() <= 40;
         for run in line.points.split(|(_, y)| y.is_none()).filter(|r| !r.is_empty()) {
+            if let [(x, Some(y))] = run {
+                let _ = writeln!(
+                    s,
+                    "<circle class=\"apart\" cx=\"{:.1}\" cy=\"{:.1}\" r=\"3.5\" fill=\"#fff\" stroke=\"{}\" stroke-width=\"2\"/>",
+                    self.px(*x),
+                    self.py(*y),
+                    line.color
+                );
+                continue;
+            }
             let coords: Vec<String> = run
                 .iter()
                 .filter_map(|(x, y)| y.map(|y| format!("{:.1},{:.1}", self.px(*x), self.py(y))))

@@ -29,6 +29,7 @@ use std::time::{Duration, Instant};
 use mio::event::Event;
 use mio::net::TcpStream;
 use progjar::sock::short_read_empties_queue;
+use progjar::units;
 
 use crate::describe::describe;
 use crate::pattern::Pattern;
@@ -69,10 +70,16 @@ pub enum Next {
     Done,
 }
 
-/// An error on one connection: one line that names the connection (and the
-/// stream offset where it matters). The connection is closed and counted as failed.
+/// An error on one connection: the connection's number, and one line (with
+/// the stream offset where it matters). The connection is closed and counted
+/// as failed; the summary groups the same line on many connections.
 #[derive(Debug)]
-pub struct Fault(pub String);
+pub struct Fault {
+    /// The connection's number.
+    pub conn: u32,
+    /// What went wrong.
+    pub what: String,
+}
 
 /// What every connection's handlers share: the plan and the scratch buffers.
 pub struct Shared {
@@ -167,13 +174,18 @@ impl Conn {
 
     /// A fault on this connection.
     fn fault(&self, what: std::fmt::Arguments<'_>) -> Fault {
-        Fault(format!("connection {}: {what}", self.id))
+        Fault { conn: self.id, what: what.to_string() }
     }
 
     /// Where in the stream we are, for error messages: `offset 1234 (message 2, byte 210)`.
     fn at(&self, offset: u64, sh: &Shared) -> String {
         let size = sh.pattern.size();
-        format!("offset {offset} (message {}, byte {} of it)", offset / size, offset % size)
+        format!(
+            "offset {} (message {}, byte {} of it)",
+            units::grouped(offset),
+            units::grouped(offset / size),
+            units::grouped(offset % size)
+        )
     }
 
     /// Handle a readiness event.
@@ -270,10 +282,10 @@ impl Conn {
             // We sent our FIN after the last echo; this is the answer: a clean end.
             (Role::Active, Phase::Closing) => Ok(Next::Done),
             (Role::Active, _) if self.received < self.sent => Err(self.fault(format_args!(
-                "short echo: the server closed the connection at {} after echoing {} of the {} bytes sent",
+                "short echo: the server closed the connection at {} after echoing {} of the {} sent",
                 self.at(self.received, sh),
-                self.received,
-                self.sent
+                units::grouped(self.received),
+                units::plural(self.sent, "byte")
             ))),
             (Role::Active, _) => Err(self.fault(format_args!(
                 "the server closed the connection at {} before the run was over",
@@ -289,8 +301,10 @@ impl Conn {
     fn check(&mut self, n: usize, sh: &mut Shared, now: Instant) -> Result<(), Fault> {
         self.last_progress = now;
         if self.role == Role::Idle {
-            return Err(self
-                .fault(format_args!("idle connection received {n} bytes although it sent none")));
+            return Err(self.fault(format_args!(
+                "idle connection received {} although it sent none",
+                units::plural(n as u64, "byte")
+            )));
         }
         // The server may only echo what we sent; anything past `sent` is extra.
         let owed = (self.sent - self.received).min(n as u64) as usize;
@@ -306,8 +320,8 @@ impl Conn {
         }
         if owed < n {
             return Err(self.fault(format_args!(
-                "the echo is longer than what was sent: {} extra bytes after {}",
-                n - owed,
+                "the echo is longer than what was sent: {} extra after {}",
+                units::plural((n - owed) as u64, "byte"),
                 self.at(self.sent, sh)
             )));
         }
@@ -333,11 +347,12 @@ impl Conn {
     #[cold]
     fn late(&self, message: u64, latency: Duration, sh: &mut Shared) {
         let why = self.fault(format_args!(
-            "late echo: message {message} came back after {:.2} s, over --echo-timeout {:?}",
-            latency.as_secs_f64(),
-            sh.echo_timeout
+            "late echo: message {} came back after {}, over --echo-timeout {}",
+            units::grouped(message),
+            units::micros(latency.as_micros() as u64),
+            units::secs(sh.echo_timeout)
         ));
-        sh.stats.late(why.0);
+        sh.stats.late(why.conn, why.what);
     }
 
     /// How far the stream may be written now.
@@ -464,22 +479,22 @@ impl Conn {
         match self.phase {
             Phase::Connecting if now.saturating_duration_since(self.started) > CONNECT_TIMEOUT => {
                 Some(self.fault(format_args!(
-                    "connect timed out after {} s (the SYN got no answer)",
-                    CONNECT_TIMEOUT.as_secs()
+                    "connect timed out after {} (the SYN got no answer)",
+                    units::secs(CONNECT_TIMEOUT)
                 )))
             }
             Phase::Open if self.received < self.sent && waited > sh.lost_after() => {
                 Some(self.fault(format_args!(
-                    "no echo byte for {:?} (twice --echo-timeout {:?}): {} bytes lost from {}",
-                    sh.lost_after(),
-                    sh.echo_timeout,
-                    self.sent - self.received,
+                    "no echo byte for {} (twice --echo-timeout {}): {} lost from {}",
+                    units::secs(sh.lost_after()),
+                    units::secs(sh.echo_timeout),
+                    units::plural(self.sent - self.received, "byte"),
                     self.at(self.received, sh)
                 )))
             }
             Phase::Closing if waited > sh.echo_timeout => Some(self.fault(format_args!(
-                "the server did not close its side within {:?} of ours (does it close on EOF?)",
-                sh.echo_timeout
+                "the server did not close its side within {} of ours (does it close on EOF?)",
+                units::secs(sh.echo_timeout)
             ))),
             _ => None,
         }

@@ -16,7 +16,8 @@ use std::fmt::Write as _;
 use hdrhistogram::Histogram;
 
 use crate::chart::{self, Axis, Band, Chart, Line, Scale};
-use crate::stats::{Second, Timeline};
+use crate::report::Verdict;
+use crate::stats::{unlisted, ErrorGroup, Second, Timeline};
 use progjar::units;
 
 /// Width of the charts over time: fills a 1280-px window with the page's margins.
@@ -30,14 +31,14 @@ pub struct Page<'a> {
     pub title: &'a str,
     /// The text summary as `progjar-stress` prints it; shown word for word.
     pub summary: &'a str,
-    /// Whether the run passed (every byte right, every connection worked).
-    pub ok: bool,
+    /// The verdict: OK, INCOMPLETE or FAILED.
+    pub result: Verdict,
     /// Every message's latency in µs.
     pub latency: &'a Histogram<u64>,
     /// The run second by second, and its phases.
     pub timeline: &'a Timeline,
-    /// The errors kept word for word.
-    pub errors: &'a [String],
+    /// Each kind of error kept word for word, with its count.
+    pub errors: &'a [ErrorGroup],
     /// All errors, kept or only counted.
     pub error_count: u64,
 }
@@ -74,6 +75,7 @@ h2 { font-size: 16px; margin: 18px 0 4px; border-bottom: 1px solid #ddd; }
 h3 { font-size: 14px; margin: 8px 0 0; font-weight: 600; }
 .ok { color: #fff; background: #2a7d2a; padding: 1px 8px; border-radius: 3px; }
 .failed { color: #fff; background: #b3261e; padding: 1px 8px; border-radius: 3px; }
+.incomplete { color: #222; background: #f2c94c; padding: 1px 8px; border-radius: 3px; }
 .key { display: inline-block; width: 18px; height: 4px; margin: 0 4px 3px 14px; vertical-align: middle; }
 .key.dashed { background: repeating-linear-gradient(90deg, currentColor 0 6px, transparent 6px 10px) !important; }
 .swatch { display: inline-block; width: 14px; height: 12px; margin: 0 4px -1px 12px; border: 1px solid #bbb; }
@@ -96,9 +98,11 @@ li { font-family: monospace; font-size: 12px; }
 ";
 
 const FOOTER: &str = "<p class=\"note\">One point per second of the run (the numbers of the \
-live line), drawn in the middle of its second; the last point covers the part-second before \
-the end. Latency: from the <code>write()</code> of a message's first byte to the arrival of \
-its last echoed byte. Made by <code>progjar-stress --report</code>.</p>\n";
+live line), drawn in the middle of its second. The part-second before the end, when there is \
+one, is a hollow dot apart from the line: its rates are per second too, but it is only the \
+drain, where no new message starts. Latency: from the <code>write()</code> of a message's \
+first byte to the arrival of its last echoed byte. Made by \
+<code>progjar-stress --report</code>.</p>\n";
 
 /// `<`, `>`, `&` and quotes as entities: error messages may contain anything.
 fn escape(text: &str) -> String {
@@ -124,33 +128,54 @@ struct Phase {
     fill: &'static str,
 }
 
-/// The phases the run went through, in order (see [`Timeline`]).
+/// A phase shorter than this (it would read `2.00–2.00 s`) is not shown: its
+/// time goes to the phase before it.
+const SHORTEST_PHASE: f64 = 0.005;
+
+/// The phases the run went through, in order (see [`Timeline`]), each at
+/// least [`SHORTEST_PHASE`] long but the first.
 fn phases(t: &Timeline) -> Vec<Phase> {
     let drain = t.drain_at.map(|d| d.min(t.end_at));
     let steady = t.steady_at.map(|s| s.min(drain.unwrap_or(t.end_at)));
-    let mut out = vec![Phase {
+    let mut all = vec![Phase {
         name: "ramp-up",
         from: 0.0,
         to: steady.or(drain).unwrap_or(t.end_at),
         fill: "#fbe3c4",
     }];
     if let Some(s) = steady {
-        out.push(Phase { name: "steady", from: s, to: drain.unwrap_or(t.end_at), fill: "#ffffff" });
+        all.push(Phase { name: "steady", from: s, to: drain.unwrap_or(t.end_at), fill: "#ffffff" });
     }
     if let Some(d) = drain {
-        out.push(Phase { name: "drain", from: d, to: t.end_at, fill: "#dde3f0" });
+        all.push(Phase { name: "drain", from: d, to: t.end_at, fill: "#dde3f0" });
+    }
+    let mut out: Vec<Phase> = Vec::new();
+    for phase in all {
+        let first = out.len() == 1;
+        match out.last_mut() {
+            Some(last) if phase.to - phase.from < SHORTEST_PHASE => last.to = phase.to,
+            // A first phase too short to see gives way to the next.
+            Some(last) if first && last.to - last.from < SHORTEST_PHASE => {
+                *last = Phase { from: 0.0, ..phase }
+            }
+            _ => out.push(phase),
+        }
     }
     out
 }
 
 /// The heading, the result, and the phases in figures.
 fn header(s: &mut String, page: &Page) {
-    let (class, word) = if page.ok { ("ok", "OK") } else { ("failed", "FAILED") };
+    let (class, word) = match page.result {
+        Verdict::Ok => ("ok", "OK"),
+        Verdict::Incomplete => ("incomplete", "INCOMPLETE"),
+        Verdict::Failed => ("failed", "FAILED"),
+    };
     let _ = writeln!(
         s,
-        "<h1>progjar-stress: {}</h1>\n<p><span class=\"{class}\">{word}</span> &nbsp;{} errors &nbsp;·&nbsp; phases:",
+        "<h1>progjar-stress: {}</h1>\n<p><span class=\"{class}\">{word}</span> &nbsp;{} &nbsp;·&nbsp; phases:",
         escape(page.title),
-        page.error_count
+        units::plural(page.error_count, "error")
     );
     for p in phases(page.timeline) {
         let _ = write!(
@@ -236,9 +261,21 @@ fn bands(t: &Timeline, named: bool) -> Vec<Band> {
     phases(t).into_iter().map(band).collect()
 }
 
-/// `f` of each second, placed in the middle of it.
+/// A last window shorter than this is a part-second: drawn apart.
+const PART_SECOND: f64 = 0.99;
+
+/// `f` of each second, placed in the middle of it. A last part-second (the
+/// drain, where no new message starts) is cut off from the line, so that its
+/// lower rates do not draw as a collapse; the chart shows it as a lone point.
 fn per_second(t: &Timeline, f: impl Fn(&Second) -> Option<f64>) -> Vec<(f64, Option<f64>)> {
-    t.seconds.iter().map(|p| (p.at - p.secs / 2.0, f(p))).collect()
+    let mut points: Vec<(f64, Option<f64>)> =
+        t.seconds.iter().map(|p| (p.at - p.secs / 2.0, f(p))).collect();
+    let part = t.seconds.last().is_some_and(|p| p.secs < PART_SECOND);
+    if part && points.len() > 1 {
+        let (x, _) = points[points.len() - 1];
+        points.insert(points.len() - 1, (x, None));
+    }
+    points
 }
 
 /// The highest point of some lines (0 when they have none).
@@ -269,16 +306,23 @@ fn distribution(s: &mut String, page: &Page) {
     if h.is_empty() {
         s.push_str("<p>No message completed.</p>\n");
     } else {
-        s.push_str("<table>\n<tr><th>percentile</th><th>latency</th><th></th></tr>\n");
+        s.push_str(
+            "<table>\n<tr><th>percentile</th><th>latency, µs</th><th>latency, rounded</th></tr>\n",
+        );
         let rows = PERCENTILES.iter().map(|(name, q)| (*name, h.value_at_quantile(*q)));
         for (name, us) in rows.chain([("max", h.max())]) {
             let _ = writeln!(
                 s,
-                "<tr><th>{name}</th><td class=\"us\">{us} µs</td><td>{}</td></tr>",
+                "<tr><th>{name}</th><td class=\"us\">{} µs</td><td>{}</td></tr>",
+                units::grouped(us),
                 units::micros(us)
             );
         }
-        let _ = writeln!(s, "</table>\n<p class=\"note\">{} messages measured.</p>", h.len());
+        let _ = writeln!(
+            s,
+            "</table>\n<p class=\"note\">{} measured.</p>",
+            units::plural(h.len(), "message")
+        );
     }
     s.push_str("</div>\n</div>\n");
 }
@@ -316,21 +360,22 @@ fn spectrum(h: &Histogram<u64>) -> String {
 
 /// Every error kept, and how many more there were.
 fn errors(s: &mut String, page: &Page) {
-    let _ = writeln!(s, "<h2>Errors: {}</h2>", page.error_count);
+    let _ = writeln!(s, "<h2>Errors: {}</h2>", units::grouped(page.error_count));
     if page.error_count == 0 {
         s.push_str("<p>None: every byte came back right and every connection worked.</p>\n");
         return;
     }
     s.push_str("<ol>\n");
     for e in page.errors {
-        let _ = writeln!(s, "<li>{}</li>", escape(e));
+        let _ = writeln!(s, "<li>{}</li>", escape(&e.to_string()));
     }
     s.push_str("</ol>\n");
-    let more = page.error_count.saturating_sub(page.errors.len() as u64);
+    let more = unlisted(page.errors, page.error_count);
     if more > 0 {
         let _ = writeln!(
             s,
-            "<p>… and {more} more (the first {} are kept word for word, the rest counted).</p>",
+            "<p>… and {} of other kinds (the first {} kinds are kept word for word, the rest counted).</p>",
+            units::plural(more, "more error"),
             page.errors.len()
         );
     }
@@ -414,11 +459,16 @@ mod tests {
             drain_at: Some(2.0),
             end_at: 2.1,
         };
-        let errors = ["connection 3: <bad> & worse".to_string()];
+        let errors = [ErrorGroup {
+            message: "<bad> & worse".to_string(),
+            count: 1,
+            connections: vec![3],
+            file: None,
+        }];
         let page = Page {
             title: "10 connections to two machines",
-            summary: "messages:    1000 verified",
-            ok: false,
+            summary: "messages:    1,000 verified",
+            result: Verdict::Failed,
             latency: &latency,
             timeline: &timeline,
             errors: &errors,
@@ -427,10 +477,76 @@ mod tests {
         let html = render(&page);
         assert_eq!(html.matches("<svg").count(), 4);
         assert!(html.contains("<th>p99</th><td class=\"us\">990 µs</td>"));
+        assert!(html.contains("<th>max</th><td class=\"us\">1,000 µs</td><td>1.00 ms</td>"));
         assert!(html.contains("<li>connection 3: &lt;bad&gt; &amp; worse</li>"));
-        assert!(html.contains("… and 3 more"));
+        assert!(html.contains("… and 3 more errors of other kinds"));
         assert!(html.contains("ramp-up 0.00–0.20 s") && html.contains("drain 2.00–2.10 s"));
-        assert!(html.contains("messages:    1000 verified") && html.contains("FAILED"));
+        assert!(html.contains("messages:    1,000 verified") && html.contains("FAILED"));
+    }
+
+    /// Issue 15, point 12: the table says what each column is.
+    #[test]
+    fn both_latency_columns_are_labelled() {
+        let mut latency = Histogram::<u64>::new(3).expect("histogram");
+        latency.record(1234).expect("in range");
+        let mut s = String::new();
+        let timeline = Timeline::default();
+        let page = Page {
+            title: "t",
+            summary: "",
+            result: Verdict::Ok,
+            latency: &latency,
+            timeline: &timeline,
+            errors: &[],
+            error_count: 0,
+        };
+        distribution(&mut s, &page);
+        assert!(
+            s.contains("<tr><th>percentile</th><th>latency, µs</th><th>latency, rounded</th></tr>"),
+            "{s}"
+        );
+    }
+
+    /// A timeline of `n` whole seconds and a last part-second of `part` s.
+    fn timeline_with_part_second(n: usize, part: f64) -> Timeline {
+        let mut seconds: Vec<Second> = (1..=n)
+            .map(|i| Second { at: i as f64, secs: 1.0, messages: 40_000, ..Second::default() })
+            .collect();
+        let end = n as f64 + part;
+        seconds.push(Second { at: end, secs: part, messages: 10, ..Second::default() });
+        Timeline { seconds, steady_at: Some(0.001), drain_at: Some(n as f64), end_at: end }
+    }
+
+    /// Issue 15, point 12: a drain that lasted a millisecond is no phase of
+    /// its own (it read `drain 3.00–3.00 s`), and a ramp-up that short neither.
+    #[test]
+    fn a_phase_too_short_to_see_is_not_shown() {
+        let t = timeline_with_part_second(3, 0.001);
+        let shown: Vec<(&str, String)> =
+            phases(&t).iter().map(|p| (p.name, format!("{:.3}–{:.3}", p.from, p.to))).collect();
+        assert_eq!(shown, [("steady", "0.000–3.001".to_string())]);
+        let long = timeline_with_part_second(3, 0.4);
+        let names: Vec<&str> = phases(&long).iter().map(|p| p.name).collect();
+        assert_eq!(names, ["steady", "drain"]);
+    }
+
+    /// Issue 15, point 12: the last part-second (10 messages in 1 ms: a rate
+    /// of 10,000/s after 40,000/s) is not joined to the line as a collapse;
+    /// it is a point apart.
+    #[test]
+    fn the_last_part_second_is_drawn_apart_from_the_line() {
+        let t = timeline_with_part_second(3, 0.001);
+        let points = per_second(&t, |p| Some(p.messages as f64 / p.secs));
+        let ys: Vec<Option<f64>> = points.iter().map(|p| p.1).collect();
+        assert_eq!(ys, [Some(40e3), Some(40e3), Some(40e3), None, Some(10e3)]);
+        let y = chart::linear(40e3, "messages/s", si);
+        let line = Line { points, color: "#000", dashed: false };
+        let svg = time_chart(&t, y).svg("m", &[], &[line]);
+        assert_eq!(svg.matches("<polyline").count(), 1, "{svg}");
+        assert_eq!(svg.matches("class=\"apart\"").count(), 1, "{svg}");
+        // Whole seconds only: nothing apart.
+        let whole = Timeline { seconds: t.seconds[..3].to_vec(), ..t.clone() };
+        assert!(per_second(&whole, |p| Some(p.secs)).iter().all(|p| p.1.is_some()));
     }
 
     #[test]

@@ -13,23 +13,39 @@
 //!   that time. Comparing clocks of several machines assumes they agree to a few
 //!   milliseconds (NTP does); the lab's machines share one kernel clock.
 //! * errors and notes keep the name of the file they came from;
-//! * the per-second `timeline`s are lined up by wall clock (each run started
-//!   `seconds` before its `ended_unix`) and added second by second: counts
-//!   summed; a second's percentiles cannot be summed, so the highest of the
-//!   runs' is kept, an upper bound. Ramp-up ends when the last run's does, the
-//!   drain starts when the first run's does. The `--report` page of a merge is
-//!   drawn from this, like a single run's.
+//! * the per-second `timeline`s are lined up by wall clock and added second by
+//!   second, the gaps between runs cut out (`lineup.rs`).
 //!
 //! A merged summary is a summary: its `--json` can be merged again (its
 //! interval is then taken as one, ending at its last run's end).
+//!
+//! The files may come from anywhere, so each is checked before it is added:
+//! its size before it is read, its histograms' lengths before they are
+//! allocated (`histogram.rs`), its times (finite, and no run longer than
+//! [`MAX_RUN_SECS`]), and every sum, which must fit in 64 bits. Any file that
+//! fails is one line naming it, and exit 2.
 
 use std::ffi::OsString;
+use std::fs::File;
+use std::io::Read as _;
 use std::path::Path;
 
+use hdrhistogram::Histogram;
 use progjar::cli::{Failure, EXIT_USAGE};
+use progjar::units;
 
+use crate::lineup::merge_timelines;
 use crate::report::{Latency, Summary};
-use crate::stats::{Second, Timeline, MAX_ERRORS_KEPT};
+use crate::stats::{ErrorGroup, MAX_ERRORS_KEPT, MAX_SECONDS_KEPT};
+
+/// The largest file taken as a summary: a day of timeline points is about
+/// 17 MiB of JSON, the rest a few KiB. A larger file is refused unread.
+const MAX_FILE: u64 = 64 << 20;
+
+/// The longest a run (or merged runs) may have lasted: a hundred days. A run's
+/// `-d` is at most a day, and `-n` runs are shorter still in practice; a
+/// time past this is a damaged or made-up file.
+const MAX_RUN_SECS: f64 = 100.0 * 86_400.0;
 
 /// Read every file and add the runs up. Any file that is not a summary with
 /// histograms is one line naming the file, and exit 2.
@@ -38,36 +54,73 @@ pub fn merge_files(paths: &[OsString]) -> Result<Summary, Failure> {
     for path in paths {
         let name = Path::new(path).display().to_string();
         let bad = |why: String| Failure::new(EXIT_USAGE, format!("{name}: {why}"));
-        let bytes = std::fs::read(path).map_err(|e| bad(format!("cannot read it: {e}")))?;
+        let bytes = read_bounded(Path::new(path)).map_err(bad)?;
         let summary: Summary = serde_json::from_slice(&bytes)
             .map_err(|e| bad(format!("not a progjar-stress --json summary ({e})")))?;
+        check_times(&summary).map_err(bad)?;
         runs.push((name, summary));
     }
     merge(runs).map_err(|why| Failure::new(EXIT_USAGE, why))
 }
 
+/// The file's bytes, if it is no larger than [`MAX_FILE`].
+fn read_bounded(path: &Path) -> Result<Vec<u8>, String> {
+    let too_big =
+        || format!("it is larger than {}, more than any summary can be", units::bytes(MAX_FILE));
+    let file = File::open(path).map_err(|e| format!("cannot read it: {e}"))?;
+    if file.metadata().is_ok_and(|m| m.len() > MAX_FILE) {
+        return Err(too_big());
+    }
+    // A pipe or /proc file has no length: read one byte past the limit to know.
+    let mut bytes = Vec::new();
+    file.take(MAX_FILE + 1).read_to_end(&mut bytes).map_err(|e| format!("cannot read it: {e}"))?;
+    if bytes.len() as u64 > MAX_FILE {
+        return Err(too_big());
+    }
+    Ok(bytes)
+}
+
+/// Every time in `s` is a finite, non-negative number of seconds, no run
+/// lasted longer than [`MAX_RUN_SECS`], and its timeline's points lie inside it.
+fn check_times(s: &Summary) -> Result<(), String> {
+    let t = &s.timeline;
+    let fine = |v: f64, max: f64| v.is_finite() && (0.0..=max).contains(&v);
+    let named = [
+        ("ended_unix", s.ended_unix, f64::MAX),
+        ("seconds", s.seconds, MAX_RUN_SECS),
+        ("duration_secs", s.duration_secs.unwrap_or(0.0), MAX_RUN_SECS),
+        ("timeline.end_at", t.end_at, MAX_RUN_SECS),
+        ("timeline.steady_at", t.steady_at.unwrap_or(0.0), t.end_at),
+        ("timeline.drain_at", t.drain_at.unwrap_or(0.0), t.end_at),
+    ];
+    for (what, v, max) in named {
+        if !fine(v, max) {
+            return Err(format!("{what} is {v} s, not a time from 0 to {max} s"));
+        }
+    }
+    if t.end_at > s.ended_unix {
+        return Err(format!("its timeline lasts {} s, more than since 1970", t.end_at));
+    }
+    if t.seconds.len() > MAX_SECONDS_KEPT {
+        return Err(format!("its timeline has {} points, more than a run keeps", t.seconds.len()));
+    }
+    // Windows end in order, each inside the run (a second's slack for rounding).
+    let mut last = 0.0;
+    for p in &t.seconds {
+        if !(fine(p.at, t.end_at + 1.0) && p.at >= last && fine(p.secs, p.at + 1.0)) {
+            return Err(format!(
+                "its timeline has a second at {} s lasting {} s, outside the run's {} s",
+                p.at, p.secs, t.end_at
+            ));
+        }
+        last = p.at;
+    }
+    Ok(())
+}
+
 /// Add up `runs` (file name, summary); at least one.
 pub fn merge(runs: Vec<(String, Summary)>) -> Result<Summary, String> {
-    let mut latency = None;
-    let mut connect = None;
-    for (name, run) in &runs {
-        let bad = |why: String| {
-            format!("{name}: {why} (a progjar-stress --json summary made by this version has one)")
-        };
-        let add = |sum: &mut Option<hdrhistogram::Histogram<u64>>, l: &Latency, what: &str| {
-            let h = l.decode().map_err(|why| bad(format!("{what}: {why}")))?;
-            match sum {
-                None => *sum = Some(h),
-                Some(s) => s.add(&h).map_err(|e| bad(format!("{what}: cannot be added: {e:?}")))?,
-            }
-            Ok::<(), String>(())
-        };
-        add(&mut latency, &run.latency_us, "latency_us")?;
-        add(&mut connect, &run.connect_latency_us, "connect_latency_us")?;
-    }
-    let (Some(latency), Some(connect)) = (latency, connect) else {
-        return Err("merge needs at least one --json file".to_string());
-    };
+    let (latency, connect) = add_histograms(&runs)?;
     let mut total = runs[0].1.clone();
     total.latency_us = Latency::of(&latency, true);
     total.connect_latency_us = Latency::of(&connect, false);
@@ -75,29 +128,100 @@ pub fn merge(runs: Vec<(String, Summary)>) -> Result<Summary, String> {
         union_seconds(runs.iter().map(|(_, r)| (r.ended_unix - r.seconds, r.ended_unix)));
     total.ended_unix = runs.iter().map(|(_, r)| r.ended_unix).fold(f64::MIN, f64::max);
     total.notes = differences(&runs);
-    total.errors.clear();
-    total.timeline = merge_timelines(&runs);
-    for (_, run) in runs.iter().skip(1) {
-        total.runs += run.runs;
-        total.connections += run.connections;
-        total.idle += run.idle;
-        total.connections_ok += run.connections_ok;
-        total.connections_failed += run.connections_failed;
-        total.connections_unfinished += run.connections_unfinished;
-        total.messages += run.messages;
-        total.messages_abandoned += run.messages_abandoned;
-        total.messages_late += run.messages_late;
-        total.bytes_sent += run.bytes_sent;
-        total.bytes_received += run.bytes_received;
-        total.error_count += run.error_count;
+    let (timeline, gaps) = merge_timelines(&runs)?;
+    total.timeline = timeline;
+    if gaps > 0.0 {
+        // Whole seconds past a few minutes: a year is not read in hundredths.
+        let gaps = match gaps {
+            g if g < 1000.0 => units::micros((g * 1e6) as u64),
+            g => format!("{} s", units::grouped(g.round() as u64)),
+        };
+        total.notes.push(format!(
+            "the runs leave {gaps} between them with no run going: cut out of the timeline"
+        ));
     }
+    for (name, run) in runs.iter().skip(1) {
+        add_counts(&mut total, run).map_err(|what| {
+            format!("{name}: its {what}, added to the runs before it, pass what 64 bits can count")
+        })?;
+    }
+    total.errors.clear();
+    total.incomplete = None;
+    let incomplete = runs.iter().filter(|(_, r)| r.incomplete.is_some()).count();
     for (name, run) in &runs {
         total.notes.extend(run.notes.iter().map(|n| format!("{name}: {n}")));
         let room = MAX_ERRORS_KEPT.saturating_sub(total.errors.len());
-        total.errors.extend(run.errors.iter().take(room).map(|e| format!("{name}: {e}")));
+        total.errors.extend(run.errors.iter().take(room).map(|e| from_file(name, e)));
+        if let (None, Some(why)) = (&total.incomplete, &run.incomplete) {
+            let others = match incomplete - 1 {
+                0 => String::new(),
+                n => format!("; and {} more", units::plural(n as u64, "run")),
+            };
+            total.incomplete = Some(format!("{name}: {why}{others}"));
+        }
     }
     total.derive();
     Ok(total)
+}
+
+/// The runs' message and connect latency histograms, each added together.
+fn add_histograms(runs: &[(String, Summary)]) -> Result<(Histogram<u64>, Histogram<u64>), String> {
+    let mut latency: Option<Histogram<u64>> = None;
+    let mut connect: Option<Histogram<u64>> = None;
+    for (name, run) in runs {
+        let bad = |why: String| {
+            format!("{name}: {why} (a progjar-stress --json summary made by this version has one)")
+        };
+        let add = |sum: &mut Option<Histogram<u64>>, l: &Latency, what: &str| {
+            let h = l.decode().map_err(|why| bad(format!("{what}: {why}")))?;
+            match sum {
+                None => *sum = Some(h),
+                // hdrhistogram saturates a count that overflows: refuse it instead.
+                Some(s) if s.len().checked_add(h.len()).is_none() => {
+                    return Err(format!("{name}: {what}: its count, added to the runs before it, passes what 64 bits can count"))
+                }
+                Some(s) => s.add(&h).map_err(|e| bad(format!("{what}: cannot be added: {e:?}")))?,
+            }
+            Ok::<(), String>(())
+        };
+        add(&mut latency, &run.latency_us, "latency_us")?;
+        add(&mut connect, &run.connect_latency_us, "connect_latency_us")?;
+    }
+    match (latency, connect) {
+        (Some(latency), Some(connect)) => Ok((latency, connect)),
+        _ => Err("merge needs at least one --json file".to_string()),
+    }
+}
+
+/// Add `run`'s counts to `total`'s; the name of the count that would
+/// overflow, if one would.
+fn add_counts(total: &mut Summary, run: &Summary) -> Result<(), &'static str> {
+    let add = |sum: &mut u64, more: u64, what| {
+        *sum = sum.checked_add(more).ok_or(what)?;
+        Ok::<(), &'static str>(())
+    };
+    add(&mut total.runs, run.runs, "runs")?;
+    add(&mut total.connections, run.connections, "connections")?;
+    add(&mut total.idle, run.idle, "idle")?;
+    add(&mut total.connections_ok, run.connections_ok, "connections_ok")?;
+    add(&mut total.connections_failed, run.connections_failed, "connections_failed")?;
+    add(&mut total.connections_unfinished, run.connections_unfinished, "connections_unfinished")?;
+    add(&mut total.connects_over_1s, run.connects_over_1s, "connects_over_1s")?;
+    add(&mut total.messages, run.messages, "messages")?;
+    add(&mut total.messages_abandoned, run.messages_abandoned, "messages_abandoned")?;
+    add(&mut total.messages_late, run.messages_late, "messages_late")?;
+    add(&mut total.bytes_sent, run.bytes_sent, "bytes_sent")?;
+    add(&mut total.bytes_received, run.bytes_received, "bytes_received")?;
+    add(&mut total.error_count, run.error_count, "error_count")
+}
+
+/// A run's error, named after the file it came from.
+fn from_file(name: &str, e: &ErrorGroup) -> ErrorGroup {
+    let file = match &e.file {
+        Some(inner) => format!("{name}: {inner}"),
+        None => name.to_string(),
+    };
+    ErrorGroup { file: Some(file), ..e.clone() }
 }
 
 /// The length of the union of the intervals `(start, end)`.
@@ -133,55 +257,6 @@ fn differences(runs: &[(String, Summary)]) -> Vec<String> {
         r.messages_per_connection != first.messages_per_connection
     });
     notes
-}
-
-/// The runs' timelines on one clock, added second by second (see the module doc).
-fn merge_timelines(runs: &[(String, Summary)]) -> Timeline {
-    let start_of = |r: &Summary| r.ended_unix - r.seconds;
-    let t0 = runs.iter().map(|(_, r)| start_of(r)).fold(f64::MAX, f64::min);
-    let mut merged = Timeline::default();
-    for (_, run) in runs {
-        let shift = start_of(run) - t0;
-        for second in &run.timeline.seconds {
-            // Windows end a whole second after their run's start: on the merged
-            // clock, the nearest whole second names the window they share.
-            let at = (second.at + shift).round().max(1.0);
-            let slot = at as usize - 1;
-            if merged.seconds.len() <= slot {
-                merged.seconds.resize(slot + 1, Second::default());
-            }
-            add_second(&mut merged.seconds[slot], second, at);
-        }
-        if let Some(steady) = run.timeline.steady_at.map(|t| t + shift) {
-            merged.steady_at = Some(merged.steady_at.map_or(steady, |s| s.max(steady)));
-        }
-        if let Some(drain) = run.timeline.drain_at.map(|t| t + shift) {
-            merged.drain_at = Some(merged.drain_at.map_or(drain, |d| d.min(drain)));
-        }
-        merged.end_at = merged.end_at.max(run.timeline.end_at + shift);
-    }
-    // Seconds in which no run had a window (a gap between runs) stay as zeros.
-    for (i, second) in merged.seconds.iter_mut().enumerate() {
-        if second.secs == 0.0 {
-            second.at = i as f64 + 1.0;
-            second.secs = 1.0;
-        }
-    }
-    merged
-}
-
-/// Add one run's window to the merged second ending at `at`.
-fn add_second(sum: &mut Second, one: &Second, at: f64) {
-    sum.at = at;
-    sum.secs = sum.secs.max(one.secs);
-    sum.messages += one.messages;
-    sum.bytes_sent += one.bytes_sent;
-    sum.bytes_received += one.bytes_received;
-    sum.open += one.open;
-    sum.errors += one.errors;
-    sum.p50_us = sum.p50_us.max(one.p50_us);
-    sum.p99_us = sum.p99_us.max(one.p99_us);
-    sum.max_us = sum.max_us.max(one.max_us);
 }
 
 #[cfg(test)]

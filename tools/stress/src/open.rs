@@ -38,6 +38,7 @@ use std::time::{Duration, Instant};
 use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
 use progjar::limits::NofileLimits;
+use progjar::units;
 use slab::Slab;
 use socket2::{Domain, Protocol, Socket, Type};
 
@@ -213,8 +214,7 @@ impl Opener {
                         self.halt(id, &e, stats)
                     }
                     // Anything else (e.g. ENETUNREACH) fails this connection only.
-                    _ => stats
-                        .failed(format!("connection {id}: connect failed: {}", describe(&e)), 1),
+                    _ => stats.failed(id, format!("connect failed: {}", describe(&e)), 1),
                 }
                 return false;
             }
@@ -225,7 +225,7 @@ impl Opener {
         // finishing shows up as WRITABLE, a refused one as READABLE/error.
         let interest = Interest::READABLE | Interest::WRITABLE;
         if let Err(e) = registry.register(&mut conn.stream, Token(entry.key()), interest) {
-            stats.failed(format!("connection {id}: cannot add the socket to the poll: {e}"), 1);
+            stats.failed(id, format!("cannot add the socket to the poll: {e}"), 1);
             return false;
         }
         if role == Role::Active {
@@ -242,39 +242,39 @@ impl Opener {
         let left = self.remaining() + 1;
         self.next = self.connections + self.idle;
         self.reopens = 0;
-        let open = stats.counts().open + stats.counts().connecting;
+        let open = units::plural(stats.counts().open + stats.counts().connecting, "connection");
         let why = match e.raw_os_error() {
             Some(libc::EMFILE) => match self.limits {
                 Some(l) => format!(
-                    "out of file descriptors (EMFILE): the open-file limit is {} (hard limit {}) and {open} connections \
+                    "out of file descriptors (EMFILE): the open-file limit is {} (hard limit {}) and {open} \
                      are open; raise it before the run (ulimit -n; above the hard limit needs root or \
                      /etc/security/limits.conf) or use fewer connections",
-                    l.soft, l.hard
+                    units::grouped(l.soft),
+                    units::grouped(l.hard)
                 ),
                 None => format!(
-                    "out of file descriptors (EMFILE) with {open} connections open; raise the open-file limit \
+                    "out of file descriptors (EMFILE) with {open} open; raise the open-file limit \
                      (ulimit -n) or use fewer connections"
                 ),
             },
             Some(libc::ENFILE) => format!(
-                "the whole system is out of file descriptors (ENFILE, sysctl fs.file-max) with {open} connections open"
+                "the whole system is out of file descriptors (ENFILE, sysctl fs.file-max) with {open} open"
             ),
             _ => format!(
-                "no free local port (EADDRNOTAVAIL) with {open} connections open: every connection to {} needs its \
+                "no free local port (EADDRNOTAVAIL) with {open} open: every connection to {} needs its \
                  own local port, net.ipv4.ip_local_port_range is {}, and ports of recently closed connections wait \
                  in TIME_WAIT for a minute; use fewer connections, wait, widen the range, or spread the \
                  connections over several local addresses (--source)",
                 self.addr,
                 local_port_range().map_or("unknown".to_string(), |(lo, hi)| format!(
-                    "{lo}-{hi} ({} ports)",
-                    hi.saturating_sub(lo) + 1
+                    "{lo}-{hi} ({})",
+                    units::plural(u64::from(hi.saturating_sub(lo)) + 1, "port")
                 ))
             ),
         };
-        stats.failed(
-            format!("connection {id}: cannot open it: {why}; {left} connections were not opened"),
-            u64::from(left),
-        );
+        let left = u64::from(left);
+        let not_opened = units::plural(left, "connection");
+        stats.failed(id, format!("cannot open it: {why}; {not_opened} were not opened"), left);
     }
 
     /// The deadline has passed: open no more. Returns how many of the first
@@ -341,11 +341,12 @@ pub fn warn_about_limits(wanted: u64, sources: usize, limits: Option<NofileLimit
     if let Some(l) = limits {
         if l.soft < wanted + FD_RESERVE {
             log::warn!(
-                "the open-file limit is {} (hard limit {}): about {} connections fit but {wanted} were asked; \
+                "the open-file limit is {} (hard limit {}): about {} fit but {} were asked; \
                  the rest will fail with EMFILE (raise the hard limit as root, or use fewer connections)",
-                l.soft,
-                l.hard,
-                l.soft.saturating_sub(FD_RESERVE)
+                units::grouped(l.soft),
+                units::grouped(l.hard),
+                units::plural(l.soft.saturating_sub(FD_RESERVE), "connection"),
+                units::grouped(wanted)
             );
         }
     }
@@ -354,9 +355,11 @@ pub fn warn_about_limits(wanted: u64, sources: usize, limits: Option<NofileLimit
         let ports = (u64::from(hi.saturating_sub(lo)) + 1) * addresses;
         if wanted > ports {
             log::warn!(
-                "{wanted} connections to one address need {wanted} local ports, but \
-                 net.ipv4.ip_local_port_range {lo}-{hi} on {addresses} local address(es) has only {ports}: \
-                 the rest will fail with EADDRNOTAVAIL"
+                "{} to one address need {} local ports, but net.ipv4.ip_local_port_range {lo}-{hi} \
+                 on {addresses} local address(es) has only {}: the rest will fail with EADDRNOTAVAIL",
+                units::plural(wanted, "connection"),
+                units::grouped(wanted),
+                units::grouped(ports)
             );
         }
     }

@@ -9,15 +9,15 @@
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use base64::Engine as _;
-use hdrhistogram::serialization::{Deserializer, Serializer as _, V2DeflateSerializer};
 use hdrhistogram::Histogram;
+use progjar::cli::{Failure, EXIT_FAILURE, EXIT_INCOMPLETE};
 use serde::{Deserialize, Serialize};
 
 use crate::config::{Config, Stop};
-use crate::stats::{Stats, Timeline};
+use crate::histogram;
+use crate::stats::{unlisted, ErrorGroup, Stats, Timeline};
 use progjar::units;
 
 /// The finished run: its settings, how long it measured, and its counters.
@@ -31,24 +31,11 @@ pub struct Report<'a> {
     pub stats: &'a Stats,
     /// Notes that are not errors (e.g. connections not opened before the deadline).
     pub notes: &'a [String],
+    /// A signal stopped the run early.
+    pub interrupted: bool,
 }
 
 impl Report<'_> {
-    /// True when every byte came back right and every connection worked.
-    pub fn ok(&self) -> bool {
-        is_ok(self.stats.errors().total(), self.stats.counts().connections_failed)
-    }
-
-    /// The summary for people (stdout).
-    pub fn text(&self) -> String {
-        self.summary().text()
-    }
-
-    /// The summary as one JSON object on one line, for scripts and `merge`.
-    pub fn json(&self) -> String {
-        self.summary().json()
-    }
-
     /// The run as a [`Summary`].
     pub fn summary(&self) -> Summary {
         let c = self.config;
@@ -61,6 +48,8 @@ impl Report<'_> {
         // so `merge` can tell runs that overlapped from runs one after the other.
         let ended_unix =
             SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
+        let mut notes = self.notes.to_vec();
+        notes.extend(self.slow_connects());
         let mut summary = Summary {
             runs: 1,
             target: c.target,
@@ -75,6 +64,7 @@ impl Report<'_> {
             connections_ok: s.connections_ok,
             connections_failed: s.connections_failed,
             connections_unfinished: s.connections_unfinished,
+            connects_over_1s: s.slow_connects,
             messages: s.messages,
             messages_abandoned: s.abandoned,
             messages_late: s.late,
@@ -88,13 +78,71 @@ impl Report<'_> {
             connect_latency_us: Latency::of(self.stats.connect_latency(), false),
             error_count: self.stats.errors().total(),
             errors: self.stats.errors().kept().to_vec(),
-            notes: self.notes.to_vec(),
+            notes,
             ok: false,
+            result: Verdict::Ok,
+            incomplete: self.incomplete(),
             timeline: self.stats.timeline().clone(),
         };
         summary.derive();
         summary
     }
+
+    /// Why the run did not test what was asked, if it did not: some of the
+    /// connections asked for never connected, so they were never all open at
+    /// once. (`--per-connection` replacements cut off by the end are no loss,
+    /// and with `-n` or `--per-connection` connections come and go, so there
+    /// the count of those that never connected says it.)
+    fn incomplete(&self) -> Option<String> {
+        let c = self.stats.counts();
+        if c.never_connected == 0 {
+            return None;
+        }
+        let asked = u64::from(self.config.connections) + u64::from(self.config.idle);
+        let asked = units::plural(asked, "connection");
+        let when = if self.interrupted {
+            "a signal stopped the run while connecting"
+        } else {
+            "the run ended while connecting"
+        };
+        let renewing =
+            self.config.per_connection.is_some() || matches!(self.config.stop, Stop::Messages(_));
+        Some(if renewing {
+            format!(
+                "{} of the {asked} asked for never connected ({when})",
+                units::grouped(c.never_connected)
+            )
+        } else {
+            format!("at most {} of {asked} were open at once ({when})", units::grouped(c.peak_open))
+        })
+    }
+
+    /// A note when connects took over a second: SYNs were dropped and resent.
+    fn slow_connects(&self) -> Option<String> {
+        let slow = self.stats.counts().slow_connects;
+        (slow > 0).then(|| {
+            format!(
+                "{} took over 1 s (the slowest {}): their SYNs were dropped and sent again, most \
+                 often because the server's listen backlog overflowed; use --connect-rate, or a \
+                 larger backlog (progjar server --backlog 4096)",
+                units::plural(slow, "connect"),
+                units::micros(self.stats.connect_latency().max())
+            )
+        })
+    }
+}
+
+/// A run's verdict, in the JSON as `"OK"`, `"INCOMPLETE"` or `"FAILED"`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Verdict {
+    /// Every connection asked for connected, every byte came back right.
+    #[default]
+    Ok,
+    /// Nothing went wrong, but not every connection asked for connected.
+    Incomplete,
+    /// A byte was lost or wrong, or a connection failed.
+    Failed,
 }
 
 /// A run's (or several merged runs') results: what `--json` prints, field for
@@ -118,6 +166,9 @@ pub struct Summary {
     pub connections_ok: u64,
     pub connections_failed: u64,
     pub connections_unfinished: u64,
+    /// Connects that took over a second (SYNs dropped and sent again).
+    #[serde(default)]
+    pub connects_over_1s: u64,
     pub messages: u64,
     pub messages_abandoned: u64,
     pub messages_late: u64,
@@ -130,18 +181,21 @@ pub struct Summary {
     pub latency_us: Latency,
     pub connect_latency_us: Latency,
     pub error_count: u64,
-    pub errors: Vec<String>,
+    /// Each kind of error once, with its count (the first 20 kinds).
+    pub errors: Vec<ErrorGroup>,
     pub notes: Vec<String>,
+    /// The verdict is OK: the run did all that was asked, and nothing went wrong.
     pub ok: bool,
+    /// The verdict.
+    #[serde(default)]
+    pub result: Verdict,
+    /// Why the run is INCOMPLETE (`None` when it is not).
+    #[serde(default)]
+    pub incomplete: Option<String>,
     /// The run second by second, and its phases (`stats::Timeline`); after
     /// `merge`, the runs' seconds on one clock, added up.
     #[serde(default)]
     pub timeline: Timeline,
-}
-
-/// A run (or merged runs) passed: every byte came back right, every connection worked.
-fn is_ok(error_count: u64, connections_failed: u64) -> bool {
-    error_count == 0 && connections_failed == 0
 }
 
 /// Latency percentiles in µs, and the histogram they come from; connect
@@ -165,14 +219,6 @@ pub struct Latency {
 impl Latency {
     /// The percentiles of `h` (p90 and p99.9 too when `detailed`), and `h` itself.
     pub fn of(h: &Histogram<u64>, detailed: bool) -> Latency {
-        let mut bytes = Vec::new();
-        // Writing to a Vec cannot fail, and neither can the counts here (they
-        // would have to pass i64::MAX); should it fail, the JSON just has no
-        // histogram and `merge` says so.
-        let histogram = V2DeflateSerializer::new()
-            .serialize(h, &mut bytes)
-            .ok()
-            .map(|_| base64::engine::general_purpose::STANDARD.encode(&bytes));
         Latency {
             count: h.len(),
             p50: h.value_at_quantile(0.50),
@@ -180,32 +226,55 @@ impl Latency {
             p99: h.value_at_quantile(0.99),
             p999: detailed.then(|| h.value_at_quantile(0.999)),
             max: h.max(),
-            histogram,
+            histogram: histogram::encode(h),
         }
     }
 
     /// The histogram back from its text, or why not.
     pub fn decode(&self) -> Result<Histogram<u64>, String> {
-        let text = self.histogram.as_deref().ok_or("it has no histogram")?;
-        let bytes = base64::engine::general_purpose::STANDARD
-            .decode(text)
-            .map_err(|e| format!("its histogram is not base64: {e}"))?;
-        Deserializer::new()
-            .deserialize(&mut bytes.as_slice())
-            .map_err(|e| format!("its histogram cannot be read: {e:?}"))
+        histogram::decode(self.histogram.as_deref().ok_or("it has no histogram")?)
     }
 }
 
 impl Summary {
-    /// Fill in what follows from the counts: the rates and `ok`.
+    /// Fill in what follows from the counts: the rates and the verdict.
     pub fn derive(&mut self) {
         let seconds = self.seconds;
         let rate = |count: u64| if seconds > 0.0 { count as f64 / seconds } else { 0.0 };
         self.messages_per_sec = rate(self.messages);
         self.connections_per_sec = rate(self.connections_ok);
-        self.gbit_per_sec_sent = rate(self.bytes_sent) * 8.0 / 1e9;
-        self.gbit_per_sec_received = rate(self.bytes_received) * 8.0 / 1e9;
-        self.ok = is_ok(self.error_count, self.connections_failed);
+        self.gbit_per_sec_sent = units::gbit_rate(self.bytes_sent, seconds);
+        self.gbit_per_sec_received = units::gbit_rate(self.bytes_received, seconds);
+        self.result = if self.error_count > 0 || self.connections_failed > 0 {
+            Verdict::Failed
+        } else if self.incomplete.is_some() {
+            Verdict::Incomplete
+        } else {
+            Verdict::Ok
+        };
+        self.ok = self.result == Verdict::Ok;
+    }
+
+    /// The verdict as the program's end: `Ok` for OK, else a [`Failure`]
+    /// (exit 1 FAILED, 8 INCOMPLETE) whose line points at the summary, which
+    /// says the errors once.
+    pub fn verdict(&self) -> Result<(), Failure> {
+        let runs = if self.runs > 1 { "the merged runs" } else { "the run" };
+        match self.result {
+            Verdict::Ok => Ok(()),
+            Verdict::Incomplete => Err(Failure::new(
+                EXIT_INCOMPLETE,
+                format!("{runs} did not test all that was asked (the summary says why)"),
+            )),
+            Verdict::Failed => Err(Failure::new(
+                EXIT_FAILURE,
+                format!(
+                    "{runs} failed: {}, {} failed (the summary lists them)",
+                    units::plural(self.error_count, "error"),
+                    units::plural(self.connections_failed, "connection")
+                ),
+            )),
+        }
     }
 
     /// The summary as one JSON object on one line.
@@ -220,65 +289,85 @@ impl Summary {
         self.write_totals(&mut t);
         self.write_latencies(&mut t);
         self.write_problems(&mut t);
-        let _ = write!(t, "result:      {}", if self.ok { "OK" } else { "FAILED" });
+        let _ = match (&self.result, &self.incomplete) {
+            (Verdict::Incomplete, Some(why)) => write!(t, "result:      INCOMPLETE: {why}"),
+            (Verdict::Failed, _) => write!(t, "result:      FAILED"),
+            _ => write!(t, "result:      OK"),
+        };
         t
+    }
+
+    /// What was asked, in words: `for 10 s`, `100 messages each`.
+    fn mode(&self) -> String {
+        let secs = |d: f64| units::secs(Duration::try_from_secs_f64(d).unwrap_or_default());
+        match (self.duration_secs, self.messages_per_connection) {
+            (Some(d), None) => format!("for {}", secs(d)),
+            (Some(d), Some(n)) => {
+                format!(
+                    "for {}, a new connection after every {}",
+                    secs(d),
+                    units::plural(n, "message")
+                )
+            }
+            (None, n) => format!("{} each", units::plural(n.unwrap_or(0), "message")),
+        }
     }
 
     /// What was asked, and what was counted.
     fn write_totals(&self, t: &mut String) {
-        let mode = match (self.duration_secs, self.messages_per_connection) {
-            (Some(d), None) => format!("for {d:.1} s"),
-            (Some(d), Some(n)) => {
-                format!("for {d:.1} s, a new connection after every {n} messages")
-            }
-            (None, n) => format!("{} messages each", n.unwrap_or(0)),
-        };
+        let g = units::grouped;
         if self.runs > 1 {
             let _ = writeln!(
                 t,
                 "merged:      {} runs; counts added, latencies of all their messages together, \
                  time the union of the runs' intervals",
-                self.runs
+                g(self.runs)
             );
         }
         let _ = writeln!(
             t,
-            "target:      {} ({} connections + {} idle, {}-byte messages, pipeline {}, {mode})",
-            self.target, self.connections, self.idle, self.message_size, self.pipeline
+            "target:      {} ({} + {} idle, {} messages, pipeline {}, {})",
+            self.target,
+            units::plural(self.connections, "connection"),
+            g(self.idle),
+            units::bytes(self.message_size as u64),
+            self.pipeline,
+            self.mode()
         );
         let _ = writeln!(
             t,
             "connections: {} ok, {} failed, {} unfinished",
-            self.connections_ok, self.connections_failed, self.connections_unfinished
+            g(self.connections_ok),
+            g(self.connections_failed),
+            g(self.connections_unfinished)
         );
         let late = self.messages_late;
         let _ = writeln!(
             t,
-            "messages:    {} verified in {:.2} s = {:.0} msg/s ({} in flight abandoned at the end{})",
-            self.messages,
-            self.seconds,
-            self.messages_per_sec,
-            self.messages_abandoned,
-            if late > 0 { format!(", {late} late") } else { String::new() }
+            "messages:    {} verified in {} = {} msg/s ({} in flight abandoned at the end{})",
+            g(self.messages),
+            units::micros((self.seconds * 1e6) as u64),
+            g(self.messages_per_sec.round() as u64),
+            g(self.messages_abandoned),
+            if late > 0 { format!(", {} late", g(late)) } else { String::new() }
         );
         if self.duration_secs.is_some() && self.messages_per_connection.is_some() {
             let _ = writeln!(
                 t,
-                "connects:    {:.0} connections/s (connect, messages, close, as netperf's TCP_CRR)",
-                self.connections_per_sec
+                "connects:    {} connections/s (connect, messages, close, as netperf's TCP_CRR)",
+                g(self.connections_per_sec.round() as u64)
             );
         }
-        let (sent, received) = (self.bytes_sent, self.bytes_received);
         let _ = writeln!(
             t,
             "sent:        {} = {:.3} Gbit/s",
-            units::bytes(sent),
+            units::bytes(self.bytes_sent),
             self.gbit_per_sec_sent
         );
         let _ = writeln!(
             t,
             "received:    {} = {:.3} Gbit/s (every byte checked)",
-            units::bytes(received),
+            units::bytes(self.bytes_received),
             self.gbit_per_sec_received
         );
     }
@@ -311,7 +400,7 @@ impl Summary {
         }
     }
 
-    /// The notes, then the errors kept word for word.
+    /// The notes, then each kind of error once, with its count.
     fn write_problems(&self, t: &mut String) {
         for note in &self.notes {
             let _ = writeln!(t, "note:        {note}");
@@ -320,29 +409,13 @@ impl Summary {
             let _ = writeln!(t, "errors:      none");
             return;
         }
-        let _ = writeln!(t, "errors:      {}", self.error_count);
+        let _ = writeln!(t, "errors:      {}", units::grouped(self.error_count));
         for e in &self.errors {
             let _ = writeln!(t, "  {e}");
         }
-        let more = self.error_count.saturating_sub(self.errors.len() as u64);
+        let more = unlisted(&self.errors, self.error_count);
         if more > 0 {
-            let _ = writeln!(t, "  ... and {more} more");
+            let _ = writeln!(t, "  … and {} of other kinds", units::plural(more, "more error"));
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_histogram_comes_back_from_its_text_unchanged() {
-        let mut h = Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3).expect("bounds");
-        for v in [3, 40, 41, 500, 70_000, 3_000_000] {
-            h.record_n(v, v % 7 + 1).expect("record");
-        }
-        let latency = Latency::of(&h, true);
-        assert!(latency.histogram.as_deref().is_some_and(|s| s.starts_with("HISTF")));
-        assert_eq!(latency.decode().expect("decodes"), h);
     }
 }

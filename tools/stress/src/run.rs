@@ -53,17 +53,18 @@
 //! and the same lost-echo bound) bound it: a connection either makes progress or
 //! fails, so a dead or stuck server cannot hang the tool.
 
-use std::io::ErrorKind;
+use std::io::{ErrorKind, Write as _};
 use std::time::{Duration, Instant};
 
 use mio::event::Event;
 use mio::{Events, Interest, Poll, Token};
-use progjar::cli::{Failure, EXIT_FAILURE};
+use progjar::cli::{Failure, EXIT_CLOSED_OUTPUT, EXIT_FAILURE};
+use progjar::units;
 use signal_hook_mio::v1_0::Signals;
 use slab::Slab;
 
 use crate::config::{Config, Stop};
-use crate::conn::{Conn, Next, Role, Shared};
+use crate::conn::{Conn, Fault, Next, Role, Shared};
 use crate::open::{warn_about_limits, Opener};
 use crate::pattern::Pattern;
 use crate::stats::{End, Stats};
@@ -97,6 +98,8 @@ pub struct Outcome {
     pub seconds: f64,
     /// Things to know that are not errors.
     pub notes: Vec<String>,
+    /// A signal stopped the run before its end.
+    pub interrupted: bool,
     /// A second signal ended the run at once.
     pub forced: bool,
 }
@@ -143,6 +146,8 @@ pub struct Stress {
     shared: Shared,
     start: Instant,
     notes: Vec<String>,
+    /// The live lines still go out (false once stderr failed).
+    live: bool,
 }
 
 /// Run the stress test.
@@ -201,6 +206,7 @@ impl Stress {
             },
             start,
             notes: Vec::new(),
+            live: true,
         })
     }
 
@@ -236,7 +242,7 @@ impl Stress {
             }
             self.note_ramp_end(now);
             if now >= self.deadlines.tick {
-                self.on_tick(now);
+                self.on_tick(now)?;
             }
             if self.deadlines.stop.is_some_and(|stop| now >= stop) {
                 self.begin_stop(now);
@@ -275,7 +281,7 @@ impl Stress {
         match conn.on_event(event, &mut self.shared, now) {
             Ok(Next::Keep) => {}
             Ok(Next::Done) => self.close(key, End::Ok),
-            Err(fault) => self.close(key, End::Failed(fault.0)),
+            Err(fault) => self.close(key, End::Failed(fault.conn, fault.what)),
         }
     }
 
@@ -294,20 +300,42 @@ impl Stress {
     }
 
     /// Once a second: the live line, and the connections that waited too long.
-    fn on_tick(&mut self, now: Instant) {
+    fn on_tick(&mut self, now: Instant) -> Result<(), Failure> {
         let since_start = now.saturating_duration_since(self.start);
-        eprintln!("{}", self.shared.stats.live_line(now, since_start));
+        let line = self.shared.stats.live_line(now, since_start);
+        self.print_live(&line)?;
         // A scan of every connection once a second: microseconds even at 10000.
-        let expired: Vec<(usize, String)> = self
+        let expired: Vec<(usize, Fault)> = self
             .connections
             .iter()
-            .filter_map(|(key, c)| c.check_timeouts(now, &self.shared).map(|f| (key, f.0)))
+            .filter_map(|(key, c)| c.check_timeouts(now, &self.shared).map(|f| (key, f)))
             .collect();
         for (key, fault) in expired {
-            self.close(key, End::Failed(fault));
+            self.close(key, End::Failed(fault.conn, fault.what));
         }
         while self.deadlines.tick <= now {
             self.deadlines.tick += TICK;
+        }
+        Ok(())
+    }
+
+    /// Write the live line to stderr. A closed stderr (its reader left, as in
+    /// `2>&1 | head`) ends the run quietly, as SIGPIPE ends a shell tool; any
+    /// other failure (a full disk) only stops the live lines: they show
+    /// progress, while the result goes to stdout.
+    fn print_live(&mut self, line: &str) -> Result<(), Failure> {
+        if !self.live {
+            return Ok(());
+        }
+        match writeln!(std::io::stderr(), "{line}") {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == ErrorKind::BrokenPipe => {
+                Err(Failure::new(EXIT_CLOSED_OUTPUT, String::new()))
+            }
+            Err(_) => {
+                self.live = false;
+                Ok(())
+            }
         }
     }
 
@@ -328,20 +356,23 @@ impl Stress {
             let Some(conn) = self.connections.get_mut(key) else { continue };
             if !conn.is_connected() {
                 still_connecting += 1;
-                self.close(key, End::Unfinished);
+                let asked = u64::from(conn.id) < self.wanted;
+                self.close(key, End::Unfinished { asked });
                 continue;
             }
             match conn.on_stop(&self.shared) {
                 Ok(Next::Keep) => {}
                 Ok(Next::Done) => self.close(key, End::Ok),
-                Err(fault) => self.close(key, End::Failed(fault.0)),
+                Err(fault) => self.close(key, End::Failed(fault.conn, fault.what)),
             }
         }
         if never + still_connecting > 0 {
             self.notes.push(format!(
-                "{} connections were not connected by the deadline ({never} not started, {still_connecting} \
-                 still connecting); give -d more time or raise --connect-rate",
-                never + still_connecting
+                "{} were not connected when the run stopped ({} not started, {} still connecting); \
+                 give -d more time or raise --connect-rate",
+                units::plural(never + still_connecting, "connection"),
+                units::grouped(never),
+                units::grouped(still_connecting)
             ));
         }
     }
@@ -377,9 +408,9 @@ impl Stress {
         for key in keys {
             let Some(conn) = self.connections.get(key) else { continue };
             let how = if !conn.is_connected() {
-                End::Unfinished
+                End::Unfinished { asked: u64::from(conn.id) < self.wanted }
             } else if let Some(fault) = conn.check_timeouts(end, &self.shared) {
-                End::Failed(fault.0)
+                End::Failed(fault.conn, fault.what)
             } else {
                 End::Ok
             };
@@ -388,7 +419,7 @@ impl Stress {
         let from = self.opener.first_active.unwrap_or(self.start);
         let seconds = end.saturating_duration_since(from).as_secs_f64();
         self.shared.stats.end(end);
-        let forced = self.signals_seen > 1;
-        Outcome { stats: self.shared.stats, seconds, notes: self.notes, forced }
+        let (interrupted, forced) = (self.signals_seen > 0, self.signals_seen > 1);
+        Outcome { stats: self.shared.stats, seconds, notes: self.notes, interrupted, forced }
     }
 }

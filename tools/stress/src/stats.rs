@@ -24,54 +24,93 @@ use hdrhistogram::Histogram;
 use progjar::units;
 use serde::{Deserialize, Serialize};
 
-/// The longest latency the histograms resolve: an hour, far beyond any timeout
-/// here; longer values are recorded as an hour instead of being lost.
-const HISTOGRAM_MAX_US: u64 = 3_600_000_000;
+use crate::histogram;
 
-/// Significant digits kept by the histograms: 3 means a value is off by at most
-/// 0.1 %, in about 200 KiB per histogram.
-const HISTOGRAM_DIGITS: u8 = 3;
-
-/// Error messages kept word for word (the rest are only counted). 20 is enough to
-/// see a pattern (one connection, or all of them at the same offset?) without
-/// burying the summary when 10000 connections all fail the same way.
+/// Kinds of error kept word for word (the errors of other kinds are only
+/// counted). 20 is enough to see a pattern (one connection, or all of them at
+/// the same offset?) without burying the summary when 10000 connections all
+/// fail in different ways.
 pub const MAX_ERRORS_KEPT: usize = 20;
+
+/// Connections named in an [`ErrorGroup`]: enough to tell "connection 0" from
+/// "every one of them", in one short line.
+const CONNECTIONS_NAMED: usize = 3;
 
 /// Seconds kept in the [`Timeline`]: a day of points (about 9 MB); a longer run
 /// stops adding points there, so memory stays bounded however long it runs.
 pub const MAX_SECONDS_KEPT: usize = 86_400;
 
-/// A new microsecond histogram.
-fn histogram() -> Histogram<u64> {
-    // The bounds are constants that hdrhistogram accepts (low >= 1, high >= 2 * low,
-    // digits <= 5); a failure here is a programming error, caught by every test run.
-    Histogram::new_with_bounds(1, HISTOGRAM_MAX_US, HISTOGRAM_DIGITS)
-        .expect("constant histogram bounds are valid")
-}
+/// A connect slower than this had its SYN dropped and sent again (Linux
+/// resends it after 1, 3 and 7 s): worth a note.
+const SLOW_CONNECT: Duration = Duration::from_secs(1);
 
 /// Whole microseconds, rounding down (the clock batching makes finer digits noise).
 fn micros(d: Duration) -> u64 {
     u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
 }
 
-/// The error messages of the run: the first [`MAX_ERRORS_KEPT`] word for word,
-/// the rest counted.
+/// One kind of error: its words (without the connection), how often it
+/// happened, and the first connections it happened on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorGroup {
+    /// What went wrong, e.g. `connect failed: ECONNREFUSED: ...`.
+    pub message: String,
+    /// How many times.
+    pub count: u64,
+    /// The first few connections it happened on, by number.
+    pub connections: Vec<u32>,
+    /// For merged runs: the file it came from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+}
+
+impl std::fmt::Display for ErrorGroup {
+    /// `connection 7: MESSAGE` once, `50 × MESSAGE (first on connections 0, 1, 2)` more often.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if let Some(file) = &self.file {
+            write!(f, "{file}: ")?;
+        }
+        let ids: Vec<String> = self.connections.iter().map(|c| c.to_string()).collect();
+        match (self.count, ids.as_slice()) {
+            (1, [id]) => write!(f, "connection {id}: {}", self.message),
+            (n, _) => {
+                // Connections are named once each, so a count past them means
+                // more connections, or one of them more than once.
+                let first = if n > ids.len() as u64 { "first on " } else { "" };
+                let noun = if ids.len() == 1 { "connection" } else { "connections" };
+                let (n, list) = (units::grouped(n), ids.join(", "));
+                write!(f, "{n} × {} ({first}{noun} {list})", self.message)
+            }
+        }
+    }
+}
+
+/// How many of `total` errors are of kinds not `listed` word for word.
+pub fn unlisted(listed: &[ErrorGroup], total: u64) -> u64 {
+    let counted = listed.iter().fold(0u64, |sum, e| sum.saturating_add(e.count));
+    total.saturating_sub(counted)
+}
+
+/// The errors of the run, each kind once with its count: the first
+/// [`MAX_ERRORS_KEPT`] kinds word for word, the rest counted.
 #[derive(Debug, Default)]
 pub struct Errors {
-    kept: Vec<String>,
+    kept: Vec<ErrorGroup>,
     total: u64,
 }
 
 impl Errors {
-    /// Record one error. The first few are also logged as they happen, so a
-    /// long run shows trouble at once instead of only in the summary.
-    pub fn push(&mut self, message: String) {
+    /// Record one error on connection `conn`. Nothing is printed now: the live
+    /// line counts them as they come, and the summary says each kind once.
+    pub fn push(&mut self, conn: u32, message: String) {
         self.total += 1;
-        if self.kept.len() < MAX_ERRORS_KEPT {
-            log::warn!("{message}");
-            self.kept.push(message);
-        } else if self.total == MAX_ERRORS_KEPT as u64 + 1 {
-            log::warn!("more errors: from now on they are only counted");
+        if let Some(group) = self.kept.iter_mut().find(|g| g.message == message) {
+            group.count += 1;
+            if group.connections.len() < CONNECTIONS_NAMED && !group.connections.contains(&conn) {
+                group.connections.push(conn);
+            }
+        } else if self.kept.len() < MAX_ERRORS_KEPT {
+            self.kept.push(ErrorGroup { message, count: 1, connections: vec![conn], file: None });
         }
     }
 
@@ -80,8 +119,8 @@ impl Errors {
         self.total
     }
 
-    /// The ones kept word for word.
-    pub fn kept(&self) -> &[String] {
+    /// The kinds kept word for word, with their counts.
+    pub fn kept(&self) -> &[ErrorGroup] {
         &self.kept
     }
 }
@@ -90,10 +129,12 @@ impl Errors {
 pub enum End {
     /// Connected and no error.
     Ok,
-    /// Could not connect, or an error later: the error's one line.
-    Failed(String),
-    /// The run ended before it connected.
-    Unfinished,
+    /// Could not connect, or an error later: the connection's number and what
+    /// went wrong.
+    Failed(u32, String),
+    /// The run ended before it connected; `asked` when it was one of the
+    /// connections asked for, not a `--per-connection` replacement.
+    Unfinished { asked: bool },
 }
 
 /// The plain counters, read by the report.
@@ -120,6 +161,13 @@ pub struct Counts {
     pub open: u64,
     /// Connections whose connect is in progress right now.
     pub connecting: u64,
+    /// The most connections that were open at once.
+    pub peak_open: u64,
+    /// Connections asked for (`-c` and `--idle`, not replacements) that the
+    /// run ended before they connected: never started, or still connecting.
+    pub never_connected: u64,
+    /// Connects that took over a second: their SYN was dropped and resent.
+    pub slow_connects: u64,
 }
 
 /// One window of the run, normally a second: what the live line printed, as numbers.
@@ -191,9 +239,9 @@ impl Stats {
     /// Empty counters, with `now` as the start of the first live-line second.
     pub fn new(now: Instant) -> Stats {
         Stats {
-            latency: histogram(),
-            connect_latency: histogram(),
-            window_latency: histogram(),
+            latency: histogram::new(),
+            connect_latency: histogram::new(),
+            window_latency: histogram::new(),
             counts: Counts::default(),
             errors: Errors::default(),
             window_start: (now, Counts::default(), 0),
@@ -263,6 +311,10 @@ impl Stats {
         self.connect_latency.saturating_record(micros(latency));
         self.counts.connecting -= 1;
         self.counts.open += 1;
+        self.counts.peak_open = self.counts.peak_open.max(self.counts.open);
+        if latency > SLOW_CONNECT {
+            self.counts.slow_connects += 1;
+        }
     }
 
     /// A connection was closed: `was_connected` says whether it got past its
@@ -279,26 +331,31 @@ impl Stats {
                 self.counts.connections_ok += 1;
                 self.counts.abandoned += in_flight;
             }
-            End::Failed(message) => self.failed(message, 1),
-            End::Unfinished => self.counts.connections_unfinished += 1,
+            End::Failed(conn, message) => self.failed(conn, message, 1),
+            End::Unfinished { asked } => {
+                self.counts.connections_unfinished += 1;
+                self.counts.never_connected += u64::from(asked);
+            }
         }
     }
 
-    /// `count` connections failed (or could not be opened) for the reason `message`.
-    pub fn failed(&mut self, message: String, count: u64) {
-        self.errors.push(message);
+    /// `count` connections, from `conn` on, failed (or could not be opened)
+    /// for the reason `message`.
+    pub fn failed(&mut self, conn: u32, message: String, count: u64) {
+        self.errors.push(conn, message);
         self.counts.connections_failed += count;
     }
 
-    /// A message's echo came back after `--echo-timeout`, for the reason `message`.
-    pub fn late(&mut self, message: String) {
+    /// A message's echo on `conn` came back after `--echo-timeout`, for the reason `message`.
+    pub fn late(&mut self, conn: u32, message: String) {
         self.counts.late += 1;
-        self.errors.push(message);
+        self.errors.push(conn, message);
     }
 
-    /// `count` connections were never started: the run ended first.
+    /// `count` of the connections asked for were never started: the run ended first.
     pub fn never_started(&mut self, count: u64) {
         self.counts.connections_unfinished += count;
+        self.counts.never_connected += count;
     }
 
     /// `n` bytes were handed to the kernel.
@@ -328,21 +385,21 @@ impl Stats {
         let w = self.close_window(now);
         let c = &self.counts;
         let mut line = format!(
-            "[{:5.1}s] open {:>6}{}  {:>9.0} msg/s  MB/s out {:>8.1} in {:>8.1}  p99 {}",
+            "[{:5.1}s] open {:>7}{}  {:>9} msg/s  out {:>11}  in {:>11}  p99 {}",
             since_start.as_secs_f64(),
-            c.open,
+            units::grouped(c.open),
             if c.connecting > 0 {
-                format!(" (+{} connecting)", c.connecting)
+                format!(" (+{} connecting)", units::grouped(c.connecting))
             } else {
                 String::new()
             },
-            w.messages as f64 / w.secs,
-            w.bytes_sent as f64 / w.secs / 1e6,
-            w.bytes_received as f64 / w.secs / 1e6,
+            units::grouped((w.messages as f64 / w.secs).round() as u64),
+            units::byte_rate(w.bytes_sent, w.secs),
+            units::byte_rate(w.bytes_received, w.secs),
             w.p99_us.map_or_else(|| "-".to_string(), units::micros),
         );
         if self.errors.total() > 0 {
-            let _ = write!(line, "  errors {}", self.errors.total());
+            let _ = write!(line, "  errors {}", units::grouped(self.errors.total()));
         }
         line
     }
@@ -379,14 +436,35 @@ mod tests {
     use super::*;
 
     #[test]
-    fn errors_keep_the_first_ones_and_count_all() {
+    fn errors_keep_the_first_kinds_and_count_all() {
         let mut e = Errors::default();
         for i in 0..(MAX_ERRORS_KEPT + 5) {
-            e.push(format!("error {i}"));
+            e.push(i as u32, format!("error {i}"));
         }
         assert_eq!(e.total(), MAX_ERRORS_KEPT as u64 + 5);
         assert_eq!(e.kept().len(), MAX_ERRORS_KEPT);
-        assert_eq!(e.kept()[0], "error 0");
+        assert_eq!(e.kept()[0].to_string(), "connection 0: error 0");
+    }
+
+    #[test]
+    fn the_same_error_on_many_connections_is_one_line_with_its_count() {
+        let mut e = Errors::default();
+        for conn in 0..1500 {
+            e.push(conn, "connect failed: ECONNREFUSED".to_string());
+        }
+        e.push(7, "short echo".to_string());
+        e.push(8, "late".to_string());
+        e.push(8, "late".to_string());
+        let lines: Vec<String> = e.kept().iter().map(|g| g.to_string()).collect();
+        assert_eq!(
+            lines,
+            [
+                "1,500 × connect failed: ECONNREFUSED (first on connections 0, 1, 2)",
+                "connection 7: short echo",
+                "2 × late (first on connection 8)",
+            ]
+        );
+        assert_eq!(e.total(), 1503);
     }
 
     #[test]
@@ -397,10 +475,32 @@ mod tests {
         s.connected(Duration::from_micros(50));
         assert_eq!((s.counts().connecting, s.counts().open), (1, 1));
         s.closed(true, 2, End::Ok);
-        s.closed(false, 0, End::Unfinished);
+        s.closed(false, 0, End::Unfinished { asked: true });
         let c = s.counts();
         assert_eq!((c.connecting, c.open), (0, 0));
         assert_eq!((c.connections_ok, c.connections_unfinished, c.abandoned), (1, 1, 2));
+        assert_eq!((c.peak_open, c.never_connected, c.slow_connects), (1, 1, 0));
+    }
+
+    /// Issue 15, point 12: counts grouped, rates in MiB/s (the line said `MB/s`).
+    #[test]
+    fn the_live_line_groups_counts_and_gives_rates_in_mib_per_s() {
+        let t0 = Instant::now();
+        let mut s = Stats::new(t0);
+        for _ in 0..1500 {
+            s.connect_started();
+            s.connected(Duration::from_micros(10));
+        }
+        for _ in 0..12_345 {
+            s.message(Duration::from_micros(100));
+        }
+        s.sent(3 << 20);
+        s.received(3 << 20);
+        let line = s.live_line(t0 + Duration::from_secs(1), Duration::from_secs(1));
+        assert_eq!(
+            line,
+            "[  1.0s] open   1,500     12,345 msg/s  out   3.0 MiB/s  in   3.0 MiB/s  p99 100 µs"
+        );
     }
 
     #[test]

@@ -9,6 +9,7 @@ use std::net::{Ipv4Addr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::thread;
 
+use progjar::units::grouped;
 use progjar_testkit::{all_output, browser, serve_in_thread, stress, STRESS_LIMIT};
 use serde_json::Value;
 
@@ -69,10 +70,11 @@ fn a_short_run_writes_a_page_with_its_own_numbers_that_the_browser_shows() {
     for (name, key) in
         [("p50", "p50"), ("p90", "p90"), ("p99", "p99"), ("p99.9", "p999"), ("max", "max")]
     {
-        let row = format!("<th>{name}</th><td class=\"us\">{} µs</td>", lat[key]);
+        let us = grouped(lat[key].as_u64().expect("µs"));
+        let row = format!("<th>{name}</th><td class=\"us\">{us} µs</td>");
         assert!(dom.contains(&row), "{row} missing from the page");
     }
-    let verified = format!("{} verified", v["messages"]);
+    let verified = format!("{} verified", grouped(v["messages"].as_u64().expect("messages")));
     assert!(dom.contains(&verified), "the summary's {verified:?} is missing");
     assert!(dom.contains("errors:      none"), "the summary's errors line is missing");
     // Three charts over time and the spectrum, each with a line through its points.
@@ -121,18 +123,19 @@ fn a_failed_run_lists_every_error_on_its_page() {
     let out = all_output(&o);
     assert_eq!(o.status.code(), Some(1), "{out}");
     let v: Value = serde_json::from_slice(&o.stdout).expect("one JSON object");
+    // All three fail the same way: one kind of error, counted three times.
     let errors = v["errors"].as_array().expect("errors");
-    assert_eq!(errors.len(), 3, "{out}");
+    assert_eq!(errors.len(), 1, "{out}");
+    assert_eq!(errors[0]["count"], 3, "{out}");
 
     let Some(chromium) = browser::chromium() else { return };
     let loaded = chromium.load(&page, &dir.join("failed.png"));
     loaded.assert_sound(browser::WINDOW.0);
     assert!(loaded.dom.contains("FAILED"), "the result");
     assert!(loaded.dom.contains("<h2>Errors: 3</h2>"), "the error count");
-    for e in errors {
-        let line = format!("<li>{}</li>", as_dom_text(e.as_str().expect("a string")));
-        assert!(loaded.dom.contains(&line), "{line} missing");
-    }
+    let message = as_dom_text(errors[0]["message"].as_str().expect("a message"));
+    let line = format!("<li>3 × {message} (connections ");
+    assert!(loaded.dom.contains(&line), "{line} missing");
 }
 
 #[test]
@@ -186,7 +189,8 @@ fn merged_runs_make_the_same_page_with_the_seconds_added_up() {
     let Some(chromium) = browser::chromium() else { return };
     let loaded = chromium.load(&page, &dir.join("merged.png"));
     loaded.assert_sound(browser::WINDOW.0);
-    let row = format!("<th>p99</th><td class=\"us\">{} µs</td>", v["latency_us"]["p99"]);
+    let p99 = grouped(v["latency_us"]["p99"].as_u64().expect("p99"));
+    let row = format!("<th>p99</th><td class=\"us\">{p99} µs</td>");
     assert!(loaded.dom.contains(&row), "{row} missing from the merged page");
     assert!(loaded.dom.contains("2 runs, 10 connections"), "the title names the runs");
     assert_eq!(loaded.svgs().len(), 4, "charts");

@@ -100,7 +100,7 @@ fn verifies_200_connections_of_100_messages_against_the_progjar_server() {
     let out = all_output(&o);
     assert!(o.status.success(), "{out}");
     assert!(text(&o.stdout).contains("connections: 200 ok, 0 failed"), "{out}");
-    assert!(text(&o.stdout).contains("messages:    20000 verified"), "{out}");
+    assert!(text(&o.stdout).contains("messages:    20,000 verified"), "{out}");
     assert!(text(&o.stdout).contains("result:      OK"), "{out}");
 }
 
@@ -138,7 +138,7 @@ fn an_early_close_fails_the_run_and_names_connection_and_offset() {
     let out = all_output(&o);
     assert_eq!(o.status.code(), Some(1), "{out}");
     assert!(out.contains("connection 0: short echo"), "{out}");
-    assert!(out.contains("offset 1000 (message 1, byte 488 of it)"), "{out}");
+    assert!(out.contains("offset 1,000 (message 1, byte 488 of it)"), "{out}");
 }
 
 #[test]
@@ -149,9 +149,10 @@ fn a_lost_echo_fails_even_when_the_deadline_comes_first() {
     let (o, elapsed) = stress(&[&addr, "-c", "2", "-d", "0.5", "--echo-timeout", "1"]);
     let out = all_output(&o);
     assert_eq!(o.status.code(), Some(1), "{out}");
+    // The same loss on both connections: one line with its count.
     assert!(
         out.contains(
-            "connection 0: no echo byte for 2s (twice --echo-timeout 1s): 512 bytes lost from offset 0"
+            "2 × no echo byte for 2 s (twice --echo-timeout 1 s): 512 bytes lost from offset 0"
         ),
         "{out}"
     );
@@ -183,7 +184,7 @@ fn an_echo_later_than_the_echo_timeout_is_reported_late_not_lost() {
     let out = all_output(&o);
     assert_eq!(o.status.code(), Some(1), "a late echo fails the run: {out}");
     assert!(out.contains("connection 0: late echo: message 0 came back after 2."), "{out}");
-    assert!(out.contains("over --echo-timeout 2s"), "{out}");
+    assert!(out.contains("over --echo-timeout 2 s"), "{out}");
     assert!(text(&o.stdout).contains("messages:    3 verified"), "{out}");
     assert!(text(&o.stdout).contains(", 1 late)"), "{out}");
     assert!(text(&o.stdout).contains("connections: 1 ok, 0 failed"), "{out}");
@@ -218,6 +219,9 @@ fn json_summary_is_one_object_with_the_documented_keys() {
         "connect_latency_us",
         "errors",
         "ok",
+        "result",
+        "incomplete",
+        "connects_over_1s",
     ] {
         assert!(v.get(key).is_some(), "missing {key}: {out}");
     }
@@ -243,6 +247,8 @@ fn json_summary_is_one_object_with_the_documented_keys() {
     assert_eq!(v["bytes_received"], 20_000);
     assert_eq!(v["errors"], serde_json::json!([]));
     assert_eq!(v["ok"], true);
+    assert_eq!(v["result"], "OK");
+    assert_eq!(v["incomplete"], serde_json::Value::Null);
     assert!(v["latency_us"]["p50"].as_u64() <= v["latency_us"]["max"].as_u64());
 }
 
@@ -285,7 +291,7 @@ fn a_refused_connect_fails_the_run() {
     let (o, _) = stress(&[&target, "-c", "3", "-n", "1"]);
     let out = all_output(&o);
     assert_eq!(o.status.code(), Some(1), "{out}");
-    assert!(out.contains("connection 0: connect failed: ECONNREFUSED"), "{out}");
+    assert!(out.contains("3 × connect failed: ECONNREFUSED"), "{out}");
     assert!(text(&o.stdout).contains("connections: 0 ok, 3 failed"), "{out}");
 }
 
@@ -601,7 +607,7 @@ fn merge_of_a_failed_run_fails_with_exit_1() {
     let out = all_output(&o);
     assert_eq!(o.status.code(), Some(1), "{out}");
     assert!(text(&o.stdout).contains("connections: 0 ok, 4 failed"), "{out}");
-    assert!(out.contains("merge_failed.json: connection 0: connect failed: ECONNREFUSED"), "{out}");
+    assert!(out.contains("merge_failed.json: 2 × connect failed: ECONNREFUSED"), "{out}");
 }
 
 #[test]
@@ -631,4 +637,137 @@ fn merge_of_bad_input_is_one_line_and_exit_2() {
     }
     let (o, _) = stress(&["merge"]);
     assert_eq!(o.status.code(), Some(2), "{}", all_output(&o));
+}
+
+/// `progjar-stress ARGS` with its address space limited to 64 MiB, as a
+/// container would limit it: an allocation past that fails and aborts the
+/// program instead of taking the shared machine's memory, so a test shows
+/// that an input cannot make the tool allocate what the input claims.
+fn stress_in_64_mib(args: &[&str]) -> (std::process::Output, Duration) {
+    stress_with(
+        Command::new("sh")
+            .arg("-c")
+            .arg("ulimit -v 65536 && exec \"$0\" \"$@\"")
+            .arg(env!("CARGO_BIN_EXE_progjar-stress"))
+            .args(args),
+    )
+}
+
+/// The `--json` summary of a short timed run (two timeline points).
+fn one_run() -> serde_json::Value {
+    let addr = progjar_server().to_string();
+    let (o, _) = stress(&[&addr, "-c", "2", "-d", "1.2", "--json"]);
+    assert!(o.status.success(), "{}", all_output(&o));
+    serde_json::from_slice(&o.stdout).expect("JSON")
+}
+
+/// `merge` of `a` and `b` (written to scratch files named after `test`) in
+/// 64 MiB; its output.
+fn merge_in_64_mib(
+    test: &str,
+    a: &serde_json::Value,
+    b: &serde_json::Value,
+) -> std::process::Output {
+    let a = scratch_file(&format!("{test}_a.json"), a.to_string().as_bytes());
+    let b = scratch_file(&format!("{test}_b.json"), b.to_string().as_bytes());
+    stress_in_64_mib(&["merge", "--json", &a, &b]).0
+}
+
+/// Issue 15, point 7: the merged timeline of two runs a year apart kept a
+/// point per second of the year between them (11.7 GB).
+#[test]
+fn merge_of_runs_a_year_apart_keeps_only_their_own_seconds() {
+    let a = one_run();
+    let mut b = a.clone();
+    b["ended_unix"] = (a["ended_unix"].as_f64().expect("ended_unix") + 365.0 * 86_400.0).into();
+    let o = merge_in_64_mib("year_apart", &a, &b);
+    let out = all_output(&o);
+    assert!(o.status.success(), "{out}");
+    let m: serde_json::Value = serde_json::from_slice(&o.stdout).expect("merged JSON");
+    let points =
+        |v: &serde_json::Value| v["timeline"]["seconds"].as_array().expect("seconds").len();
+    assert!(points(&m) <= 2 * points(&a), "{out}");
+    let end = a["timeline"]["end_at"].as_f64().expect("end_at");
+    let merged_end = m["timeline"]["end_at"].as_f64().expect("end_at");
+    assert!((merged_end - 2.0 * end).abs() < 1e-6, "{merged_end} vs 2 × {end}: {out}");
+    assert!(m["notes"].to_string().contains("cut out of the timeline"), "{out}");
+}
+
+/// Issue 15, point 7: a time no run can have is refused with one line and
+/// exit 2 (a timeline point at 1e9 s made merge ask for 104 GB and abort).
+#[test]
+fn merge_refuses_absurd_times_with_exit_2() {
+    let good = one_run();
+    for (words, field, value) in [
+        ("timeline has a second at 1000000000 s", "/timeline/seconds/0/at", 1e9),
+        ("timeline.end_at is 1000000000 s", "/timeline/end_at", 1e9),
+        ("ended_unix is -5 s", "/ended_unix", -5.0),
+    ] {
+        let mut bad = good.clone();
+        *bad.pointer_mut(field).expect(field) = value.into();
+        let o = merge_in_64_mib("absurd_time", &good, &bad);
+        let err = text(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{words}: {}", all_output(&o));
+        assert_eq!(err.trim().lines().count(), 1, "{words}: {err}");
+        assert!(err.contains("absurd_time_b.json: ") && err.contains(words), "{words}: {err}");
+    }
+}
+
+/// `v`'s message histogram with its V2 header's payload length set to `len`:
+/// a small file that claims a huge histogram.
+fn claim_payload(v: &mut serde_json::Value, len: u32) {
+    use base64::Engine as _;
+    use std::io::Write as _;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let text = v["latency_us"]["histogram"].as_str().expect("a histogram");
+    let bytes = b64.decode(text).expect("base64");
+    let mut v2 = Vec::new();
+    flate2::read::ZlibDecoder::new(&bytes[8..]).read_to_end(&mut v2).expect("inflate");
+    v2[4..8].copy_from_slice(&len.to_be_bytes());
+    let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+    z.write_all(&v2).expect("deflate");
+    let compressed = z.finish().expect("deflate");
+    let mut out = bytes[..4].to_vec();
+    out.extend((compressed.len() as u32).to_be_bytes());
+    out.extend(compressed);
+    v["latency_us"]["histogram"] = b64.encode(out).into();
+}
+
+/// Issue 15, point 8: a 1.8 KB summary whose histogram claims a 2 GiB payload
+/// made merge allocate it before refusing; now it is refused in 64 MiB.
+#[test]
+fn merge_refuses_a_histogram_that_claims_more_than_it_holds() {
+    let good = one_run();
+    let mut bad = good.clone();
+    claim_payload(&mut bad, i32::MAX as u32);
+    let o = merge_in_64_mib("huge_claim", &good, &bad);
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{}", all_output(&o));
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(
+        err.contains("huge_claim_b.json: latency_us: its histogram's header claims a payload of 2147483647 bytes"),
+        "{err}"
+    );
+}
+
+/// Issue 15, point 8: counts whose sum passes 64 bits are refused, not wrapped
+/// (nor a panic).
+#[test]
+fn merge_refuses_counts_that_overflow() {
+    let mut max = one_run();
+    for key in ["error_count", "bytes_received"] {
+        let mut v = max.clone();
+        v[key] = u64::MAX.into();
+        let o = merge_in_64_mib("overflow", &v, &v);
+        let err = text(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{key}: {}", all_output(&o));
+        assert!(
+            err.contains(&format!("overflow_b.json: its {key}, added to the runs before it, pass what 64 bits can count")),
+            "{key}: {err}"
+        );
+    }
+    max["timeline"]["seconds"][0]["messages"] = u64::MAX.into();
+    let o = merge_in_64_mib("overflow_second", &max, &max);
+    assert_eq!(o.status.code(), Some(2), "{}", all_output(&o));
+    assert!(text(&o.stderr).contains("its timeline's messages at 1 s"), "{}", all_output(&o));
 }
