@@ -11,7 +11,6 @@ use progjar_testkit as common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::OnceLock;
 
 /// The architectures `make dist` ships, as `uname -m` (and Rust's `ARCH`) names them.
 const ARCHS: [&str; 2] = ["x86_64", "aarch64"];
@@ -60,30 +59,36 @@ fn release_name(arch: &str) -> String {
     format!("progjar-{}-{arch}-linux", env!("CARGO_PKG_VERSION"))
 }
 
-/// The tarball for `arch`, unpacked once per test run; returns its directory.
-fn unpacked(dist: &Path, arch: &str) -> PathBuf {
-    static DIRS: OnceLock<PathBuf> = OnceLock::new();
-    let root = DIRS.get_or_init(|| {
-        let root =
-            PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("dist-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&root);
-        std::fs::create_dir_all(&root).expect("make the unpacking directory");
-        for arch in ARCHS {
-            let tarball = dist.join(format!("{}.tar.gz", release_name(arch)));
-            let out = common::run(
-                Command::new("tar").arg("-xzf").arg(&tarball).arg("-C").arg(&root),
-                None,
-            );
-            assert!(
-                out.status.success(),
-                "tar -xzf {}: {}",
-                tarball.display(),
-                common::stderr(&out)
-            );
-        }
-        root
-    });
-    root.join(release_name(arch))
+/// Both tarballs unpacked into a directory of one test, removed when dropped.
+struct Unpacked(PathBuf);
+
+/// Unpack both tarballs of `dist` with tar, as a student would, for the test named `test`.
+fn unpack(dist: &Path, test: &str) -> Unpacked {
+    let root = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("dist-{}-{test}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    std::fs::create_dir_all(&root).expect("make the unpacking directory");
+    let unpacked = Unpacked(root);
+    for arch in ARCHS {
+        let tarball = dist.join(format!("{}.tar.gz", release_name(arch)));
+        let mut tar = Command::new("tar");
+        let out = common::run(tar.arg("-xzf").arg(&tarball).arg("-C").arg(&unpacked.0), None);
+        assert!(out.status.success(), "tar -xzf {}: {}", tarball.display(), common::stderr(&out));
+    }
+    unpacked
+}
+
+impl Unpacked {
+    /// The tarball of `arch`'s one directory.
+    fn dir(&self, arch: &str) -> PathBuf {
+        self.0.join(release_name(arch))
+    }
+}
+
+impl Drop for Unpacked {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 /// A command that runs `bin`, built for `arch`: directly on a machine of that architecture,
@@ -109,7 +114,8 @@ fn runner(arch: &str, bin: &Path) -> Result<Command, String> {
 #[test]
 fn aarch64_server_under_qemu_echoes_the_native_client_exactly() {
     let Some(dist) = dist_dir() else { return };
-    let bin = unpacked(&dist, "aarch64").join("progjar");
+    let unpacked = unpack(&dist, "echo");
+    let bin = unpacked.dir("aarch64").join("progjar");
     let mut cmd = match runner("aarch64", &bin) {
         Ok(cmd) => cmd,
         Err(why) => return eprintln!("skipped: {why}"),
@@ -140,8 +146,9 @@ fn checksums_verify_and_every_binary_says_its_version() {
         ARCHS.iter().map(|a| format!("{}.tar.gz: OK", release_name(a))).collect();
     want.sort();
     assert_eq!(verified, want, "every tarball, and nothing else, in SHA256SUMS");
+    let unpacked = unpack(&dist, "version");
     for arch in ARCHS {
-        let dir = unpacked(&dist, arch);
+        let dir = unpacked.dir(arch);
         let mut names: Vec<String> = std::fs::read_dir(&dir)
             .expect("the unpacked tarball")
             .map(|e| e.expect("a directory entry").file_name().to_string_lossy().into_owned())
@@ -158,7 +165,8 @@ fn checksums_verify_and_every_binary_says_its_version() {
             };
             let out = common::run(cmd.arg("--version"), None);
             assert!(out.status.success(), "{arch} {name} --version: {}", common::all_output(&out));
-            assert_eq!(common::stdout(&out), format!("{name} {}\n", env!("CARGO_PKG_VERSION")));
+            let want = format!("{name} {}\n", env!("CARGO_PKG_VERSION"));
+            assert_eq!(common::stdout(&out), want, "{arch} {name} --version");
         }
     }
 }
@@ -173,9 +181,10 @@ fn objdump(flag: &str, bin: &Path) -> String {
 #[test]
 fn binaries_are_stripped_old_glibc_or_static_and_small() {
     let Some(dist) = dist_dir() else { return };
+    let unpacked = unpack(&dist, "elf");
     for arch in ARCHS {
         for name in BINARIES {
-            let bin = unpacked(&dist, arch).join(name);
+            let bin = unpacked.dir(arch).join(name);
             let what = format!("{arch} {name}");
             let size = std::fs::metadata(&bin).expect("an unpacked binary").len();
             assert!(size <= MAX_BYTES, "{what} is {size} bytes, more than {MAX_BYTES}");
@@ -224,9 +233,10 @@ fn portable_binaries_are_the_dist_binaries_of_this_machine() {
     if !ARCHS.contains(&arch) {
         return eprintln!("skipped: make dist ships no {arch} tarball");
     }
+    let unpacked = unpack(&dist, "portable");
     for name in BINARIES {
         let from_portable = std::fs::read(portable.join(name)).expect("make portable's binary");
-        let from_tarball = std::fs::read(unpacked(&dist, arch).join(name)).expect("the tarball's");
+        let from_tarball = std::fs::read(unpacked.dir(arch).join(name)).expect("the tarball's");
         assert!(from_portable == from_tarball, "{name}: make portable and make dist built two");
     }
 }
