@@ -225,9 +225,11 @@ fn binaries_are_stripped_old_glibc_or_static_and_small() {
 #[test]
 fn portable_binaries_are_the_dist_binaries_of_this_machine() {
     let Some(dist) = dist_dir() else { return };
-    let portable = match std::env::var_os("PROGJAR_PORTABLE_DIR") {
-        Some(dir) => PathBuf::from(dir),
-        None => in_target("portable/bin").expect("the target directory"),
+    // Only builds of one `make test` run are compared: left over from two runs, they may differ.
+    let Some(portable) = std::env::var_os("PROGJAR_PORTABLE_DIR").map(PathBuf::from) else {
+        return eprintln!(
+            "skipped: no PROGJAR_PORTABLE_DIR (`make test` sets it after `make dist`)"
+        );
     };
     let arch = std::env::consts::ARCH;
     if !ARCHS.contains(&arch) {
