@@ -21,7 +21,7 @@
 //! read side closed, `W` write side closed, `x` error); `o<key>` a connection
 //! accepted; `t<key>:<read>:<written>:<owed>:<interest>` one turn of a
 //! connection (`g` instead of `t` when the loop came back by itself after a
-//! turn that used its read budget), interest `r`, `w`, `rw` or `-`; `c<key>` a
+//! turn that made all its reads), interest `r`, `w`, `rw` or `-`; `c<key>` a
 //! connection closed; `+<n>` ends a line that had no room for n more items.
 //! Lines starting with `#` are notes: `# dropped N lines: ...`, and `# stopped:
 //! ...` (the limit, or a write error: `writer.rs`). Every line ends with a
@@ -51,7 +51,7 @@ use log::warn;
 use mio::{Events, Interest, Token};
 
 use crate::cli::{Failure, EXIT_USAGE};
-use crate::connection::{Connection, Readiness};
+use crate::event_loop::{Handler, Readiness, Wire};
 use crate::units::grouped;
 use writer::Sink;
 
@@ -89,13 +89,6 @@ pub struct Options {
 /// The server's recorder, or nothing when `--record` is not given.
 #[derive(Debug, Default)]
 pub struct Recording(Option<Box<Recorder>>);
-
-/// A connection's counters before its turn (see [`Recording::before`]).
-#[derive(Debug, Clone, Copy)]
-pub struct Before {
-    echoed: u64,
-    owed: usize,
-}
 
 impl Recording {
     /// Open the file and start the writer, or return nothing to do. Fails with
@@ -150,26 +143,26 @@ impl Recording {
 
     /// A connection's counters before its turn; nothing when not recording.
     #[inline]
-    pub fn before(&self, conn: &Connection) -> Option<Before> {
-        self.0.as_ref().map(|_| Before { echoed: conn.echoed, owed: conn.owed() })
+    pub fn before(&self, handler: &impl Handler) -> Option<Wire> {
+        self.0.as_ref().map(|_| handler.wire())
     }
 
-    /// A connection's turn is over: what it read, wrote, owes and asks for.
+    /// Connection `key`'s turn is over: what it read, wrote, owes and asks for.
     #[inline]
     pub fn turn(
         &mut self,
-        token: Token,
+        key: usize,
         ready: Readiness,
-        before: Option<Before>,
-        conn: &Connection,
+        before: Option<Wire>,
+        handler: &impl Handler,
     ) {
         if let (Some(r), Some(b)) = (&mut self.0, before) {
-            let written = conn.echoed.saturating_sub(b.echoed);
-            // Every byte read was either written back or is owed now.
-            let read = (written + conn.owed() as u64).saturating_sub(b.owed as u64);
+            let now = handler.wire();
+            let read = now.read.saturating_sub(b.read);
+            let written = now.written.saturating_sub(b.written);
             let kind = if ready.again { 'g' } else { 't' };
-            let interest = interest_word(conn.interest());
-            let (key, owed) = (token.0, conn.owed());
+            let interest = interest_word(now.interest);
+            let owed = now.owed;
             r.put(format_args!(" {kind}{key}:{read}:{written}:{owed}:{interest}"));
         }
     }
