@@ -10,9 +10,9 @@
 
 use std::fmt::Write;
 
-use crate::timeline::census::{Lane, Lanes};
-use crate::timeline::picture::{Drawing, DrawnLane, Span, WINDOW};
-use crate::timeline::{cut_note, Recording};
+use super::census::{Lane, Lanes};
+use super::picture::{Drawing, DrawnLane, Span, WINDOW};
+use super::read::Reading;
 use crate::units::{grouped, plural};
 
 /// The SVG's width and the space for lane labels on its left.
@@ -32,7 +32,7 @@ const TAIL_COLOR: &str = "#9a9a9a";
 
 /// The whole page: the file's settings, its totals, the two pictures of the
 /// drawn lanes, the table of the busiest connections and the file's notes.
-pub fn render(r: &Recording, lanes: &Lanes, d: &Drawing, title: &str) -> String {
+pub fn render(r: &Reading, lanes: &Lanes, d: &Drawing, title: &str) -> String {
     let mut out = String::with_capacity(64 * 1024);
     let title = escape(title);
     let _ = write!(
@@ -46,7 +46,7 @@ pub fn render(r: &Recording, lanes: &Lanes, d: &Drawing, title: &str) -> String 
         escape(&r.settings)
     );
     if let Some(cut) = r.cut {
-        let _ = write!(out, "<p class=\"note\">The recording is {}.</p>", cut_note(cut));
+        let _ = write!(out, "<p class=\"note\">The recording is {}.</p>", cut.words());
     }
     summary(&mut out, r, lanes);
     out.push_str("<h2>The whole recording</h2>");
@@ -71,7 +71,7 @@ th:first-child,td:first-child{text-align:left}.note{color:#a33}\
 .legend span{margin-right:18px;white-space:nowrap}\
 .legend i{display:inline-block;width:14px;height:10px;margin-right:5px;vertical-align:middle}";
 
-fn summary(out: &mut String, r: &Recording, lanes: &Lanes) {
+fn summary(out: &mut String, r: &Reading, lanes: &Lanes) {
     let all = &lanes.all;
     let _ = write!(
         out,
@@ -89,7 +89,7 @@ fn summary(out: &mut String, r: &Recording, lanes: &Lanes) {
     );
 }
 
-fn notes(out: &mut String, r: &Recording) {
+fn notes(out: &mut String, r: &Reading) {
     if r.left_out > 0 {
         let n = grouped(r.left_out);
         let _ = write!(out, "<p class=\"note\">{n} items were left out of over-long lines.</p>");
@@ -212,7 +212,7 @@ fn overview(out: &mut String, d: &Drawing) {
 }
 
 /// The time after the last event, which the pictures leave out.
-fn idle_tail(out: &mut String, r: &Recording, d: &Drawing) {
+fn idle_tail(out: &mut String, r: &Reading, d: &Drawing) {
     if r.end > d.end {
         let _ = write!(
             out,
