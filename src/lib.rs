@@ -65,6 +65,8 @@
 //!   recording: a queue of fixed size, a thread that waits on the output, what
 //!   does not fit dropped and counted.
 //! - [`preview`]: bytes shown as Python shows them, `b'...'`.
+//! - [`svg`]: the pages' kit: escaping, the 1-2-5 axis step, a time axis with
+//!   ticks (the lab's Python page follows it in `tools/lab/svg.py`).
 //! - [`sock`]: what a socket error means and when a read may stop early,
 //!   written once for the server, the client and the stress tool.
 //!
@@ -90,5 +92,6 @@ pub mod resolve;
 pub mod server;
 pub mod signals;
 pub mod sock;
+pub mod svg;
 pub mod throttle;
 pub mod units;
