@@ -489,7 +489,7 @@ mod tests {
     }
 
     /// Issue 15, point 12: a drain that lasted a millisecond is no phase of
-    /// its own (it read `drain 3.00–3.00 s`), and a ramp-up that short neither.
+    /// its own (it would read `drain 3.00–3.00 s`), and a ramp-up that short neither.
     #[test]
     fn a_phase_too_short_to_see_is_not_shown() {
         let t = timeline_with_part_second(3, 0.001);
