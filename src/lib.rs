@@ -65,13 +65,13 @@
 //!   recording: a queue of fixed size, a thread that waits on the output, what
 //!   does not fit dropped and counted.
 //! - [`preview`]: bytes shown as Python shows them, `b'...'`.
-//! - [`svg`]: the pages' kit: escaping, the 1-2-5 axis step, a time axis with
-//!   ticks (the lab's Python page follows it in `tools/lab/svg.py`).
 //! - [`sock`]: what a socket error means and when a read may stop early,
 //!   written once for the server, the client and the stress tool.
+//! - [`svg`]: the pages' kit: escaping, the 1-2-5 axis step, a time axis with
+//!   ticks (the lab's Python page follows it in `tools/lab/svg.py`).
 //!
 //! `main.rs` only parses arguments, starts logging and calls [`server::run`],
-//! [`client::run`] or [`info::run`].
+//! [`client::run`], [`info::run`] or [`recording::command::run`].
 
 #![warn(missing_docs, missing_debug_implementations)]
 

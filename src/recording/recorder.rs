@@ -34,11 +34,11 @@ const BATCH_BYTES: usize = 64 * 1024;
 /// ...and has room for this much, reserved once: a wake-up's line may be long
 /// (1024 events and their turns), but it never makes the batch reallocate.
 const BATCH_CAPACITY: usize = 4 * BATCH_BYTES;
+/// ...or once it is this old, so that a quiet server's file keeps up.
+const BATCH_AGE: Duration = Duration::from_millis(100);
 /// Room one item needs at most (`t<key>:<read>:<written>:<owed>:rw`, each
 /// number up to 20 digits); items that would not fit are left out and counted.
 const ITEM_ROOM: usize = 112;
-/// ...or once it is this old, so that a quiet server's file keeps up.
-const BATCH_AGE: Duration = Duration::from_millis(100);
 /// Bytes waiting for the disk before new lines are dropped. The writer's
 /// thread holds as much again while it writes, so memory stays under twice
 /// this and a batch, however slow the disk.
