@@ -16,8 +16,8 @@
 //!   `census.rs` and `picture.rs`: the two readings `record-page` makes;
 //!   `page.rs`: the page they are drawn as; `command.rs`: the command.
 //!
-//! Imports go one way: `format` ← `recorder`, `file`, `read` ← `census`,
-//! `picture` ← `page` ← `command`.
+//! Imports go one way: `format` ← `file` ← `recorder`, and `format` ← `read`
+//! ← `census` ← `picture` ← `page` ← `command`.
 
 pub mod census;
 pub mod command;
