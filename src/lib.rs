@@ -36,8 +36,10 @@
 //!   per-connection lines at most 100 a second with the rest counted.
 //! - [`limits`]: raising the open-file limit, since each client is a descriptor.
 //! - [`signals`]: SIGINT/SIGTERM/SIGHUP as events of the loop, each one counted.
-//! - [`record`]: `--record FILE`, one line per wake-up of the loop, written
-//!   by a thread of its own; nothing but an `Option` check when off.
+//! - [`recording`]: `--record FILE`, one line per wake-up of the loop, written
+//!   by a thread of its own (nothing but an `Option` check when off), and
+//!   `progjar record-page`, which reads it back in bounded memory and draws it
+//!   as an HTML page with inline SVG: one folder that owns the format.
 //!
 //! The other commands:
 //! - [`client`]: the blocking `std::net` client, one file per step in
@@ -48,9 +50,6 @@
 //!   the exit status come from.
 //! - [`info`]: the course's task 1 as one report: hostname, interfaces, DNS
 //!   lookup and socket timeouts.
-//! - [`timeline`]: `progjar record-page`, a recording read back, twice and in
-//!   bounded memory, into one lane per client (the busiest drawn, the rest
-//!   counted); [`record_page`] draws it as an HTML page with inline SVG.
 //! - [`resolve`]: names to addresses (getaddrinfo, with a time bound), and this
 //!   machine's hostname, interfaces and routes: the only place that asks.
 //!
@@ -60,18 +59,24 @@
 //! - [`parse`]: sizes (`64KiB`), durations (`500ms`), ports, counts and
 //!   `HOST:PORT` on the command line.
 //! - [`logging`]: the course's `INFO:module:message` log format on stderr; the
-//!   server's lines go through a bounded queue, so its loop never waits on stderr;
-//!   a line from one of several loops names it.
+//!   server's lines go through a [`background`] writer, so its loop never waits
+//!   on stderr; a line from one of several loops names it.
+//! - [`background`]: a lossy background writer, for the server's log and its
+//!   recording: a queue of fixed size, a thread that waits on the output, what
+//!   does not fit dropped and counted.
 //! - [`preview`]: bytes shown as Python shows them, `b'...'`.
 //! - [`sock`]: what a socket error means and when a read may stop early,
 //!   written once for the server, the client and the stress tool.
+//! - [`svg`]: the pages' kit: escaping, the 1-2-5 axis step, a time axis with
+//!   ticks (the lab's Python page follows it in `tools/lab/svg.py`).
 //!
 //! `main.rs` only parses arguments, starts logging and calls [`server::run`],
-//! [`client::run`] or [`info::run`].
+//! [`client::run`], [`info::run`] or [`recording::command::run`].
 
 #![warn(missing_docs, missing_debug_implementations)]
 
 pub mod access;
+pub mod background;
 pub mod cli;
 pub mod client;
 pub mod connection;
@@ -82,12 +87,11 @@ pub mod logging;
 pub mod memory;
 pub mod parse;
 pub mod preview;
-pub mod record;
-pub mod record_page;
+pub mod recording;
 pub mod resolve;
 pub mod server;
 pub mod signals;
 pub mod sock;
+pub mod svg;
 pub mod throttle;
-pub mod timeline;
 pub mod units;

@@ -28,7 +28,7 @@ use crate::cli::{Failure, EXIT_FAILURE};
 use crate::idle::IdleList;
 use crate::limits;
 use crate::memory::{self, Budget};
-use crate::record::{Options, Recording};
+use crate::recording::{Options, Recording};
 use crate::signals::SignalPipe;
 use crate::units;
 

@@ -28,7 +28,7 @@ use super::listen::{bind_failure, failure};
 use super::{Config, Server, Summary};
 use crate::cli::{Failure, EXIT_FAILURE, EXIT_INTERRUPTED};
 use crate::logging;
-use crate::record::Options;
+use crate::recording::Options;
 
 /// Run `progjar server`: bind, print `listening on ADDR:PORT`, serve until a signal.
 pub fn run(config: Config) -> Result<(), Failure> {

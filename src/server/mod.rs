@@ -60,7 +60,7 @@ use crate::access::{Admission, Cidr, Refusals};
 use crate::connection::{Closed, Connection, Next, Readiness};
 use crate::idle::IdleList;
 use crate::memory::Budget;
-use crate::record::{Options, Recording};
+use crate::recording::{Options, Recording};
 use crate::signals::SignalPipe;
 use crate::throttle::{Line, LineBudget, Throttle};
 use crate::units::{grouped, plural};
