@@ -29,8 +29,10 @@
 //! - [`server`]: the echo server, the loop's one service so far: one client's
 //!   socket, its unsent bytes (bounded, never dropped) and the readiness it
 //!   asks for; read, echo, backpressure, half-close (`server/echo.rs`).
-//! - [`record`]: `--record FILE`, one line per wake-up of the loop, written
-//!   by a thread of its own; nothing but an `Option` check when off.
+//! - [`recording`]: `--record FILE`, one line per wake-up of the loop, written
+//!   by a thread of its own (nothing but an `Option` check when off), and
+//!   `progjar record-page`, which reads it back in bounded memory and draws it
+//!   as an HTML page with inline SVG: one folder that owns the format.
 //!
 //! The other commands:
 //! - [`client`]: the blocking `std::net` client, one file per step in
@@ -41,9 +43,6 @@
 //!   the exit status come from.
 //! - [`info`]: the course's task 1 as one report: hostname, interfaces, DNS
 //!   lookup and socket timeouts.
-//! - [`timeline`]: `progjar record-page`, a recording read back, twice and in
-//!   bounded memory, into one lane per client (the busiest drawn, the rest
-//!   counted); [`record_page`] draws it as an HTML page with inline SVG.
 //! - [`resolve`]: names to addresses (getaddrinfo, with a time bound), and this
 //!   machine's hostname, interfaces and routes: the only place that asks.
 //!
@@ -53,8 +52,11 @@
 //! - [`parse`]: sizes (`64KiB`), durations (`500ms`), ports, counts and
 //!   `HOST:PORT` on the command line.
 //! - [`logging`]: the course's `INFO:module:message` log format on stderr; the
-//!   server's lines go through a bounded queue, so its loop never waits on stderr;
-//!   a line from one of several loops names it.
+//!   server's lines go through a [`background`] writer, so its loop never waits
+//!   on stderr; a line from one of several loops names it.
+//! - [`background`]: a lossy background writer, for the server's log and its
+//!   recording: a queue of fixed size, a thread that waits on the output, what
+//!   does not fit dropped and counted.
 //! - [`preview`]: bytes shown as Python shows them, `b'...'`.
 //! - [`sock`]: what a socket error means, when a read may stop early and
 //!   what waits in a socket's kernel queues, written once for the server, the
@@ -63,12 +65,15 @@
 //!   and the one stopping rule: the first request graceful, the next at once.
 //! - [`limits`]: raising the open-file limit, since each client is a descriptor.
 //! - [`units`]: numbers in words: grouped counts, binary sizes, rates.
+//! - [`svg`]: the pages' kit: escaping, the 1-2-5 axis step, a time axis with
+//!   ticks (the lab's Python page follows it in `tools/lab/svg.py`).
 //!
 //! `main.rs` only parses arguments, starts logging and calls [`server::run`],
-//! [`client::run`] or [`info::run`].
+//! [`client::run`], [`info::run`] or [`recording::command::run`].
 
 #![warn(missing_docs, missing_debug_implementations)]
 
+pub mod background;
 pub mod cli;
 pub mod client;
 pub mod event_loop;
@@ -77,11 +82,10 @@ pub mod limits;
 pub mod logging;
 pub mod parse;
 pub mod preview;
-pub mod record;
-pub mod record_page;
+pub mod recording;
 pub mod resolve;
 pub mod server;
 pub mod signals;
 pub mod sock;
-pub mod timeline;
+pub mod svg;
 pub mod units;

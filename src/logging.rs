@@ -9,18 +9,16 @@
 //! A write to stderr blocks when nobody reads it: `progjar server 2>&1 | less`
 //! paused, a terminal stopped with Ctrl-S, a slow log collector. The client may
 //! wait then, but the server's one thread must not, so the server logs through
-//! [`init_nonblocking`]: the loop only copies each formatted line into a
-//! bounded queue, and a writer thread of its own does the waiting on stderr.
-//! When the queue is full, lines are dropped and counted, and the count is
-//! written (`N log lines dropped`) as soon as stderr takes lines again.
+//! [`init_nonblocking`]: each formatted line goes to a lossy background writer
+//! (`background.rs`), and its thread does the waiting on stderr. When its
+//! queue is full, lines are dropped and counted, and the count is written
+//! (`N log lines dropped`) as soon as stderr takes lines again.
 
 use std::io::{self, Write};
-use std::mem;
 use std::process::ExitCode;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread;
-use std::time::Duration;
 
+use crate::background::{self, Writer};
 use crate::cli::{self, Failure};
 use crate::units;
 
@@ -29,10 +27,6 @@ use crate::units;
 /// holds one more batch of this size while it writes, so the log's memory
 /// stays under twice this, however stuck stderr is.
 pub const QUEUE_BYTES: usize = 256 * 1024;
-
-/// How long the server waits at exit for its last lines (the summary) to
-/// reach stderr. A stuck stderr must not keep a stopped server alive.
-pub const EXIT_WAIT: Duration = Duration::from_secs(1);
 
 /// Start logging to stderr at level `info`, or at whatever `RUST_LOG` says;
 /// a write waits for stderr, as usual. For the client and `info`.
@@ -44,16 +38,11 @@ pub fn init() -> LogQueue {
 /// Start logging like [`init`], but through the bounded queue described at the
 /// top of this file. For the server; keep the handle to flush at exit.
 pub fn init_nonblocking() -> LogQueue {
-    let queue = Arc::new(Queue::default());
-    let writer = Arc::clone(&queue);
-    // Without its thread the queue would only fill and drop: log to stderr
-    // directly then, since there is nothing better to do with a line.
-    let Ok(_) = thread::Builder::new().name("log".into()).spawn(move || writer.drain(io::stderr()))
-    else {
-        return init();
-    };
-    builder().target(env_logger::Target::Pipe(Box::new(Sink(Arc::clone(&queue))))).init();
-    LogQueue(Some(queue))
+    // Without its thread (or its memory) the queue would only fill and drop:
+    // log to stderr directly then, since there is nothing better to do with a line.
+    let Ok(writer) = Writer::start("log", QUEUE_BYTES, Stderr) else { return init() };
+    builder().target(env_logger::Target::Pipe(Box::new(Sink(writer.clone())))).init();
+    LogQueue(Some(writer))
 }
 
 /// How the server's `--loops` threads are named: `loop 1`, `loop 2`, ...
@@ -88,127 +77,47 @@ fn builder() -> env_logger::Builder {
 
 /// The handle on the log queue, if there is one, to flush it at exit.
 #[derive(Debug)]
-pub struct LogQueue(Option<Arc<Queue>>);
+pub struct LogQueue(Option<Writer>);
 
 impl LogQueue {
     /// End the server like [`cli::finish`] does, but with the failure line
-    /// sent through the queue, and the queue flushed for at most [`EXIT_WAIT`].
+    /// sent through the queue, and the queue flushed for at most
+    /// [`background::EXIT_WAIT`].
     pub fn finish(self, result: Result<(), Failure>) -> ExitCode {
-        let Some(queue) = self.0 else { return cli::finish(result) };
-        let code = match result {
-            Ok(()) => ExitCode::SUCCESS,
+        let Some(writer) = self.0 else { return cli::finish(result) };
+        let (code, last) = match result {
+            Ok(()) => (ExitCode::SUCCESS, String::new()),
             Err(failure) => {
-                queue.push(format!("{}\n", cli::error_line(&failure)).as_bytes());
-                ExitCode::from(failure.code)
+                (ExitCode::from(failure.code), format!("{}\n", cli::error_line(&failure)))
             }
         };
-        queue.close(EXIT_WAIT);
+        writer.finish(last.as_bytes(), u64::from(!last.is_empty()));
         code
     }
 }
 
-/// The lines between the loop and the writer thread.
-#[derive(Debug, Default)]
-struct Queue {
-    state: Mutex<State>,
-    /// Signalled when lines arrive or the queue closes (the writer waits on it).
-    filled: Condvar,
-    /// Signalled when the writer has finished (the exit waits on it).
-    finished: Condvar,
-}
+/// The log writer's output: stderr. It stops quietly when stderr fails (e.g.
+/// EPIPE: the reader left), since there is nowhere left to say so.
+struct Stderr;
 
-#[derive(Debug, Default)]
-struct State {
-    /// Formatted lines, oldest first, at most [`QUEUE_BYTES`].
-    lines: Vec<u8>,
-    /// Lines dropped since the writer last took the queue.
-    dropped: u64,
-    /// The server is exiting: write what is left, then stop.
-    closing: bool,
-    /// The writer has stopped: everything is written, or stderr is gone.
-    finished: bool,
-}
-
-impl Queue {
-    /// The lock is only ever held to copy or swap a buffer, never across a
-    /// write, so taking it costs the loop no wait on stderr.
-    fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+impl background::Output for Stderr {
+    fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
+        io::stderr().write_all(bytes)
     }
 
-    /// Queue one line, or count it as dropped when the queue is full.
-    fn push(&self, line: &[u8]) {
-        let mut state = self.lock();
-        if state.finished {
-            return; // stderr is gone: nothing will ever write it
-        }
-        if state.lines.len() + line.len() > QUEUE_BYTES {
-            state.dropped += 1;
-            return;
-        }
-        if state.lines.capacity() == 0 {
-            // Once, the whole budget: the queue never reallocates after that.
-            state.lines.reserve_exact(QUEUE_BYTES);
-        }
-        // The writer sleeps only on an empty queue: wake it only then.
-        let wake = state.lines.is_empty();
-        state.lines.extend_from_slice(line);
-        drop(state);
-        if wake {
-            self.filled.notify_one();
-        }
-    }
-
-    /// The writer thread: take the queued lines in one batch, write them,
-    /// repeat. Stops quietly when stderr fails (e.g. EPIPE: the reader left).
-    fn drain(&self, mut out: impl Write) {
-        let mut batch = Vec::new();
-        loop {
-            let mut state = self.lock();
-            while state.lines.is_empty() && state.dropped == 0 && !state.closing {
-                state = self.filled.wait(state).unwrap_or_else(PoisonError::into_inner);
-            }
-            if state.lines.is_empty() && state.dropped == 0 {
-                break; // closing, and everything is written
-            }
-            mem::swap(&mut state.lines, &mut batch);
-            let dropped = mem::take(&mut state.dropped);
-            drop(state);
-            let written = out.write_all(&batch).and_then(|()| match dropped {
-                0 => Ok(()),
-                n => {
-                    let lines = units::plural(n, "log line");
-                    writeln!(out, "WARN:logging:{lines} dropped: stderr was not keeping up")
-                }
-            });
-            batch.clear();
-            if written.is_err() {
-                break;
-            }
-        }
-        let mut state = self.lock();
-        state.finished = true;
-        state.lines = Vec::new();
-        drop(state);
-        self.finished.notify_all();
-    }
-
-    /// Ask the writer to finish and wait for it, at most `limit`.
-    fn close(&self, limit: Duration) {
-        let mut state = self.lock();
-        state.closing = true;
-        self.filled.notify_one();
-        let _ = self.finished.wait_timeout_while(state, limit, |s| !s.finished);
+    fn dropped(&mut self, n: u64) -> io::Result<()> {
+        let lines = units::plural(n, "log line");
+        writeln!(io::stderr(), "WARN:logging:{lines} dropped: stderr was not keeping up")
     }
 }
 
 /// What env_logger writes each formatted line to: the queue.
-struct Sink(Arc<Queue>);
+struct Sink(Writer);
 
 impl Write for Sink {
     /// env_logger hands over each record in one `write_all`, so this is one line.
     fn write(&mut self, line: &[u8]) -> io::Result<usize> {
-        self.0.push(line);
+        self.0.push(line, 1);
         Ok(line.len())
     }
 

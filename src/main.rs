@@ -106,7 +106,7 @@ struct ServerArgs {
     #[argh(option)]
     record: Option<String>,
     /// stop recording, with a note in the file, past this many bytes (default 16MiB)
-    #[argh(option, default = "progjar::record::DEFAULT_LIMIT", from_str_fn(parse_record_limit))]
+    #[argh(option, default = "progjar::recording::DEFAULT_LIMIT", from_str_fn(parse_record_limit))]
     record_limit: usize,
 }
 
@@ -358,13 +358,13 @@ fn main() -> ExitCode {
             max_per_ip: a.max_per_ip,
             per_ip_prefix6: a.per_ip_prefix6,
             loops: a.loops,
-            record: a.record.map(|path| progjar::record::Options {
+            record: a.record.map(|path| progjar::recording::Options {
                 path: PathBuf::from(cli::os_arg(path)),
                 limit: a.record_limit,
             }),
         })),
         Command::Client(a) => cli::finish(client::run(client_config(a))),
-        Command::RecordPage(a) => cli::finish(progjar::timeline::run(
+        Command::RecordPage(a) => cli::finish(progjar::recording::command::run(
             &PathBuf::from(cli::os_arg(a.input)),
             &PathBuf::from(cli::os_arg(a.output)),
         )),

@@ -6,7 +6,6 @@ use progjar_testkit as common;
 
 use std::ffi::{OsStr, OsString};
 use std::io::Read;
-use std::os::fd::{FromRawFd, OwnedFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -20,11 +19,7 @@ fn bytes(b: &[u8]) -> &OsStr {
 /// The write end of a pipe whose read end is already closed: the first write
 /// to it fails with EPIPE, deterministically (no race with a reader that quits).
 fn closed_pipe() -> Stdio {
-    let mut fds = [0; 2];
-    // SAFETY: pipe() fills two new descriptors, each owned exactly once below.
-    assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0, "pipe");
-    // SAFETY: both descriptors are ours and open.
-    let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    let (read, write) = std::io::pipe().expect("pipe");
     drop(read);
     Stdio::from(write)
 }

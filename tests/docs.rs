@@ -11,12 +11,16 @@
 //! `cargo test --test X` a file `tests/X.rs`; other programs (docker, wireshark) are
 //! not checked. A prompt `mesinN$` only says on which machine a command runs.
 //! Usage synopses with placeholders go in ```` ```text ```` blocks, which are not run.
+//! The Markdown is read by a CommonMark parser (pulldown-cmark) and each line of
+//! shell split into words by the shell's quoting rules (shell-words).
 
 use progjar_testkit as common;
 
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+
+use pulldown_cmark::{CodeBlockKind, Event, Parser, Tag, TagEnd};
 
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -39,46 +43,56 @@ fn documents() -> Vec<(PathBuf, String)> {
         .collect()
 }
 
-/// The lines of ```` ```sh ```` blocks, with their line numbers.
-fn sh_lines(text: &str) -> Vec<(usize, String)> {
-    let mut out = Vec::new();
-    let mut fence: Option<String> = None;
-    for (i, line) in text.lines().enumerate() {
-        let trimmed = line.trim_start();
-        if let Some(info) = trimmed.strip_prefix("```") {
-            fence = match fence {
-                None => Some(info.trim().to_string()),
-                Some(_) => None,
-            };
-        } else if fence.as_deref() == Some("sh") {
-            out.push((i + 1, line.to_string()));
-        }
-    }
-    out
+/// What the tests read of one Markdown text.
+#[derive(Debug, Default)]
+struct Markdown {
+    /// The lines of ```` ```sh ```` blocks, with their line numbers.
+    sh: Vec<(usize, String)>,
+    /// Inline code spans, with their line numbers.
+    code: Vec<(usize, String)>,
+    /// The anchors of its headings.
+    anchors: Vec<String>,
+    /// The targets of its links and pictures.
+    links: Vec<String>,
 }
 
-/// Inline code spans outside fences that start with a progjar binary.
-fn inline_commands(text: &str) -> Vec<(usize, String)> {
-    let mut out = Vec::new();
-    let mut in_fence = false;
-    for (i, line) in text.lines().enumerate() {
-        if line.trim_start().starts_with("```") {
-            in_fence = !in_fence;
-            continue;
-        }
-        if in_fence {
-            continue;
-        }
-        for (k, span) in line.split('`').enumerate() {
-            let program = span.split_whitespace().find(|w| !is_assignment(w));
-            let is_command =
-                matches!(program, Some("progjar" | "progjar-stress")) && span.contains(' ');
-            if k % 2 == 1 && is_command && !has_placeholder(span) {
-                out.push((i + 1, span.to_string()));
+fn markdown(text: &str) -> Markdown {
+    let line_of = |offset: usize| text[..offset].matches('\n').count() + 1;
+    let mut md = Markdown::default();
+    let mut in_sh = false;
+    let mut heading: Option<String> = None;
+    for (event, range) in Parser::new(text).into_offset_iter() {
+        match event {
+            Event::Start(Tag::CodeBlock(CodeBlockKind::Fenced(info))) => in_sh = &*info == "sh",
+            Event::End(TagEnd::CodeBlock) => in_sh = false,
+            Event::Text(t) if in_sh => {
+                let first = line_of(range.start);
+                md.sh.extend(t.lines().enumerate().map(|(i, l)| (first + i, l.to_string())));
             }
+            Event::Start(Tag::Heading { .. }) => heading = Some(String::new()),
+            Event::Text(t) | Event::Code(t) if heading.is_some() => {
+                heading.get_or_insert_default().push_str(&t)
+            }
+            Event::End(TagEnd::Heading(_)) => md.anchors.push(anchor(&heading.take().unwrap())),
+            Event::Code(span) => md.code.push((line_of(range.start), span.to_string())),
+            Event::Start(Tag::Link { dest_url, .. } | Tag::Image { dest_url, .. }) => {
+                md.links.push(dest_url.to_string())
+            }
+            _ => {}
         }
     }
-    out
+    md
+}
+
+/// Inline code spans that start with a progjar binary.
+fn inline_commands(md: &Markdown) -> Vec<(usize, String)> {
+    let command = |span: &str| {
+        let program = span.split_whitespace().find(|w| !is_assignment(w));
+        matches!(program, Some("progjar" | "progjar-stress"))
+            && span.contains(' ')
+            && !has_placeholder(span)
+    };
+    md.code.iter().filter(|(_, span)| command(span)).cloned().collect()
 }
 
 /// `PORT`, `ARGS`, `[--bind ADDR]`, `…`: a synopsis, not a command to run.
@@ -98,50 +112,6 @@ fn is_assignment(word: &str) -> bool {
         !name.is_empty()
             && name.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
     })
-}
-
-/// Shell words of one line: quotes grouped, a `#` comment dropped, and the operators
-/// `|`, `||`, `&&`, `;`, `&` as words of their own.
-fn shell_words(line: &str) -> Vec<String> {
-    let mut words = Vec::new();
-    let mut word = String::new();
-    let mut quote: Option<char> = None;
-    let mut started = false;
-    let mut chars = line.chars().peekable();
-    while let Some(c) = chars.next() {
-        match (quote, c) {
-            (Some(q), c) if c == q => quote = None,
-            (Some(_), c) => word.push(c),
-            (None, '\'' | '"') => {
-                quote = Some(c);
-                started = true;
-            }
-            (None, '#') if !started => break,
-            // `2>&1`, `>&2`: the `&` belongs to the redirection.
-            (None, '&') if word.ends_with(['>', '<']) => word.push('&'),
-            (None, c) if c.is_whitespace() || matches!(c, '|' | '&' | ';') => {
-                if started {
-                    words.push(std::mem::take(&mut word));
-                    started = false;
-                }
-                if matches!(c, '|' | '&' | ';') {
-                    let mut op = c.to_string();
-                    if chars.peek() == Some(&c) {
-                        op.push(chars.next().unwrap_or(c));
-                    }
-                    words.push(op);
-                }
-            }
-            (None, c) => {
-                word.push(c);
-                started = true;
-            }
-        }
-    }
-    if started {
-        words.push(word);
-    }
-    words
 }
 
 /// Is `word` a redirection (`2>`, `>log`, `2>&1`, `<in`)? Returns whether
@@ -168,20 +138,29 @@ fn without_redirections(words: &[String]) -> Vec<String> {
     kept
 }
 
-/// The simple commands of one line: split at operators, prompt, `VAR=value` and
-/// redirections dropped.
-fn commands(line: &str) -> Vec<Vec<String>> {
+/// The simple commands of one line: split at operators (`|`, `||`, `&&`, `;`,
+/// `&` as words of their own), prompt, `VAR=value` and redirections dropped.
+fn commands(line: &str) -> Result<Vec<Vec<String>>, String> {
     let line = line.trim_start();
     let line = match line.split_once("$ ") {
         Some((prompt, rest)) if prompt.starts_with("mesin") && !prompt.contains(' ') => rest,
         _ => line,
     };
-    shell_words(line)
+    let words = shell_words::split(line).map_err(|e| format!("not shell words: {e}"))?;
+    // `sleep 1; kill %1`: a `;` ends the word before it, as it ends the command.
+    let words: Vec<String> = words
+        .into_iter()
+        .flat_map(|w| match w.strip_suffix(';') {
+            Some(word) if !word.is_empty() => vec![word.to_string(), ";".to_string()],
+            _ => vec![w],
+        })
+        .collect();
+    Ok(words
         .split(|w| matches!(w.as_str(), "|" | "||" | "&&" | ";" | "&"))
         .map(|c| c.iter().skip_while(|w| is_assignment(w)).cloned().collect::<Vec<_>>())
         .map(|c| without_redirections(&c))
         .filter(|c| !c.is_empty())
-        .collect()
+        .collect())
 }
 
 fn make_targets() -> Vec<String> {
@@ -254,8 +233,10 @@ fn every_command_in_the_docs_works_as_written() {
     let mut failures = Vec::new();
     let mut checked = 0;
     for (path, text) in documents() {
-        for (line_no, line) in sh_lines(&text).into_iter().chain(inline_commands(&text)) {
-            for command in commands(&line) {
+        let md = markdown(&text);
+        for (line_no, line) in md.sh.iter().cloned().chain(inline_commands(&md)) {
+            let commands = commands(&line).unwrap_or_else(|why| vec![vec![why]]);
+            for command in commands {
                 checked += 1;
                 if let Some(why) = check(&command, &targets) {
                     failures.push(format!(
@@ -282,33 +263,12 @@ fn anchor(heading: &str) -> String {
         .collect()
 }
 
-fn anchors(text: &str) -> Vec<String> {
-    let mut in_fence = false;
-    let mut out = Vec::new();
-    for line in text.lines() {
-        if line.trim_start().starts_with("```") {
-            in_fence = !in_fence;
-        } else if !in_fence && line.starts_with('#') {
-            out.push(anchor(line.trim_start_matches('#')));
-        }
-    }
-    out
-}
-
-/// Every `](target)` of a markdown text.
-fn links(text: &str) -> Vec<String> {
-    text.split("](")
-        .skip(1)
-        .filter_map(|rest| rest.split_once(')').map(|(t, _)| t.to_string()))
-        .collect()
-}
-
 #[test]
 fn every_relative_link_in_the_docs_lands_on_a_file_and_heading() {
     let mut failures = Vec::new();
     for (path, text) in documents() {
         let dir = path.parent().unwrap_or(Path::new(""));
-        for link in links(&text) {
+        for link in markdown(&text).links {
             if link.contains("://") || link.starts_with("mailto:") {
                 continue;
             }
@@ -325,7 +285,8 @@ fn every_relative_link_in_the_docs_lands_on_a_file_and_heading() {
                 }
                 continue;
             };
-            if !fragment.is_empty() && !anchors(&target_text).iter().any(|a| a == fragment) {
+            if !fragment.is_empty() && !markdown(&target_text).anchors.iter().any(|a| a == fragment)
+            {
                 failures.push(format!(
                     "{}: ({link}): no heading #{fragment} in {}",
                     path.display(),
@@ -357,11 +318,24 @@ fn the_extraction_reads_shell_as_a_student_types_it() {
         vec!["progjar", "client", "1.2.3.4", "--message", "a b"],
         vec!["x"],
     ];
-    assert_eq!(commands(line), expected);
-    let line = "progjar server --port 1 2> trace.log & progjar client 2>&1 >out | x";
-    let expected =
-        vec![vec!["progjar", "server", "--port", "1"], vec!["progjar", "client"], vec!["x"]];
-    assert_eq!(commands(line), expected);
+    assert_eq!(commands(line).expect("shell words"), expected);
+    let line = "progjar server --port 1 2> trace.log & progjar client 2>&1 >out | x; y";
+    let expected = vec![
+        vec!["progjar", "server", "--port", "1"],
+        vec!["progjar", "client"],
+        vec!["x"],
+        vec!["y"],
+    ];
+    assert_eq!(commands(line).expect("shell words"), expected);
+    let md = markdown(
+        "# A `b` c\n\n```sh\nprogjar x\n```\n\n[l](t.md) `progjar server\n--port 1` `[x](y)`\n",
+    );
+    assert_eq!(md.sh, [(4, "progjar x".to_string())]);
+    assert_eq!(
+        (&md.anchors[..], &md.links[..]),
+        (&["a-b-c".to_string()][..], &["t.md".to_string()][..])
+    );
+    assert_eq!(inline_commands(&md), [(7, "progjar server --port 1".to_string())]);
     assert!(has_placeholder("progjar-stress 127.0.0.1:PORT ARGS --json"));
     assert!(!has_placeholder("progjar-stress -c 2 -s 1MiB --pipeline 8"));
     assert_eq!(

@@ -211,10 +211,10 @@ fn a_stuck_stderr_does_not_hold_up_the_exit() {
 }
 
 /// Two SIGTERMs count as two even when both arrive before the loop looks at
-/// its signal pipe (old code read one flag per signal and saw one). To make
-/// "before the loop looks" certain on the old code, stderr is stuck until both
-/// are delivered (that loop then sat blocked in a log write, with the
-/// connections past the first ~400 waiting in the backlog).
+/// its signal pipe (a loop that reads one flag per signal would see one). To
+/// make "before the loop looks" certain even for a loop that waits on its
+/// log, stderr is stuck until both are delivered (such a loop sits blocked in
+/// a log write, with the connections past the first ~400 in the backlog).
 #[test]
 fn two_sigterms_back_to_back_stop_at_once() {
     let mut server = Stuck::start("info", &["--grace", "600"]);
@@ -222,7 +222,7 @@ fn two_sigterms_back_to_back_stop_at_once() {
     let _open = connect(server.addr);
     server.kill(libc::SIGTERM);
     server.kill(libc::SIGTERM);
-    // Let the log flow (old code's loop then went on and read its signals).
+    // Let the log flow (a loop that waited on it goes on and reads its signals).
     let mut stderr = server.stderr.take().expect("stderr");
     thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
     let status = wait_child(&mut server.child, STEP);

@@ -303,7 +303,8 @@ fn a_stall_longer_than_the_idle_timeout_closes_no_client_that_sent() {
 /// from the 64 MiB at 160 KiB/s with `--idle-timeout 5` (7 minutes)
 /// to 6 MiB at 320 KiB/s with `--idle-timeout 2` (20 s): still more than the
 /// kernel's buffers hold, so the server keeps some pending and goes seconds
-/// without an event (the old server cut it after 4 MiB).
+/// without an event (a server that counted only reads as activity would cut
+/// it after about 4 MiB).
 #[test]
 fn a_steady_slow_reader_is_not_idle() {
     let _serial = one_at_a_time();
@@ -325,8 +326,8 @@ fn slow_echo(addr: SocketAddr, data: Vec<u8>, chunk: usize, pause: Duration) -> 
     let mut s = connect(addr);
     let mut w = s.try_clone().unwrap();
     let writer = thread::spawn(move || {
-        // The server may close us (the bug): then the write fails, and the
-        // short echo below says so.
+        // A server that took us for idle would close us: then the write
+        // fails, and the short echo below says so.
         let _ = w.write_all(&data).and_then(|()| w.shutdown(Shutdown::Write));
     });
     let mut back = Vec::new();

@@ -130,7 +130,7 @@ fn past_the_record_limit_recording_stops_with_a_note_and_a_log_line() {
     }
     // Served on after the recording stopped.
     common::assert_served(server.addr, b"still served");
-    server.wait_for_log("WARN:record:recording stopped: ");
+    server.wait_for_log("WARN:recording:recording stopped: ");
     server.stop();
     let recording = fs::read_to_string(&rec).expect("the recording");
     let note = "# stopped: the recording reached --record-limit (1,024 bytes)\n";
@@ -235,7 +235,7 @@ fn a_recording_cut_mid_line_is_drawn_up_to_the_cut_with_a_note() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     let cut = format!("cut short: line 4 (from byte {}) has no newline at its end", whole.len());
-    let warning = format!("WARN:timeline:{}: {cut}", rec.display());
+    let warning = format!("WARN:recording:{}: {cut}", rec.display());
     assert!(stderr.lines().count() == 1 && stderr.starts_with(&warning), "{stderr}");
     let html = fs::read_to_string(&page).unwrap();
     assert!(html.contains(&format!("The recording is {cut}")), "{html}");
@@ -320,7 +320,8 @@ fn serve_until_logged(server: &common::Server, needle: &str) {
 fn a_full_disk_stops_the_recording_with_its_own_words() {
     let args = ["--read-size", "16", "--record-limit", "1MiB", "--record", "/dev/full"];
     let server = common::start_server(&args);
-    let stopped = "WARN:record:recording stopped: cannot write /dev/full: No space left on device";
+    let stopped =
+        "WARN:recording:recording stopped: cannot write /dev/full: No space left on device";
     // Each client is about 60 bytes of recording, and the first batch goes to
     // the writer within about 100 ms: far below the limit.
     serve_until_logged(&server, stopped);
@@ -382,7 +383,7 @@ fn a_fifo_nobody_reads_yet_neither_hangs_the_start_nor_loses_the_header() {
     // SAFETY: a valid C string; mkfifo only creates a file.
     assert_eq!(unsafe { libc::mkfifo(path.as_ptr(), 0o600) }, 0, "mkfifo");
     let server = common::start_server(&["--record", fifo.to_str().unwrap()]);
-    server.wait_for_log("WARN:record:nothing reads the FIFO ");
+    server.wait_for_log("WARN:recording:nothing reads the FIFO ");
     common::assert_served(server.addr, b"before the reader");
     let (opened, read) = (mpsc::channel(), mpsc::channel());
     let reader = fifo.clone();

@@ -126,8 +126,8 @@ fn a_fast_sender_is_served_in_turns_without_losing_a_byte() {
     assert!(back == data[..4001]);
 }
 
-/// `--bind HOST:PORT` as the client takes it (it used to look the whole
-/// string up as a name); a port written twice must agree.
+/// `--bind HOST:PORT` as the client takes it (the port split off, not the
+/// whole string looked up as a name); a port written twice must agree.
 #[test]
 fn bind_takes_host_and_port_as_the_client_does() {
     for (bind, ip) in [("127.0.0.1:0", "127.0.0.1"), ("[::1]:0", "::1")] {

@@ -6,7 +6,7 @@ use std::time::Duration;
 use super::admission::Cidr;
 #[cfg(doc)]
 use super::memory::default_total;
-use crate::record::Options;
+use crate::recording::Options;
 
 /// A loop's settings: the listening address and every bound it keeps, from
 /// the command line of a server built on it (`progjar server`).

@@ -29,7 +29,7 @@ use super::{Budget, Config, EventLoop, Service, Stopper, Summary, Warnings};
 use super::{LISTENER, MAX_READ_SIZE, SIGNALS, WAKER};
 use crate::cli::{Failure, EXIT_FAILURE};
 use crate::limits;
-use crate::record::{Options, Recording};
+use crate::recording::{Options, Recording};
 use crate::signals::{Escalation, SignalPipe};
 use crate::units;
 

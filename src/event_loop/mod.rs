@@ -75,7 +75,7 @@ use mio::net::TcpListener;
 use mio::{Events, Poll, Token};
 use slab::Slab;
 
-use crate::record::Recording;
+use crate::recording::Recording;
 use crate::signals::{Escalation, SignalPipe};
 use crate::units::{grouped, plural};
 use admission::Admission;
@@ -84,11 +84,11 @@ use service::Entry;
 use throttle::{Line, LineQuota, Throttle};
 
 /// The listening socket's token.
-const LISTENER: Token = Token(usize::MAX);
+pub(crate) const LISTENER: Token = Token(usize::MAX);
 /// The token of the pipe the signal handlers write to (`signals.rs`).
-const SIGNALS: Token = Token(usize::MAX - 1);
+pub(crate) const SIGNALS: Token = Token(usize::MAX - 1);
 /// The token of the waker other threads stop the loop with (`stop.rs`).
-const WAKER: Token = Token(usize::MAX - 2);
+pub(crate) const WAKER: Token = Token(usize::MAX - 2);
 
 /// Largest `--read-size`: 16 MiB is far past where bigger reads stop paying
 /// (the kernel's socket buffers are a few MiB), and keeps the one shared

@@ -16,13 +16,12 @@ line on stderr and exit status 2.
 
 import argparse
 import datetime
-import html
-import math
 import os
 import re
 import sys
 
 import ladder
+import svg as kit
 
 COLOURS = {"SYN": "#2e7d32", "FIN": "#6a1b9a", "RST": "#c62828", "data": "#1565c0", "ACK": "#78909c"}
 ECHO = "#ef6c00"  # the server's data in the timeline
@@ -44,8 +43,7 @@ th { border-bottom: 1px solid #999; font-weight: 600; } td:first-child, th:first
 """
 
 
-def esc(text):
-    return html.escape(str(text), quote=True)
+esc = kit.escape
 
 
 def text(x, y, s, anchor="start", colour="#212121", weight="normal"):
@@ -196,13 +194,6 @@ def dns_svg(exchange):
     return svg(L_W, height, head + body, f"DNS lookup on {source}")
 
 
-def nice_step(span_ms, ticks=6):
-    """A round tick spacing (1, 2 or 5 times a power of ten) giving about `ticks` ticks."""
-    raw = max(span_ms / ticks, 1e-3)
-    power = 10 ** math.floor(math.log10(raw))
-    return next(m * power for m in (1, 2, 5, 10) if raw <= m * power * 1.0001)
-
-
 def timeline_svg(conns, width, span_ms):
     """The connections of one task on one time axis (0 = first SYN, span_ms wide): when
     each was open, when its client sent, when the server echoed, and when it waited."""
@@ -225,7 +216,7 @@ def timeline_svg(conns, width, span_ms):
         parts.append(text(at, top - 12, label, anchor, "#827717", "bold"))
     for i, c in enumerate(conns):
         parts.append(timeline_lane(c, top + lane * i, x, x0))
-    parts.append(axis(x0, x1, bottom + 6, span_ms, scale))
+    parts.append(kit.Axis(x0, x1, bottom + 6).draw(span_ms, 6, "time since the first SYN (ms)"))
     return svg(width, bottom + 60, parts, "timeline of " + ", ".join(ladder.describe(c) for c in conns))
 
 
@@ -251,20 +242,6 @@ def timeline_lane(c, y, x, x0):
     for p in c.packets:
         if p.has("S") or p.has("F") or p.has("R"):
             parts.append(rect(x(p.t) - 1, y + 2, 3, 36, COLOURS[kind(p)], kind(p)))
-    return "".join(parts)
-
-
-def axis(x0, x1, y, span_ms, scale):
-    step = nice_step(span_ms)
-    parts = [f'<line x1="{x0}" y1="{y}" x2="{x1}" y2="{y}" stroke="#424242"/>']
-    digits = max(0, -math.floor(math.log10(step) + 1e-9))
-    n = 0
-    while n * step <= span_ms + 1e-9:
-        tx = x0 + n * step * scale
-        parts.append(f'<line x1="{tx:.1f}" y1="{y}" x2="{tx:.1f}" y2="{y + 5}" stroke="#424242"/>')
-        parts.append(text(tx, y + 18, f"{n * step:.{digits}f}", "middle"))
-        n += 1
-    parts.append(text((x0 + x1) / 2, y + 38, "time since the first SYN (ms)", "middle", weight="bold"))
     return "".join(parts)
 
 

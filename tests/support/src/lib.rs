@@ -36,7 +36,7 @@ pub use flood::{
 pub use flow::{assert_no_flow_failed, hundred_flows, message_len, Driver, Flow};
 pub use net::{
     assert_closed_by_server, assert_echo, assert_served, closed_port, connect, connect_from,
-    echo_all, is_closed, one_shot_server, read_n, served_or_closed, set_linger_zero,
+    echo_all, one_shot_server, read_n, served_or_closed, set_linger_zero,
     thousand_clients_each_echoed, write_until_stalled,
 };
 pub use process::{

@@ -1,11 +1,12 @@
 //! Blocking loopback clients with timeouts (so no test hangs on one), and what
 //! a test asserts about a connection: echoed exactly, served, or closed.
 
-use std::io::{self, ErrorKind, Read, Write};
+use std::io::{ErrorKind, Read, Write};
 use std::net::{IpAddr, Shutdown, SocketAddr, TcpStream};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use progjar::sock::is_peer_gone;
 use socket2::{Domain, SockRef, Socket, Type};
 
 use crate::process::STEP;
@@ -102,7 +103,7 @@ pub fn served_or_closed(s: &mut TcpStream, probe: &[u8]) -> bool {
     // A write to a socket the server already closed may fail (EPIPE / reset):
     // that is "closed" too.
     if let Err(e) = s.write_all(probe) {
-        assert!(is_closed(&e), "write: {e}");
+        assert!(is_peer_gone(&e), "write: {e}");
         return false;
     }
     let mut got = vec![0; probe.len()];
@@ -111,17 +112,9 @@ pub fn served_or_closed(s: &mut TcpStream, probe: &[u8]) -> bool {
             assert_eq!(got, probe, "echo differs");
             true
         }
-        Err(e) if e.kind() == ErrorKind::UnexpectedEof || is_closed(&e) => false,
+        Err(e) if e.kind() == ErrorKind::UnexpectedEof || is_peer_gone(&e) => false,
         Err(e) => panic!("neither served nor closed: {e}"),
     }
-}
-
-/// The errors that mean the peer closed or reset the connection.
-pub fn is_closed(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        ErrorKind::ConnectionReset | ErrorKind::ConnectionAborted | ErrorKind::BrokenPipe
-    )
 }
 
 /// Expect the server to close this connection without a byte: EOF or reset.
@@ -130,7 +123,7 @@ pub fn assert_closed_by_server(s: &mut TcpStream) {
     match s.read(&mut buf) {
         Ok(0) => {}
         Ok(n) => panic!("got {n} bytes from a connection that should be closed"),
-        Err(e) if is_closed(&e) => {}
+        Err(e) if is_peer_gone(&e) => {}
         Err(e) => panic!("connection neither served nor closed: {e}"),
     }
 }

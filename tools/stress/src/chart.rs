@@ -1,5 +1,6 @@
 //! Line charts as inline SVG, for the `--report` page (`html.rs`): scales,
-//! "nice" ticks, labelled axes and lines.
+//! labelled axes and lines, with progjar's page kit (`progjar::svg`: the
+//! 1-2-5 step, tick labels, escaping).
 //!
 //! Written here rather than taken from a plotting crate because the page needs
 //! only lines on linear and log axes, and a crate (plotters and the like) would
@@ -9,6 +10,8 @@
 //! 5 between only when few decades are shown).
 
 use std::fmt::Write as _;
+
+use progjar::svg::{self, escape};
 
 /// Space around the plot inside the SVG, for tick labels and axis titles (px).
 const LEFT: f64 = 78.0;
@@ -62,17 +65,11 @@ pub fn linear_to(max: f64, title: &str, label: impl Fn(f64, f64) -> String) -> A
     Axis { scale: Scale::Linear { lo: 0.0, hi: max }, ticks, title: title.to_string() }
 }
 
-/// The tick step (1, 2 or 5 × 10ⁿ) for about five ticks from 0 to `max`, and
-/// how many steps reach past `max`.
+/// The tick step (1, 2 or 5 × 10ⁿ) for at most five steps from 0 to `max`
+/// (an empty chart's axis goes to 1), and how many steps reach past `max`.
 fn round_step(max: f64) -> (f64, usize) {
     let max = if max.is_finite() && max > 0.0 { max } else { 1.0 };
-    let raw = max / 5.0;
-    let magnitude = 10f64.powf(raw.log10().floor());
-    let step = [1.0, 2.0, 5.0, 10.0]
-        .into_iter()
-        .map(|m| m * magnitude)
-        .find(|s| *s >= raw * 0.999)
-        .unwrap_or(10.0 * magnitude);
+    let step = svg::step(max, 5.0);
     (step, (max / step - 1e-9).ceil().max(1.0) as usize)
 }
 
@@ -81,8 +78,7 @@ fn round_step(max: f64) -> (f64, usize) {
 pub fn log(min: f64, max: f64, title: &str, label: impl Fn(f64) -> String) -> Axis {
     let min = min.max(1.0);
     let max = max.max(min);
-    let steps: Vec<f64> =
-        (0..12).flat_map(|e| [1.0, 2.0, 5.0].map(|m| m * 10f64.powi(e))).collect();
+    let steps: Vec<f64> = (0..12).flat_map(|e| svg::MULTIPLES.map(|m| m * 10f64.powi(e))).collect();
     let mut lo = steps.iter().rev().find(|s| **s <= min).copied().unwrap_or(1.0);
     let mut hi = steps.iter().find(|s| **s >= max * 1.0001).copied().unwrap_or(lo * 10.0);
     // Past two decades, 2 and 5 would crowd the decades' labels: whole decades then.
@@ -139,7 +135,8 @@ impl Chart {
         let (w, h) = (self.width, self.height);
         let mut s = format!(
             "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" \
-             viewBox=\"0 0 {w} {h}\" role=\"img\" aria-label=\"{label}\">\n"
+             viewBox=\"0 0 {w} {h}\" role=\"img\" aria-label=\"{}\">\n",
+            escape(label)
         );
         self.bands(&mut s, bands);
         self.axes(&mut s);
@@ -188,9 +185,10 @@ impl Chart {
             let _ = writeln!(
                 s,
                 "<line class=\"grid\" x1=\"{left}\" y1=\"{y:.1}\" x2=\"{right}\" y2=\"{y:.1}\"/>\
-                 <text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{text}</text>",
+                 <text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>",
                 left - 6.0,
-                y + 4.0
+                y + 4.0,
+                escape(text)
             );
         }
         for (v, text) in &self.x.ticks {
@@ -198,8 +196,9 @@ impl Chart {
             let _ = writeln!(
                 s,
                 "<line class=\"grid\" x1=\"{x:.1}\" y1=\"{top}\" x2=\"{x:.1}\" y2=\"{bottom}\"/>\
-                 <text x=\"{x:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{text}</text>",
-                bottom + 16.0
+                 <text x=\"{x:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>",
+                bottom + 16.0,
+                escape(text)
             );
         }
         let _ = writeln!(
@@ -211,9 +210,9 @@ impl Chart {
             bottom - top,
             (left + right) / 2.0,
             self.height - 6.0,
-            self.x.title,
+            escape(&self.x.title),
             (top + bottom) / 2.0,
-            self.y.title
+            escape(&self.y.title)
         );
     }
 

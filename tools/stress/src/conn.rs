@@ -52,7 +52,7 @@ pub enum Role {
 
 /// Where the connection is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Phase {
+enum Stage {
     /// `connect()` was called; the handshake has not finished.
     Connecting,
     /// Connected: sending and checking.
@@ -120,7 +120,7 @@ pub struct Conn {
     /// Active or idle.
     pub role: Role,
     /// Where it is in its life.
-    phase: Phase,
+    stage: Stage,
     /// The socket.
     pub stream: TcpStream,
     /// When `connect()` was called.
@@ -151,7 +151,7 @@ impl Conn {
         Conn {
             id,
             role,
-            phase: Phase::Connecting,
+            stage: Stage::Connecting,
             stream,
             started: now,
             last_progress: now,
@@ -164,7 +164,7 @@ impl Conn {
 
     /// Has the handshake finished (whatever happened since)?
     pub fn is_connected(&self) -> bool {
-        self.phase != Phase::Connecting
+        self.stage != Stage::Connecting
     }
 
     /// Messages sent whose echo is not complete yet.
@@ -195,7 +195,7 @@ impl Conn {
         sh: &mut Shared,
         now: Instant,
     ) -> Result<Next, Fault> {
-        if self.phase == Phase::Connecting {
+        if self.stage == Stage::Connecting {
             return self.finish_connect(sh, now);
         }
         if event.is_writable() {
@@ -233,7 +233,7 @@ impl Conn {
             Err(e) if e.kind() == ErrorKind::NotConnected => return Ok(Next::Keep),
             Err(e) => return Err(self.fault(format_args!("connect failed: {}", describe(&e)))),
         }
-        self.phase = Phase::Open;
+        self.stage = Stage::Open;
         self.last_progress = now;
         sh.stats.connected(now.saturating_duration_since(self.started));
         match self.role {
@@ -278,9 +278,9 @@ impl Conn {
 
     /// The server closed its side.
     fn on_eof(&mut self, sh: &Shared) -> Result<Next, Fault> {
-        match (self.role, self.phase) {
+        match (self.role, self.stage) {
             // We sent our FIN after the last echo; this is the answer: a clean end.
-            (Role::Active, Phase::Closing) => Ok(Next::Done),
+            (Role::Active, Stage::Closing) => Ok(Next::Done),
             (Role::Active, _) if self.received < self.sent => Err(self.fault(format_args!(
                 "short echo: the server closed the connection at {} after echoing {} of the {} sent",
                 self.at(self.received, sh),
@@ -375,7 +375,7 @@ impl Conn {
 
     /// Write what the pipeline allows, then close our side if nothing is left.
     fn send_and_maybe_finish(&mut self, sh: &mut Shared) -> Result<Next, Fault> {
-        if self.role == Role::Idle || self.phase != Phase::Open {
+        if self.role == Role::Idle || self.stage != Stage::Open {
             return Ok(Next::Keep);
         }
         self.send(sh)?;
@@ -440,7 +440,7 @@ impl Conn {
     fn maybe_finish(&mut self, sh: &Shared) -> Result<Next, Fault> {
         let size = sh.pattern.size();
         let no_more = sh.stopping || sh.per_connection.is_some_and(|n| self.sent >= n * size);
-        if self.phase != Phase::Open
+        if self.stage != Stage::Open
             || !no_more
             || self.received < self.sent
             || self.sent < self.send_goal(sh)
@@ -453,7 +453,7 @@ impl Conn {
         // notice a server that leaks its side of the connection.
         match self.stream.shutdown(Shutdown::Write) {
             Ok(()) => {
-                self.phase = Phase::Closing;
+                self.stage = Stage::Closing;
                 Ok(Next::Keep)
             }
             Err(e) => Err(self.fault(format_args!(
@@ -476,14 +476,14 @@ impl Conn {
     /// Check the timeouts; called about once a second.
     pub fn check_timeouts(&self, now: Instant, sh: &Shared) -> Option<Fault> {
         let waited = now.saturating_duration_since(self.last_progress);
-        match self.phase {
-            Phase::Connecting if now.saturating_duration_since(self.started) > CONNECT_TIMEOUT => {
+        match self.stage {
+            Stage::Connecting if now.saturating_duration_since(self.started) > CONNECT_TIMEOUT => {
                 Some(self.fault(format_args!(
                     "connect timed out after {} (the SYN got no answer)",
                     units::secs(CONNECT_TIMEOUT)
                 )))
             }
-            Phase::Open if self.received < self.sent && waited > sh.lost_after() => {
+            Stage::Open if self.received < self.sent && waited > sh.lost_after() => {
                 Some(self.fault(format_args!(
                     "no echo byte for {} (twice --echo-timeout {}): {} lost from {}",
                     units::secs(sh.lost_after()),
@@ -492,7 +492,7 @@ impl Conn {
                     self.at(self.received, sh)
                 )))
             }
-            Phase::Closing if waited > sh.echo_timeout => Some(self.fault(format_args!(
+            Stage::Closing if waited > sh.echo_timeout => Some(self.fault(format_args!(
                 "the server did not close its side within {} of ours (does it close on EOF?)",
                 units::secs(sh.echo_timeout)
             ))),

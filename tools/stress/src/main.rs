@@ -200,13 +200,9 @@ fn default_target() -> Target {
     Target { host: "127.0.0.1".into(), port: DEFAULT_PORT }
 }
 
-/// A count from 1 to `max`: progjar's shared rule for counts, and this tool's ceiling.
+/// A count from 1 to `max`, by progjar's number parser and in its words.
 fn count_up_to(s: &str, max: u64) -> Result<u64, String> {
-    let n = parse::count(s)? as u64;
-    if n > max {
-        return Err(format!("'{s}' must be at most {max}"));
-    }
-    Ok(n)
+    parse::number_in(s, 1..=max)
 }
 
 /// [`count_up_to`] for the counts kept as `u32` (`max` fits, so the cast is exact).
@@ -218,13 +214,9 @@ fn parse_connections(s: &str) -> Result<u32, String> {
     count_u32(s, MAX_CONNECTIONS)
 }
 
+/// The one count that may be 0: no idle connections.
 fn parse_idle(s: &str) -> Result<u32, String> {
-    // The one count that may be 0: no idle connections.
-    if s.trim() == "0" {
-        return Ok(0);
-    }
-    count_u32(s, MAX_CONNECTIONS)
-        .map_err(|_| format!("'{s}' must be a whole number from 0 to {MAX_CONNECTIONS}"))
+    parse::number_in(s, 0..=u64::from(MAX_CONNECTIONS)).map(|n| n as u32)
 }
 
 fn parse_rate(s: &str) -> Result<u32, String> {
@@ -422,4 +414,26 @@ fn stress(args: &Args, until: Until) -> Result<(), Failure> {
         return Err(Failure::new(cli::EXIT_INTERRUPTED, "stopped at once by a second signal"));
     }
     summary.verdict()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every count is read by progjar's number parser, in its words.
+    #[test]
+    fn counts_are_parsed_by_progjars_parser() {
+        assert_eq!(parse_connections(" 50 "), Ok(50));
+        assert_eq!(parse_connections("0"), parse::number_in("0", 1..=1_000_000).map(|n| n as u32));
+        assert_eq!(
+            parse_pipeline("2000"),
+            Err("'2000' must be a whole number from 1 to 1024".into())
+        );
+        assert_eq!(parse_idle("0"), Ok(0));
+        assert_eq!(parse_idle("x"), Err("'x' must be a whole number from 0 to 1000000".into()));
+        assert_eq!(
+            parse_messages("-1"),
+            Err("'-1' must be a whole number from 1 to 1000000000".into())
+        );
+    }
 }

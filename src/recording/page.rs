@@ -10,9 +10,10 @@
 
 use std::fmt::Write;
 
-use crate::timeline::census::{Lane, Lanes};
-use crate::timeline::picture::{Drawing, DrawnLane, Span, WINDOW};
-use crate::timeline::{cut_note, Recording};
+use super::census::{Lane, Lanes};
+use super::picture::{Drawing, DrawnLane, Span, WINDOW};
+use super::read::Reading;
+use crate::svg::{self, escape, Axis};
 use crate::units::{grouped, plural};
 
 /// The SVG's width and the space for lane labels on its left.
@@ -32,7 +33,7 @@ const TAIL_COLOR: &str = "#9a9a9a";
 
 /// The whole page: the file's settings, its totals, the two pictures of the
 /// drawn lanes, the table of the busiest connections and the file's notes.
-pub fn render(r: &Recording, lanes: &Lanes, d: &Drawing, title: &str) -> String {
+pub fn render(r: &Reading, lanes: &Lanes, d: &Drawing, title: &str) -> String {
     let mut out = String::with_capacity(64 * 1024);
     let title = escape(title);
     let _ = write!(
@@ -46,7 +47,7 @@ pub fn render(r: &Recording, lanes: &Lanes, d: &Drawing, title: &str) -> String 
         escape(&r.settings)
     );
     if let Some(cut) = r.cut {
-        let _ = write!(out, "<p class=\"note\">The recording is {}.</p>", cut_note(cut));
+        let _ = write!(out, "<p class=\"note\">The recording is {}.</p>", cut.words());
     }
     summary(&mut out, r, lanes);
     out.push_str("<h2>The whole recording</h2>");
@@ -71,7 +72,7 @@ th:first-child,td:first-child{text-align:left}.note{color:#a33}\
 .legend span{margin-right:18px;white-space:nowrap}\
 .legend i{display:inline-block;width:14px;height:10px;margin-right:5px;vertical-align:middle}";
 
-fn summary(out: &mut String, r: &Recording, lanes: &Lanes) {
+fn summary(out: &mut String, r: &Reading, lanes: &Lanes) {
     let all = &lanes.all;
     let _ = write!(
         out,
@@ -89,7 +90,7 @@ fn summary(out: &mut String, r: &Recording, lanes: &Lanes) {
     );
 }
 
-fn notes(out: &mut String, r: &Recording) {
+fn notes(out: &mut String, r: &Reading) {
     if r.left_out > 0 {
         let n = grouped(r.left_out);
         let _ = write!(out, "<p class=\"note\">{n} items were left out of over-long lines.</p>");
@@ -108,7 +109,7 @@ fn row_y(row: usize) -> f64 {
     8.0 + LANE * row as f64
 }
 
-/// Lane labels, lane lines and the axis line, common to both pictures.
+/// Lane labels and lane lines, common to both pictures.
 fn frame(out: &mut String, lanes: &[DrawnLane]) {
     let height = LANE * (lanes.len() as f64 + 1.0) + 56.0;
     let _ = write!(
@@ -126,12 +127,11 @@ fn frame(out: &mut String, lanes: &[DrawnLane]) {
         );
         label(out, y, &format!("client {} (token {})", grouped(lane.lane + 1), lane.key));
     }
-    let axis_y = row_y(lanes.len() + 1);
-    let _ = write!(
-        out,
-        "<line x1=\"{LEFT}\" y1=\"{axis_y}\" x2=\"{}\" y2=\"{axis_y}\" stroke=\"#444\"/>",
-        LEFT + PLOT
-    );
+}
+
+/// The time axis under the lanes of both pictures.
+fn axis(lanes: &[DrawnLane]) -> Axis {
+    Axis { x0: LEFT, x1: LEFT + PLOT, y: row_y(lanes.len() + 1) }
 }
 
 fn label(out: &mut String, y: f64, text: &str) {
@@ -140,27 +140,6 @@ fn label(out: &mut String, y: f64, text: &str) {
         "<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{}</text>",
         LEFT - 8.0,
         y + LANE / 2.0 + 4.0,
-        escape(text)
-    );
-}
-
-/// A tick on the axis with its label, and the axis title under them.
-fn tick(out: &mut String, x: f64, axis_y: f64, text: &str) {
-    let _ = write!(
-        out,
-        "<line x1=\"{x:.1}\" y1=\"{axis_y}\" x2=\"{x:.1}\" y2=\"{}\" stroke=\"#444\"/>\
-         <text x=\"{x:.1}\" y=\"{}\" text-anchor=\"middle\">{text}</text>",
-        axis_y + 5.0,
-        axis_y + 18.0
-    );
-}
-
-fn axis_title(out: &mut String, axis_y: f64, text: &str) {
-    let _ = write!(
-        out,
-        "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">{}</text>",
-        LEFT + PLOT / 2.0,
-        axis_y + 38.0,
         escape(text)
     );
 }
@@ -192,27 +171,20 @@ fn overview(out: &mut String, d: &Drawing) {
         lane_states(out, lane, row_y(i + 1), scale);
         lane_bytes(out, &lane.columns, row_y(i + 1) + LANE / 2.0, peak);
     }
-    let axis_y = row_y(d.lanes.len() + 1);
     let end_ms = scale.end / 1000.0;
-    let step = nice_step(end_ms, 10.0);
-    let mut at = 0.0;
-    while at <= end_ms + 1e-9 {
-        tick(out, LEFT + at / end_ms * PLOT, axis_y, &trim(at, step));
-        at += step;
-    }
-    axis_title(out, axis_y, "time since the loop first woke up (ms)");
+    axis(&d.lanes).draw(out, end_ms, 10.0, "time since the loop first woke up (ms)");
     out.push_str("</svg>");
     let _ = write!(
         out,
         "<p>Bar heights grow with √bytes: a bar half a lane tall is {} B read (or written) within one \
          pixel's {} ms.</p>",
         grouped(peak),
-        trim(end_ms / PLOT, nice_step(end_ms / PLOT, 1.0) / 100.0)
+        svg::label(end_ms / PLOT, svg::step(end_ms / PLOT, 1.0) / 100.0)
     );
 }
 
 /// The time after the last event, which the pictures leave out.
-fn idle_tail(out: &mut String, r: &Recording, d: &Drawing) {
+fn idle_tail(out: &mut String, r: &Reading, d: &Drawing) {
     if r.end > d.end {
         let _ = write!(
             out,
@@ -323,9 +295,10 @@ fn window(out: &mut String, d: &Drawing) {
             }
         }
     }
-    let axis_y = row_y(d.lanes.len() + 1);
+    let axis = axis(&d.lanes);
+    axis.line(out);
     for (c, marks) in d.window.iter().enumerate().step_by(8) {
-        tick(out, LEFT + (c as f64 + 0.5) * col, axis_y, &format!("#{}", grouped(marks.index + 1)));
+        axis.tick(out, LEFT + (c as f64 + 0.5) * col, &format!("#{}", grouped(marks.index + 1)));
     }
     let (from, to) = match (d.window.first(), d.window.last()) {
         (Some(a), Some(b)) => (ms(a.at), ms(b.at)),
@@ -333,7 +306,7 @@ fn window(out: &mut String, d: &Drawing) {
     };
     let what =
         format!("wake-ups of the loop in order (number), {from} ms to {to} ms: a box is a turn");
-    axis_title(out, axis_y, &what);
+    axis.title(out, &what);
     out.push_str("</svg>");
 }
 
@@ -380,24 +353,7 @@ fn row(out: &mut String, lane: &Lane) {
     );
 }
 
-/// A step of 1, 2 or 5 × 10ⁿ that cuts `span` into at most `most` pieces.
-fn nice_step(span: f64, most: f64) -> f64 {
-    let rough = (span / most).max(1e-3);
-    let power = 10f64.powf(rough.log10().floor());
-    [1.0, 2.0, 5.0, 10.0].iter().map(|m| m * power).find(|s| *s >= rough).unwrap_or(10.0 * power)
-}
-
-/// `at` with as many decimals as `step` needs.
-fn trim(at: f64, step: f64) -> String {
-    let decimals = if step >= 1.0 { 0 } else { (-step.log10()).ceil() as usize };
-    format!("{at:.decimals$}")
-}
-
 /// µs as milliseconds with one decimal, e.g. `12.5`.
 fn ms(us: u64) -> String {
     format!("{:.1}", us as f64 / 1000.0)
-}
-
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }

@@ -10,7 +10,8 @@
 use std::collections::VecDeque;
 
 use super::census::Lanes;
-use super::{Turn, Visit, READ, WRITE};
+use super::format::{READ, WRITE};
+use super::read::{Turn, Visit};
 
 /// Wake-ups in the page's second picture.
 pub const WINDOW: usize = 48;

@@ -9,7 +9,8 @@
 use std::cmp::{Ordering, Reverse};
 use std::collections::{BinaryHeap, HashMap};
 
-use super::{Recording, Turn, Visit, READ};
+use super::format::READ;
+use super::read::{Reading, Turn, Visit};
 
 /// Connections listed in the page's table: the busiest.
 pub const ROWS: usize = 100;
@@ -172,12 +173,12 @@ impl Census {
     }
 
     /// The file is read: end the connections still open and choose what to show.
-    pub fn finish(mut self, recording: &Recording) -> Lanes {
+    pub fn finish(mut self, reading: &Reading) -> Lanes {
         let open: Vec<Lane> = self.open.drain().map(|(_, lane)| lane).collect();
         for lane in open {
             self.ended(lane);
         }
-        let u = recording.untracked;
+        let u = reading.untracked;
         for totals in [&mut self.rest, &mut self.all] {
             totals.connections += u.connections;
             totals.read = totals.read.saturating_add(u.read);

@@ -1,37 +1,23 @@
-//! `progjar record-page IN OUT.html`: a recording read back, one lane per client.
+//! A recording read back, line by line, into a [`Visit`].
 //!
-//! `record.rs` writes what the loop did at each wake-up; this file reads it
-//! back line by line and hands each connection's items to a [`Visit`]. The
-//! file is read twice, in bounded memory however long it is and however many
-//! clients it holds: first [`census`] adds up every connection (a few numbers
-//! each, kept while it is open) and keeps the busiest; then [`picture`]
-//! gathers what the page draws of the busiest few, summed per pixel column.
-//! `record_page.rs` draws the page.
+//! `recorder.rs` writes what the loop did at each wake-up; this file reads it
+//! back and hands each connection's items to a [`Visit`], in bounded memory
+//! however long the file is: `record-page` (`command.rs`) reads it twice,
+//! once for the [`super::census`] and once for the [`super::picture`].
 //!
 //! The file is input from disk, so anything unexpected (not a recording, a
 //! garbled item, an endless line) is one line naming the line number, never a
 //! panic. A recording cut short in the middle of a line (the server was
-//! killed, or the disk filled) is drawn up to its last whole line, with a note
-//! that says where it was cut.
-
-pub mod census;
-pub mod picture;
+//! killed, or the disk filled) is read up to its last whole line, and the
+//! [`Cut`] says where.
 
 use std::collections::HashMap;
-use std::fs::File;
-use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
-use std::path::Path;
+use std::io::{BufRead, Read};
 
-use log::warn;
-
-use crate::cli::{Failure, EXIT_FAILURE, EXIT_USAGE};
-use crate::record::MAGIC;
+use super::format::{
+    interest_bits, AGAIN, CLOSE, EVENT, KINDS, LEFT_OUT, LISTENER, MAGIC, NOTE, OPEN, SIGNALS, TURN,
+};
 use crate::units::grouped;
-
-/// Interest bits of a [`Turn`].
-pub const READ: u8 = 1;
-/// See [`READ`].
-pub const WRITE: u8 = 2;
 
 /// The longest line read: the recorder's lines fit in its 256 KiB batch, so
 /// a longer one is not a recording's, and must not take all memory.
@@ -51,7 +37,7 @@ pub struct Turn {
     pub written: u64,
     /// Bytes owed after it.
     pub owed: u64,
-    /// [`READ`] and [`WRITE`] asked for after it.
+    /// [`super::format::READ`] and [`super::format::WRITE`] asked for after it.
     pub interest: u8,
 }
 
@@ -91,7 +77,7 @@ pub struct Untracked {
 
 /// What a reading found besides the connections.
 #[derive(Debug, Default)]
-pub struct Recording {
+pub struct Reading {
     /// The header's settings, e.g. `read_size=16384 max_pending=65536 ...`.
     pub settings: String,
     /// Wake-up lines.
@@ -123,15 +109,15 @@ pub struct Recording {
     open: HashMap<usize, u64>,
 }
 
-impl Recording {
+impl Reading {
     /// Read every whole line of `input` (at most `limit` bytes) into `visit`.
-    fn read(
+    pub fn read(
         input: &mut impl BufRead,
         limit: u64,
         visit: &mut impl Visit,
-    ) -> Result<Recording, String> {
+    ) -> Result<Reading, String> {
         let mut input = input.take(limit);
-        let mut r = Recording::default();
+        let mut r = Reading::default();
         let mut line = Vec::new();
         let mut number = 0u64;
         loop {
@@ -177,7 +163,7 @@ impl Recording {
 
     /// One line after the header: a note or a wake-up.
     fn line(&mut self, line: &str, visit: &mut impl Visit) -> Result<(), String> {
-        if let Some(note) = line.strip_prefix('#') {
+        if let Some(note) = line.strip_prefix(NOTE) {
             if self.notes.len() < MAX_NOTES {
                 self.notes.push(note.trim().to_string());
             } else {
@@ -191,47 +177,53 @@ impl Recording {
         visit.wake(at);
         let mut did = false;
         for item in items {
-            let (kind, rest) = item.split_at(item.chars().next().map_or(0, char::len_utf8));
-            // A signal alone is no event of the clients: the idle tail may end with it.
-            did |= !item.starts_with("eS:");
-            match kind {
-                "e" => {
-                    event(rest)?;
-                    self.events += 1;
-                }
-                "o" => {
-                    self.open(number(rest, "a token")?, visit);
-                }
-                // A connection whose open or close is missing (lines dropped
-                // when the disk fell behind) still gets its lane.
-                "c" => {
-                    if let Some(lane) = self.open.remove(&number(rest, "a token")?) {
-                        visit.close(lane, true);
-                    }
-                }
-                "t" | "g" => {
-                    let (key, turn) = turn(rest)?;
-                    match self.open.get(&key).copied().or_else(|| self.open(key, visit)) {
-                        Some(lane) => visit.turn(lane, turn),
-                        None => {
-                            let u = &mut self.untracked;
-                            u.read = u.read.saturating_add(turn.read);
-                            u.written = u.written.saturating_add(turn.written);
-                        }
-                    }
-                }
-                // Items the recorder had no room for in this line.
-                "+" => {
-                    let n = number::<u64>(rest, "items left out")?;
-                    self.left_out = self.left_out.saturating_add(n);
-                }
-                _ => return Err(format!("unknown item {item:?}")),
-            }
+            did |= self.item(item, visit)?;
         }
         if did {
             self.last_event = at;
         }
         Ok(())
+    }
+
+    /// One item of a wake-up line; whether it was more than a signal (the
+    /// idle tail after the last event may end with signals alone).
+    fn item(&mut self, item: &str, visit: &mut impl Visit) -> Result<bool, String> {
+        let mut chars = item.chars();
+        let (kind, rest) = (chars.next(), chars.as_str());
+        match kind {
+            Some(EVENT) => {
+                self.events += 1;
+                return Ok(event(rest)? != SIGNALS);
+            }
+            Some(OPEN) => {
+                self.open(number(rest, "a token")?, visit);
+            }
+            // A connection whose open or close is missing (lines dropped
+            // when the disk fell behind) still gets its lane.
+            Some(CLOSE) => {
+                if let Some(lane) = self.open.remove(&number(rest, "a token")?) {
+                    visit.close(lane, true);
+                }
+            }
+            Some(TURN | AGAIN) => {
+                let (key, turn) = turn(rest)?;
+                match self.open.get(&key).copied().or_else(|| self.open(key, visit)) {
+                    Some(lane) => visit.turn(lane, turn),
+                    None => {
+                        let u = &mut self.untracked;
+                        u.read = u.read.saturating_add(turn.read);
+                        u.written = u.written.saturating_add(turn.written);
+                    }
+                }
+            }
+            // Items the recorder had no room for in this line.
+            Some(LEFT_OUT) => {
+                let n = number::<u64>(rest, "items left out")?;
+                self.left_out = self.left_out.saturating_add(n);
+            }
+            _ => return Err(format!("unknown item {item:?}")),
+        }
+        Ok(true)
     }
 
     /// A wake-up's time as µs since the first; times never go back.
@@ -274,16 +266,17 @@ fn header(line: &[u8]) -> Result<String, String> {
     Ok(settings.trim().to_string())
 }
 
-/// `3:rR`: a token (or `L`, `S`) and its readiness kinds.
-fn event(rest: &str) -> Result<(), String> {
+/// `3:rR`: a token (or `L`, `S`) and its readiness kinds; the token.
+fn event(rest: &str) -> Result<&str, String> {
     let (token, kinds) = rest.split_once(':').ok_or(format!("event {rest:?} has no ':'"))?;
-    if token != "L" && token != "S" {
+    if token != LISTENER && token != SIGNALS {
         number::<usize>(token, "an event's token")?;
     }
-    if kinds.is_empty() || !kinds.chars().all(|c| "rwRWx".contains(c)) {
-        return Err(format!("event kinds {kinds:?} are not some of r, w, R, W, x"));
+    if kinds.is_empty() || !kinds.chars().all(|c| KINDS.contains(&c)) {
+        let all: Vec<String> = KINDS.iter().map(char::to_string).collect();
+        return Err(format!("event kinds {kinds:?} are not some of {}", all.join(", ")));
     }
-    Ok(())
+    Ok(token)
 }
 
 /// `3:16384:16384:0:rw`: key, read, written, owed, interest.
@@ -295,13 +288,8 @@ fn turn(rest: &str) -> Result<(usize, Turn), String> {
     else {
         return Err(format!("turn {rest:?} does not have 5 fields"));
     };
-    let interest = match interest {
-        "r" => READ,
-        "w" => WRITE,
-        "rw" => READ | WRITE,
-        "-" => 0,
-        other => return Err(format!("interest {other:?} is not r, w, rw or -")),
-    };
+    let interest = interest_bits(interest)
+        .ok_or_else(|| format!("interest {interest:?} is not r, w, rw or -"))?;
     let turn = Turn {
         read: number(read, "bytes read")?,
         written: number(written, "bytes written")?,
@@ -315,38 +303,14 @@ fn number<T: std::str::FromStr>(s: &str, what: &str) -> Result<T, String> {
     s.parse().map_err(|_| format!("{what} {s:?} is not a number"))
 }
 
-/// Run `progjar record-page IN OUT`: count, pick the busiest, draw, write.
-pub fn run(input: &Path, output: &Path) -> Result<(), Failure> {
-    let shown = input.display();
-    let usage = |e: String| Failure::new(EXIT_USAGE, format!("{shown}: {e}"));
-    let file = File::open(input)
-        .map_err(|e| Failure::new(EXIT_USAGE, format!("cannot read {shown}: {e}")))?;
-    let mut reader = BufReader::new(file);
-    let mut census = census::Census::default();
-    let recording = Recording::read(&mut reader, u64::MAX, &mut census).map_err(usage)?;
-    if let Some(cut) = recording.cut {
-        warn!("{shown}: {}", cut_note(cut));
+impl Cut {
+    /// Where the recording was cut, in words (the page and the log say the same).
+    pub fn words(self) -> String {
+        format!(
+            "cut short: line {} (from byte {}) has no newline at its end (the server was stopped, \
+             or its disk filled, while writing it); the whole lines before it are drawn",
+            grouped(self.line),
+            grouped(self.offset)
+        )
     }
-    let lanes = census.finish(&recording);
-    // The same whole lines again (a file still being written may have grown).
-    reader.seek(SeekFrom::Start(0)).map_err(|e| {
-        usage(format!("cannot read it a second time ({e}): record-page needs a file, not a pipe"))
-    })?;
-    let columns = crate::record_page::COLUMNS;
-    let mut picture = picture::Picture::new(&lanes, recording.last_event, columns);
-    Recording::read(&mut reader, recording.whole, &mut picture).map_err(usage)?;
-    let title = input.file_name().map_or(shown.to_string(), |n| n.to_string_lossy().into_owned());
-    let page = crate::record_page::render(&recording, &lanes, &picture.finish(), &title);
-    std::fs::write(output, page)
-        .map_err(|e| Failure::new(EXIT_FAILURE, format!("cannot write {}: {e}", output.display())))
-}
-
-/// Where a recording was cut, in words (the page and the log say the same).
-pub fn cut_note(cut: Cut) -> String {
-    format!(
-        "cut short: line {} (from byte {}) has no newline at its end (the server was stopped, \
-         or its disk filled, while writing it); the whole lines before it are drawn",
-        grouped(cut.line),
-        grouped(cut.offset)
-    )
 }

@@ -1,8 +1,9 @@
-//! The recording's writer thread: the one place that may wait on the file.
+//! The recording's file: opened without waiting, written by the background
+//! writer's thread (`background.rs`), the one place that may wait on it.
 //!
 //! The loop opens the file at start (so a bad path stops the server before
 //! `listening on`) but never waits for it: the open does not block, and every
-//! write happens here. Two things can make a file wait or fail:
+//! write happens in the writer's thread. Two things can make a file wait or fail:
 //!
 //! - A FIFO (`mkfifo`) that nothing reads yet. A blocking `open` would wait
 //!   for a reader before the server even listens, with no word. Like a shell's
@@ -22,9 +23,11 @@ use std::io::{self, ErrorKind, Seek, SeekFrom, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{Receiver, Sender};
 
 use log::warn;
+
+use super::format::NOTE;
+use crate::background;
 
 /// Where the lines go: the file, or a FIFO to open once something reads it.
 #[derive(Debug)]
@@ -74,9 +77,12 @@ fn set_blocking(file: &File) -> io::Result<()> {
 /// lines as short as 5 bytes.
 const LINE_ENDS: usize = 32;
 
-/// The file and where its whole lines end.
-struct Writer {
-    file: File,
+/// The background writer's output: the file, and where its whole lines end.
+pub(super) struct Output {
+    sink: Option<Sink>,
+    file: Option<File>,
+    /// The path, as the log shows it.
+    path: String,
     /// Bytes on disk, all of them whole lines (batches end with a newline).
     written: u64,
     /// The end of the first line (the header): a note never replaces it.
@@ -85,34 +91,54 @@ struct Writer {
     ends: VecDeque<u64>,
 }
 
-/// The writer thread: batches to the file until the loop hangs up or a write
-/// fails. Each emptied batch goes back through `spare` to be filled again.
-pub(super) fn write_batches(
-    sink: Sink,
-    path: &str,
-    batches: &Receiver<Vec<u8>>,
-    spare: &Sender<Vec<u8>>,
-) {
-    let file = match sink {
-        Sink::File(file) => file,
-        // Waits for a reader; the loop goes on (its batches queue, then drop).
-        Sink::Fifo(fifo) => match OpenOptions::new().write(true).open(&fifo) {
-            Ok(file) => file,
-            Err(e) => return warn!("recording stopped: cannot open {path}: {e}"),
-        },
-    };
-    let mut w = Writer { file, written: 0, header_end: None, ends: VecDeque::new() };
-    for mut batch in batches.iter() {
-        if let Err((done, e)) = write_all(&mut w.file, &batch) {
-            w.remember(&batch[..done]);
-            return w.stop(path, &e, w.written + done as u64);
-        }
-        w.remember(&batch);
-        w.written += batch.len() as u64;
-        batch.clear();
-        let _ = spare.send(batch);
+impl Output {
+    /// The output for a file opened by [`open`].
+    pub(super) fn new(sink: Sink, path: &Path) -> Output {
+        let path = path.display().to_string();
+        let ends = VecDeque::with_capacity(LINE_ENDS);
+        Output { sink: Some(sink), file: None, path, written: 0, header_end: None, ends }
     }
-    let _ = w.file.flush();
+
+    /// The file, opened now if it is a FIFO: this waits for a reader, in the
+    /// writer's thread only (the loop's lines queue, then drop, meanwhile).
+    fn file(&mut self) -> io::Result<&mut File> {
+        if let Some(sink) = self.sink.take() {
+            let file = match sink {
+                Sink::File(file) => file,
+                Sink::Fifo(fifo) => {
+                    OpenOptions::new().write(true).open(&fifo).inspect_err(|e| {
+                        warn!("recording stopped: cannot open {}: {e}", self.path);
+                    })?
+                }
+            };
+            self.file = Some(file);
+        }
+        self.file.as_mut().ok_or_else(|| io::ErrorKind::NotFound.into())
+    }
+}
+
+impl background::Output for Output {
+    /// Write whole lines; when a write fails, stop the recording as the top
+    /// of this file says.
+    fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
+        let file = self.file()?;
+        if let Err((done, e)) = write_all(file, bytes) {
+            self.remember(&bytes[..done]);
+            let at = self.written + done as u64;
+            self.stop(&e, at);
+            return Err(e);
+        }
+        self.remember(bytes);
+        self.written += bytes.len() as u64;
+        Ok(())
+    }
+
+    fn dropped(&mut self, n: u64) -> io::Result<()> {
+        let lines = crate::units::grouped(n);
+        let note =
+            format!("{NOTE} dropped {lines} lines: the file was not taking them fast enough\n");
+        self.write(note.as_bytes())
+    }
 }
 
 /// `write_all` that says how much it wrote before failing.
@@ -129,7 +155,7 @@ fn write_all(file: &mut File, mut bytes: &[u8]) -> Result<(), (usize, io::Error)
     Ok(())
 }
 
-impl Writer {
+impl Output {
     /// Note where the lines of `bytes` (written at `self.written`) end.
     fn remember(&mut self, bytes: &[u8]) {
         if self.header_end.is_none() {
@@ -152,23 +178,24 @@ impl Writer {
 
     /// A write failed with `e` after `at` bytes: say so in the log and, if
     /// the file can be cut, in a last line that fits where the writes stopped.
-    fn stop(&mut self, path: &str, e: &io::Error, at: u64) {
-        warn!("recording stopped: cannot write {path}: {e}");
-        let note = format!("# stopped: cannot write the recording: {e}\n");
+    fn stop(&mut self, e: &io::Error, at: u64) {
+        warn!("recording stopped: cannot write {}: {e}", self.path);
+        let note = format!("{NOTE} stopped: cannot write the recording: {e}\n");
         let Some(header_end) = self.header_end else { return };
         // The last whole line that leaves room for the note, or else the last whole line.
         let room = at.saturating_sub(note.len() as u64);
         let whole = self.ends.iter().copied().filter(|&end| end >= header_end);
         let fits = whole.clone().filter(|&end| end <= room).max();
         let Some(cut) = fits.or_else(|| whole.max()) else { return };
+        let Some(file) = self.file.as_mut() else { return };
         // A FIFO or a device cannot be cut: its cut line stays for record-page to report.
-        if self.file.set_len(cut).is_err() {
+        if file.set_len(cut).is_err() {
             return;
         }
-        let noted = self.file.seek(SeekFrom::Start(cut));
-        let noted = noted.and_then(|_| self.file.write_all(note.as_bytes()));
+        let noted = file.seek(SeekFrom::Start(cut));
+        let noted = noted.and_then(|_| file.write_all(note.as_bytes()));
         if noted.is_err() {
-            let _ = self.file.set_len(cut);
+            let _ = file.set_len(cut);
         }
     }
 }
