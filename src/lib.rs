@@ -8,34 +8,27 @@
 //! log words, and fixes both: the server multiplexes every client in one
 //! readiness loop, and the client half-closes and verifies the echo.
 //!
-//! Read it in this order: `server/mod.rs` (the loop), `connection.rs` (one
+//! Read it in this order: `event_loop/mod.rs` (the loop), `event_loop/service.rs`
+//! (what the loop asks of a server built on it), `server/echo.rs` (one echo
 //! client's bytes), then `client/`. Each file starts by saying why it exists.
 //!
 //! # Layout
 //!
-//! The echo server, one concept per file:
-//! - [`server`]: the event loop. Owns the `mio::Poll`, the listener, the
-//!   `slab::Slab` of connections (a connection's key is its `mio::Token`) and
-//!   accepting; refuses clients over the limits; turns signals into a graceful
-//!   shutdown. The whole loop fits on one screen in `Server::run` (`mod.rs`);
-//!   beside it `accept.rs` (accepting and admitting), `timers.rs` (idle
-//!   timeouts, signals, grace, the summary), `listen.rs` (binding, the
-//!   open-file limit) and `loops.rs` (`--loops N`: N copies of the loop on
-//!   their own threads, each with its own `SO_REUSEPORT` listener).
-//! - [`connection`]: one client: its socket, its unsent bytes (bounded, never
-//!   dropped) and the readiness it asks for. Read, echo, backpressure,
-//!   half-close.
-//! - [`idle`]: `--idle-timeout` as a list in order of last activity, so
-//!   expiring connections costs O(1), never a scan.
-//! - [`memory`]: `--max-pending-total`, the memory all clients' unsent bytes
-//!   share, its default from the process's memory limit, and who waits for it.
-//! - [`access`]: who is let in (`--allow` networks, `--max-connections`,
-//!   `--max-per-ip` per address or IPv6 /64, counted over all loops), and each
-//!   [`access::Refusal`]'s count and words.
-//! - [`throttle`]: a short log under floods: warnings at most once a second,
-//!   per-connection lines at most 100 a second with the rest counted.
-//! - [`limits`]: raising the open-file limit, since each client is a descriptor.
-//! - [`signals`]: SIGINT/SIGTERM/SIGHUP as events of the loop, each one counted.
+//! The folders show the architecture: a loop with no policy in it, and the
+//! servers built on it.
+//! - [`event_loop`]: the readiness loop's machinery, as redis's `ae.c` is
+//!   apart from its clients: `mio::Poll`, the listener, the `slab::Slab` of
+//!   connections (a connection's tokens come from its slab key), accepting
+//!   and admission (`--allow`, `--max-connections`, `--max-per-ip`), the
+//!   memory all connections' unsent bytes share (`--max-pending-total`),
+//!   idle timeouts in O(1), a short log under floods, stopping by signal or
+//!   from another thread (first graceful, then at once), `--loops N`. What a
+//!   connection does with its bytes is a [`event_loop::Service`]'s
+//!   [`event_loop::Handler`]. The whole loop fits on one screen in
+//!   `EventLoop::run`.
+//! - [`server`]: the echo server, the loop's one service so far: one client's
+//!   socket, its unsent bytes (bounded, never dropped) and the readiness it
+//!   asks for; read, echo, backpressure, half-close (`server/echo.rs`).
 //! - [`recording`]: `--record FILE`, one line per wake-up of the loop, written
 //!   by a thread of its own (nothing but an `Option` check when off), and
 //!   `progjar record-page`, which reads it back in bounded memory and draws it
@@ -65,8 +58,13 @@
 //!   recording: a queue of fixed size, a thread that waits on the output, what
 //!   does not fit dropped and counted.
 //! - [`preview`]: bytes shown as Python shows them, `b'...'`.
-//! - [`sock`]: what a socket error means and when a read may stop early,
-//!   written once for the server, the client and the stress tool.
+//! - [`sock`]: what a socket error means, when a read may stop early and
+//!   what waits in a socket's kernel queues, written once for the server, the
+//!   client and the stress tool.
+//! - [`signals`]: SIGINT/SIGTERM/SIGHUP as events of a loop, each one counted,
+//!   and the one stopping rule: the first request graceful, the next at once.
+//! - [`limits`]: raising the open-file limit, since each client is a descriptor.
+//! - [`units`]: numbers in words: grouped counts, binary sizes, rates.
 //! - [`svg`]: the pages' kit: escaping, the 1-2-5 axis step, a time axis with
 //!   ticks (the lab's Python page follows it in `tools/lab/svg.py`).
 //!
@@ -75,16 +73,13 @@
 
 #![warn(missing_docs, missing_debug_implementations)]
 
-pub mod access;
 pub mod background;
 pub mod cli;
 pub mod client;
-pub mod connection;
-pub mod idle;
+pub mod event_loop;
 pub mod info;
 pub mod limits;
 pub mod logging;
-pub mod memory;
 pub mod parse;
 pub mod preview;
 pub mod recording;
@@ -93,5 +88,4 @@ pub mod server;
 pub mod signals;
 pub mod sock;
 pub mod svg;
-pub mod throttle;
 pub mod units;

@@ -7,6 +7,8 @@
 
 use std::io;
 
+use nix::sys::resource::{getrlimit, setrlimit, Resource};
+
 /// The open-file limits before and after [`raise_nofile`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct NofileLimits {
@@ -20,18 +22,9 @@ pub struct NofileLimits {
 
 /// Raise the soft open-file limit to the hard limit and report both.
 pub fn raise_nofile() -> io::Result<NofileLimits> {
-    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-    // SAFETY: getrlimit writes into the struct we pass and keeps no pointer to it.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    let soft_before = lim.rlim_cur;
-    if lim.rlim_cur < lim.rlim_max {
-        let raised = libc::rlimit { rlim_cur: lim.rlim_max, rlim_max: lim.rlim_max };
-        // SAFETY: setrlimit only reads the struct we pass.
-        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
-            lim.rlim_cur = lim.rlim_max;
-        }
-    }
-    Ok(NofileLimits { soft_before, soft: lim.rlim_cur, hard: lim.rlim_max })
+    let (soft_before, hard) = getrlimit(Resource::RLIMIT_NOFILE)?;
+    // Raising may be refused (a container's policy): go on with what there is.
+    let raised = soft_before < hard && setrlimit(Resource::RLIMIT_NOFILE, hard, hard).is_ok();
+    let soft = if raised { hard } else { soft_before };
+    Ok(NofileLimits { soft_before, soft, hard })
 }

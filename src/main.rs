@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use argh::FromArgs;
-use progjar::access::Cidr;
+use progjar::event_loop::admission::Cidr;
 use progjar::{cli, client, info, parse, resolve, server};
 
 /// progjar: the network-programming lab's echo server, client and socket info.
@@ -243,7 +243,7 @@ fn listen_port(bind: Option<u16>, port: Option<u16>) -> u16 {
 }
 
 fn parse_read_size(s: &str) -> Result<usize, String> {
-    parse::size_in(s, 1..=server::MAX_READ_SIZE)
+    parse::size_in(s, 1..=progjar::event_loop::MAX_READ_SIZE)
 }
 
 fn parse_pending(s: &str) -> Result<usize, String> {

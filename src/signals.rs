@@ -1,4 +1,5 @@
-//! Signals as events of the loop, counted one by one.
+//! Signals as events of a loop, counted one by one, and the one rule for
+//! stopping: the first request is graceful, the second is now.
 //!
 //! A signal handler interrupts the loop anywhere, so it may do almost nothing
 //! (no lock, no allocation, no log line). The classic answer is the self-pipe:
@@ -138,5 +139,43 @@ pub fn name(signal: c_int) -> &'static str {
         libc::SIGTERM => "SIGTERM",
         libc::SIGHUP => "SIGHUP",
         _ => "a signal",
+    }
+}
+
+/// How a program stops when asked to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Stop {
+    /// Finish what was started, start nothing new (the server: no new clients,
+    /// the open ones get `--grace` to finish; the stress tool: no new message).
+    Graceful,
+    /// Stop at once (exit 130).
+    Now,
+}
+
+/// The rule every progjar program keeps (the server, its loops, the stress
+/// tool): the first request to stop is graceful, any later one stops at once.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Escalation {
+    requests: u8,
+}
+
+impl Escalation {
+    /// One more request to stop: what it means now.
+    pub fn request(&mut self) -> Stop {
+        self.requests = self.requests.saturating_add(1);
+        self.now()
+    }
+
+    /// How many requests came so far (0: none).
+    pub fn requests(&self) -> u8 {
+        self.requests
+    }
+
+    fn now(&self) -> Stop {
+        if self.requests > 1 {
+            Stop::Now
+        } else {
+            Stop::Graceful
+        }
     }
 }

@@ -1,10 +1,11 @@
 //! Facts about TCP sockets that every progjar loop relies on, written down once.
 //!
-//! The server (`connection.rs`), the client and the stress tool all read and
+//! The server (`server/echo.rs`), the client and the stress tool all read and
 //! write sockets; the rules for what an error means and when a read may stop
 //! early are the same for all three, so they live here.
 
 use std::io::{self, ErrorKind};
+use std::os::fd::AsRawFd;
 
 /// Does this error mean the peer is gone (it reset or closed the connection)?
 ///
@@ -37,4 +38,22 @@ pub fn is_peer_gone(e: &io::Error) -> bool {
 /// not take this shortcut. Elsewhere the answer is always no.
 pub fn short_read_empties_queue(n: usize, asked: usize) -> bool {
     cfg!(target_os = "linux") && n < asked
+}
+
+/// What waits in a socket's kernel queues: bytes received that nobody has read
+/// yet (`FIONREAD`), and bytes sent that the peer has not acknowledged
+/// (`SIOCOUTQ`). For deciding whether a quiet connection is idle; a couple of
+/// system calls, so asked only when a timer runs out, never per event.
+pub fn queued(socket: &impl AsRawFd) -> io::Result<(u32, u32)> {
+    let queue = |request| {
+        let mut bytes: libc::c_int = 0;
+        // SAFETY: FIONREAD and TIOCOUTQ (SIOCINQ/SIOCOUTQ on a socket) write
+        // one int through the pointer, to a local we own. No safe wrapper
+        // exists: nix has no ioctl for these two.
+        match unsafe { libc::ioctl(socket.as_raw_fd(), request, &mut bytes) } {
+            0 => Ok(u32::try_from(bytes).unwrap_or(0)),
+            _ => Err(io::Error::last_os_error()),
+        }
+    };
+    Ok((queue(libc::FIONREAD)?, queue(libc::TIOCOUTQ)?))
 }

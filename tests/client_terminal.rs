@@ -190,8 +190,7 @@ fn stop_mid_transfer(dir: &Path, args: &[&str], ready: impl Fn() -> bool, signal
         }
     }
     common::wait_until("the client to be ready for the signal", ready);
-    // SAFETY: kill(2) on our own child's pid has no memory effects.
-    assert_eq!(unsafe { libc::kill(child.id() as i32, signal) }, 0);
+    common::send_signal(child.id(), signal);
     let status = wait_child(&mut child, STEP).expect("the client stops after the signal");
     let mut summary = String::new();
     child.stdout.take().expect("stdout").read_to_string(&mut summary).unwrap();

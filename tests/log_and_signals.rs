@@ -69,9 +69,7 @@ impl Stuck {
 /// before the first is delivered are merged by the kernel into one, so this
 /// is how "two signals back to back" can really be two.
 fn deliver(pid: u32, signal: i32) {
-    // SAFETY: kill(2) on our own child's pid.
-    let rc = unsafe { libc::kill(pid as libc::pid_t, signal) };
-    assert_eq!(rc, 0, "kill: {}", std::io::Error::last_os_error());
+    common::send_signal(pid, signal);
     let bit = 1u64 << (signal - 1);
     let deadline = Instant::now() + STEP;
     loop {
@@ -291,13 +289,13 @@ fn the_trace_recipe_shows_the_loop_think() {
     let first = at(0, "TRACE:server:event conn 0 (127.0.0.1:");
     assert!(log[first].ends_with("): readable"), "{}", log[first]);
     let blocked = at(first, ": WouldBlock with ");
-    assert!(log[blocked].starts_with("TRACE:connection:write to 127.0.0.1:"), "{}", log[blocked]);
+    assert!(log[blocked].starts_with("TRACE:server:write to 127.0.0.1:"), "{}", log[blocked]);
     // Owing 64 KiB: reads stop, and only WRITABLE is asked for.
     let stopped = at(blocked, "interest now WRITABLE");
     let writable = at(stopped, "TRACE:server:event conn 0 (");
     assert!(log[writable].ends_with("): writable"), "{}", log[writable]);
     // The flush made room: reads resume, and WRITABLE is dropped again.
-    let read = at(writable, "TRACE:connection:read from 127.0.0.1:");
+    let read = at(writable, "TRACE:server:read from 127.0.0.1:");
     let dropped = log[read..].iter().any(|l| l.ends_with("interest now READABLE"));
     assert!(dropped, "WRITABLE dropped after the flush");
     assert!(!log.iter().any(|l| l.contains("Token(")), "every token is named");

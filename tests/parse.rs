@@ -8,7 +8,7 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
 
-use progjar::access::Cidr;
+use progjar::event_loop::admission::Cidr;
 use progjar::parse::{duration, size_in, MAX_DURATION};
 use proptest::prelude::*;
 

@@ -43,7 +43,8 @@ pub const LEFT_OUT: char = '+';
 
 /// The token of the listener in an event.
 pub const LISTENER: &str = "L";
-/// The token of the signal pipe in an event.
+/// The token of a stop request in an event: the signal pipe, or the waker
+/// another thread stops the loop with.
 pub const SIGNALS: &str = "S";
 
 /// Readiness kinds of an event, in the order they are written: readable,

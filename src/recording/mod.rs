@@ -28,4 +28,4 @@ pub mod picture;
 pub mod read;
 mod recorder;
 
-pub use recorder::{Before, Options, Recording, DEFAULT_LIMIT};
+pub use recorder::{Options, Recording, DEFAULT_LIMIT};

@@ -23,7 +23,7 @@ use super::format::{
 };
 use crate::background::{Pushed, Writer};
 use crate::cli::{Failure, EXIT_USAGE};
-use crate::connection::{Connection, Readiness};
+use crate::event_loop::{self, Handler, Readiness, Wire};
 use crate::units::grouped;
 
 /// `--record-limit`'s default: a few seconds of a busy loop, a page's worth.
@@ -56,13 +56,6 @@ pub struct Options {
 /// The server's recorder, or nothing when `--record` is not given.
 #[derive(Debug, Default)]
 pub struct Recording(Option<Box<Recorder>>);
-
-/// A connection's counters before its turn (see [`Recording::before`]).
-#[derive(Debug, Clone, Copy)]
-pub struct Before {
-    echoed: u64,
-    owed: usize,
-}
 
 impl Recording {
     /// Open the file and start the writer, or return nothing to do. Fails with
@@ -119,26 +112,26 @@ impl Recording {
 
     /// A connection's counters before its turn; nothing when not recording.
     #[inline]
-    pub fn before(&self, conn: &Connection) -> Option<Before> {
-        self.0.as_ref().map(|_| Before { echoed: conn.echoed, owed: conn.owed() })
+    pub fn before(&self, handler: &impl Handler) -> Option<Wire> {
+        self.0.as_ref().map(|_| handler.wire())
     }
 
-    /// A connection's turn is over: what it read, wrote, owes and asks for.
+    /// Connection `key`'s turn is over: what it read, wrote, owes and asks for.
     #[inline]
     pub fn turn(
         &mut self,
-        token: Token,
+        key: usize,
         ready: Readiness,
-        before: Option<Before>,
-        conn: &Connection,
+        before: Option<Wire>,
+        handler: &impl Handler,
     ) {
         if let (Some(r), Some(b)) = (&mut self.0, before) {
-            let written = conn.echoed.saturating_sub(b.echoed);
-            // Every byte read was either written back or is owed now.
-            let read = (written + conn.owed() as u64).saturating_sub(b.owed as u64);
+            let now = handler.wire();
+            let read = now.read.saturating_sub(b.read);
+            let written = now.written.saturating_sub(b.written);
             let kind = if ready.again { AGAIN } else { TURN };
-            let interest = interest(conn.interest());
-            let (key, owed) = (token.0, conn.owed());
+            let interest = interest(now.interest);
+            let owed = now.owed;
             r.put(format_args!(" {kind}{key}:{read}:{written}:{owed}:{interest}"));
         }
     }
@@ -218,8 +211,9 @@ impl Recorder {
             }
             let kinds = std::str::from_utf8(&kinds[..n]).unwrap_or("");
             match event.token() {
-                Token(usize::MAX) => self.put(format_args!(" {EVENT}{LISTENER}:{kinds}")),
-                Token(key) if key == usize::MAX - 1 => {
+                event_loop::LISTENER => self.put(format_args!(" {EVENT}{LISTENER}:{kinds}")),
+                // A stop request, by signal or from another thread (the waker).
+                event_loop::SIGNALS | event_loop::WAKER => {
                     self.put(format_args!(" {EVENT}{SIGNALS}:{kinds}"))
                 }
                 Token(key) => self.put(format_args!(" {EVENT}{key}:{kinds}")),

@@ -79,8 +79,7 @@ fn find() -> Result<PathBuf, String> {
 
 /// Install Debian's `chromium` as `make deps` does, when this is possible here.
 fn install() -> Result<PathBuf, String> {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    let root = unsafe { libc::geteuid() } == 0;
+    let root = nix::unistd::geteuid().is_root();
     if !root || find_in_path("apt-get").is_none() {
         return Err("chromium is not installed and this is not root with apt-get \
                     (`make deps` installs it)"

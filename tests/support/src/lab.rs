@@ -45,8 +45,7 @@ pub fn works(tool: &str, arg: &str) -> bool {
 /// Why a lab cannot be built here, if it cannot: not root, one of `tools`
 /// (`(name, version flag)`) missing, or namespaces refused.
 pub fn cannot_run(tools: &[(&str, &str)]) -> Option<String> {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    if unsafe { libc::geteuid() } != 0 {
+    if !nix::unistd::geteuid().is_root() {
         return Some("not root".into());
     }
     if let Some((tool, _)) = tools.iter().find(|(tool, arg)| !works(tool, arg)) {
@@ -191,8 +190,7 @@ fn wait_child_term(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
             return Some(status);
         }
         if Instant::now() >= deadline {
-            // SAFETY: kill(2) on our own child's pid.
-            unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+            crate::process::send_signal(child.id(), libc::SIGTERM);
             let _ = wait_child(child, Duration::from_secs(75));
             return None;
         }

@@ -41,8 +41,8 @@ pub use net::{
 };
 pub use process::{
     all_output, client, code, progjar, progjar_path, progjar_stress, progjar_stress_path, run,
-    run_bounded, run_failing, stderr, stdout, stress, stress_with, wait_child, wait_until, STEP,
-    STRESS_LIMIT,
+    run_bounded, run_failing, send_signal, stderr, stdout, stress, stress_with, wait_child,
+    wait_until, STEP, STRESS_LIMIT,
 };
 pub use procfs::{
     cpu_time, fds_below, open_connections, proc_status_kib, raise_nofile, rss_kib,

@@ -170,3 +170,10 @@ pub fn run_failing(wrapper: &[&str], args: &[&str]) -> (Option<i32>, String) {
     assert!(!err.contains("panicked") && !err.contains("backtrace"), "{args:?}: {err}");
     (out.status.code(), err)
 }
+
+/// Send signal `sig` (e.g. `libc::SIGTERM`) to process `pid`, a child of this test.
+pub fn send_signal(pid: u32, sig: i32) {
+    let signal = nix::sys::signal::Signal::try_from(sig).expect("a signal number");
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(pid).expect("a pid"));
+    nix::sys::signal::kill(pid, signal).expect("kill");
+}

@@ -33,8 +33,11 @@ pub fn cpu_time(pid: u32) -> Duration {
     let rest = &stat[stat.rfind(')').expect("comm") + 1..];
     let fields: Vec<u64> =
         rest.split_whitespace().skip(11).take(2).map(|f| f.parse().unwrap()).collect();
-    // SAFETY: sysconf has no preconditions.
-    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as u64;
+    let ticks = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+        .ok()
+        .flatten()
+        .and_then(|t| u64::try_from(t).ok())
+        .expect("sysconf(_SC_CLK_TCK)");
     Duration::from_secs_f64((fields[0] + fields[1]) as f64 / ticks as f64)
 }
 

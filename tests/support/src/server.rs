@@ -105,9 +105,10 @@ pub fn serve_in_thread() -> SocketAddr {
         port: 0,
         ..progjar::server::Config::default()
     };
-    let server = progjar::server::Server::bind(config).expect("bind the progjar server");
-    let addr = server.local_addr().expect("server address");
-    thread::spawn(move || server.run());
+    let running = progjar::server::spawn(config).expect("start the progjar server");
+    let addr = running.addr;
+    // Serves until the test process exits: the handle is never used to stop it.
+    std::mem::forget(running);
     addr
 }
 
@@ -190,12 +191,7 @@ impl Server {
 
     /// Send a signal to the server (e.g. `libc::SIGTERM` = 15).
     pub fn signal(&self, sig: i32) {
-        let status = Command::new("kill")
-            .arg(format!("-{sig}"))
-            .arg(self.child.id().to_string())
-            .status()
-            .expect("kill");
-        assert!(status.success());
+        crate::process::send_signal(self.child.id(), sig);
     }
 
     /// Wait for the server to exit (bounded by [`STEP`]).

@@ -17,7 +17,7 @@ from kit.stress import Scenario, budget_for, secs_arg, stress
 USAGE = """loops            the --loops row alone: CPU per echo with 2 loops ÷ 1 loop,
                                    and how 1000 connections split between 2 loops"""
 # The summaries only (each loop's and the total), never a line per connection.
-LOG = "warn,progjar::server::timers=info,progjar::server::loops=info"
+LOG = "warn,progjar::server=info"
 TARGET = 1.05
 
 

@@ -8,7 +8,7 @@
 use std::net::IpAddr;
 
 use libfuzzer_sys::fuzz_target;
-use progjar::access::Cidr;
+use progjar::event_loop::admission::Cidr;
 use progjar::parse::{duration, size_in, MAX_DURATION};
 
 fuzz_target!(|data: &[u8]| {

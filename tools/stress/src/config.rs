@@ -8,7 +8,7 @@ use std::time::Duration;
 
 /// When the run stops.
 #[derive(Debug, Clone, Copy)]
-pub enum Stop {
+pub enum Until {
     /// At this long after the start (`-d`).
     After(Duration),
     /// When every active connection has had this many messages echoed (`-n`).
@@ -29,7 +29,7 @@ pub struct Config {
     /// Bytes per message.
     pub message_size: usize,
     /// When to stop.
-    pub stop: Stop,
+    pub until: Until,
     /// Messages in flight per connection.
     pub pipeline: u32,
     /// `--per-connection`: close each active connection after this many

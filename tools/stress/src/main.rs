@@ -63,7 +63,7 @@ use progjar::{parse, resolve, units};
 // The pattern lives in the crate's library, which the tests reuse.
 use progjar_stress::pattern;
 
-use crate::config::{Config, Stop};
+use crate::config::{Config, Until};
 use crate::report::Report;
 
 /// The course's port, for a target given without one.
@@ -304,9 +304,9 @@ fn main() -> ExitCode {
         (Some(_), Some(_)) => {
             cli::usage_error("-d and -n cannot be used together: run for a time or for a count")
         }
-        (Some(d), None) => Stop::After(d),
-        (None, Some(n)) => Stop::Messages(n),
-        (None, None) => Stop::After(DEFAULT_DURATION),
+        (Some(d), None) => Until::After(d),
+        (None, Some(n)) => Until::Messages(n),
+        (None, None) => Until::After(DEFAULT_DURATION),
     };
     if args.messages.is_some() && args.per_connection.is_some() {
         cli::usage_error("-n and --per-connection cannot be used together: -n ends the run, --per-connection reconnects")
@@ -372,7 +372,7 @@ fn merge_runs(args: MergeArgs) -> Result<(), Failure> {
 
 /// Resolve, run, print the summary; a failed run is a [`Failure`] (exit 1, or
 /// 130 after a second signal).
-fn stress(args: &Args, stop: Stop) -> Result<(), Failure> {
+fn stress(args: &Args, until: Until) -> Result<(), Failure> {
     let page_file = args.report.clone().map(|p| create_report(&PathBuf::from(cli::os_arg(p))));
     let target = resolve(&args.target)?;
     for &ip in &args.source {
@@ -386,7 +386,7 @@ fn stress(args: &Args, stop: Stop) -> Result<(), Failure> {
         idle: args.idle,
         connect_rate: args.connect_rate,
         message_size: args.size,
-        stop,
+        until,
         pipeline: args.pipeline,
         echo_timeout: args.echo_timeout,
         per_connection: args.per_connection,

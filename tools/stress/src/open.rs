@@ -32,11 +32,11 @@
 
 use std::io;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
-use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
 use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
+use nix::sys::socket::{setsockopt, sockopt::IpBindAddressNoPort};
 use progjar::limits::NofileLimits;
 use progjar::units;
 use slab::Slab;
@@ -309,17 +309,7 @@ fn connect_from(addr: SocketAddr, source: Option<IpAddr>) -> io::Result<TcpStrea
 /// address alone, from half the range. If the kernel refuses, the connect still
 /// works, with fewer ports: nothing to report.
 fn bind_address_no_port(socket: &Socket) {
-    let on: libc::c_int = 1;
-    // SAFETY: a valid descriptor, and a pointer to a c_int with its true size.
-    let _ = unsafe {
-        libc::setsockopt(
-            socket.as_raw_fd(),
-            libc::IPPROTO_IP,
-            libc::IP_BIND_ADDRESS_NO_PORT,
-            (&on as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
+    let _ = setsockopt(socket, IpBindAddressNoPort, &true);
 }
 
 /// Why a `--source` cannot be used to reach `target`, if it cannot: it must be

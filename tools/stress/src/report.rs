@@ -15,7 +15,7 @@ use hdrhistogram::Histogram;
 use progjar::cli::{Failure, EXIT_FAILURE, EXIT_INCOMPLETE};
 use serde::{Deserialize, Serialize};
 
-use crate::config::{Config, Stop};
+use crate::config::{Config, Until};
 use crate::histogram;
 use crate::stats::{unlisted, ErrorGroup, Stats, Timeline};
 use progjar::units;
@@ -40,9 +40,9 @@ impl Report<'_> {
     pub fn summary(&self) -> Summary {
         let c = self.config;
         let s = self.stats.counts();
-        let (duration_secs, messages_per_connection) = match c.stop {
-            Stop::After(d) => (Some(d.as_secs_f64()), c.per_connection),
-            Stop::Messages(n) => (None, Some(n)),
+        let (duration_secs, messages_per_connection) = match c.until {
+            Until::After(d) => (Some(d.as_secs_f64()), c.per_connection),
+            Until::Messages(n) => (None, Some(n)),
         };
         // Made right after the run ended: the wall clock places the run in time,
         // so `merge` can tell runs that overlapped from runs one after the other.
@@ -106,7 +106,7 @@ impl Report<'_> {
             "the run ended while connecting"
         };
         let renewing =
-            self.config.per_connection.is_some() || matches!(self.config.stop, Stop::Messages(_));
+            self.config.per_connection.is_some() || matches!(self.config.until, Until::Messages(_));
         Some(if renewing {
             format!(
                 "{} of the {asked} asked for never connected ({when})",

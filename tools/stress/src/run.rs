@@ -59,11 +59,11 @@ use std::time::{Duration, Instant};
 use mio::event::Event;
 use mio::{Events, Interest, Poll, Token};
 use progjar::cli::{Failure, EXIT_CLOSED_OUTPUT, EXIT_FAILURE};
+use progjar::signals::{Escalation, SignalPipe, Stop};
 use progjar::units;
-use signal_hook_mio::v1_0::Signals;
 use slab::Slab;
 
-use crate::config::{Config, Stop};
+use crate::config::{Config, Until};
 use crate::conn::{Conn, Fault, Next, Role, Shared};
 use crate::open::{warn_about_limits, Opener};
 use crate::pattern::Pattern;
@@ -128,9 +128,10 @@ impl Deadlines {
 /// The whole run: the poll, the connections, and what decides when to stop.
 pub struct Stress {
     poll: Poll,
-    signals: Signals,
-    /// Signals received so far: the first stops gently, the second at once.
-    signals_seen: u32,
+    signals: SignalPipe,
+    /// Signals received so far, by the one rule (`progjar::signals`): the
+    /// first stops gently, the second at once.
+    escalation: Escalation,
     /// The connections; a connection's slab key is its `mio::Token`.
     connections: Slab<Conn>,
     /// Active connections started and not closed yet: the run is over when
@@ -170,7 +171,7 @@ impl Stress {
         warn_about_limits(total, config.sources.len(), limits);
         let poll = Poll::new()
             .map_err(|e| Failure::new(EXIT_FAILURE, format!("cannot create the poll: {e}")))?;
-        let signals = Signals::new([libc::SIGINT, libc::SIGTERM])
+        let signals = SignalPipe::new(&[libc::SIGINT, libc::SIGTERM])
             .and_then(|mut s| {
                 poll.registry().register(&mut s, SIGNALS, Interest::READABLE).map(|()| s)
             })
@@ -179,14 +180,14 @@ impl Stress {
             })?;
         let start = Instant::now();
         let pipeline = u64::from(config.pipeline);
-        let (stop, per_connection) = match config.stop {
-            Stop::After(d) => (Some(start + d), config.per_connection),
-            Stop::Messages(n) => (None, Some(n)),
+        let (stop, per_connection) = match config.until {
+            Until::After(d) => (Some(start + d), config.per_connection),
+            Until::Messages(n) => (None, Some(n)),
         };
         Ok(Stress {
             poll,
             signals,
-            signals_seen: 0,
+            escalation: Escalation::default(),
             connections: Slab::with_capacity(total as usize),
             active: 0,
             wanted: total,
@@ -288,13 +289,13 @@ impl Stress {
     /// SIGINT or SIGTERM: the first stops as at the deadline, and says so; the
     /// second ends the run at once, counting what is there.
     fn on_signal(&mut self, now: Instant) {
-        for _ in self.signals.pending() {
-            self.signals_seen += 1;
-            if self.signals_seen == 1 {
-                self.deadlines.stop = Some(now);
-                self.notes.push("interrupted: stopped early by a signal".to_string());
-            } else {
-                self.deadlines.drain_end = Some(now);
+        while self.signals.take().is_some() {
+            match self.escalation.request() {
+                Stop::Graceful => {
+                    self.deadlines.stop = Some(now);
+                    self.notes.push("interrupted: stopped early by a signal".to_string());
+                }
+                Stop::Now => self.deadlines.drain_end = Some(now),
             }
         }
     }
@@ -419,7 +420,8 @@ impl Stress {
         let from = self.opener.first_active.unwrap_or(self.start);
         let seconds = end.saturating_duration_since(from).as_secs_f64();
         self.shared.stats.end(end);
-        let (interrupted, forced) = (self.signals_seen > 0, self.signals_seen > 1);
+        let requests = self.escalation.requests();
+        let (interrupted, forced) = (requests > 0, requests > 1);
         Outcome { stats: self.shared.stats, seconds, notes: self.notes, interrupted, forced }
     }
 }

@@ -378,8 +378,7 @@ fn ctrl_c_stops_early_and_still_prints_the_summary() {
         seen.push(byte[0]);
     }
     assert!(text(&seen).contains("msg/s"), "no live line: {}", text(&seen));
-    let kill = Command::new("kill").args(["-INT", &child.id().to_string()]).status();
-    assert!(kill.expect("kill").success());
+    progjar_testkit::send_signal(child.id(), libc::SIGINT);
     let mut out = String::new();
     child.stdout.take().expect("stdout").read_to_string(&mut out).expect("read stdout");
     let status = child.wait().expect("wait");
@@ -417,10 +416,9 @@ fn a_second_signal_ends_the_run_at_once_with_130_and_the_summary() {
     let addr = faulty_server(1, never_echo).to_string();
     let (mut child, line) = spawn_until_live_line(&[&addr, "-c", "1", "-d", "50"]);
     assert!(line.contains("msg/s"), "no live line: {line}");
-    let pid = child.id().to_string();
     let signalled = Instant::now();
-    for signal in ["-INT", "-TERM"] {
-        assert!(Command::new("kill").args([signal, &pid]).status().expect("kill").success());
+    for signal in [libc::SIGINT, libc::SIGTERM] {
+        progjar_testkit::send_signal(child.id(), signal);
     }
     let status = progjar_testkit::wait_child(&mut child, RUN_LIMIT).expect("progjar-stress ends");
     let waited = signalled.elapsed();

@@ -22,31 +22,48 @@ use mio::{Interest, Poll};
 use slab::Slab;
 use socket2::{Domain, Protocol, Socket, Type};
 
-use super::{Config, Server, Summary, Warnings, LISTENER, MAX_READ_SIZE, SIGNALS};
-use crate::access::Admission;
+use super::admission::Admission;
+use super::idle::IdleList;
+use super::memory;
+use super::{Budget, Config, EventLoop, Service, Stopper, Summary, Warnings};
+use super::{LISTENER, MAX_READ_SIZE, SIGNALS, WAKER};
 use crate::cli::{Failure, EXIT_FAILURE};
-use crate::idle::IdleList;
 use crate::limits;
-use crate::memory::{self, Budget};
 use crate::recording::{Options, Recording};
-use crate::signals::SignalPipe;
+use crate::signals::{Escalation, SignalPipe};
 use crate::units;
 
 /// Descriptors kept back from `--max-connections`: stdin, stdout, stderr, the
-/// epoll instance, the listener, the signal pipe's two ends and the reserve
-/// descriptor are 8; the rest is slack for whatever the logger or the C
-/// library may open.
+/// epoll instance, the listener, the signal pipe's two ends, the waker and the
+/// reserve descriptor are 9; the rest is slack for whatever the logger, the
+/// recording or the C library may open.
 const RESERVED_FDS: u64 = 16;
 
 /// Descriptors each loop after the first adds: its epoll instance, listener,
-/// signal pipe's two ends and reserve.
-const FDS_PER_LOOP: u64 = 5;
+/// signal pipe's two ends, waker and reserve.
+const FDS_PER_LOOP: u64 = 6;
+
+/// The signals a loop that handles signals turns into stop requests: SIGINT
+/// (Ctrl-C), SIGTERM, and SIGHUP (the terminal that started us closed), all
+/// graceful at first, so the clients finish.
+const STOP_SIGNALS: [libc::c_int; 3] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP];
+
+/// How a group of loops is started: what every loop of it gets.
+pub(super) struct Start<'a, S> {
+    pub service: S,
+    pub stopper: &'a Stopper,
+    /// Turn SIGINT, SIGTERM and SIGHUP into stop requests (the binary does;
+    /// a server embedded in a test process does not).
+    pub signals: bool,
+}
 
 /// One loop's part of what the command line gives all loops together.
 struct Share {
     max_connections: usize,
     pending_total: usize,
     admission: Admission,
+    /// `--record`, started on the file this loop writes (or off).
+    record: Recording,
 }
 
 /// Loop `i`'s part of `total` split between `n` loops: the parts add up to
@@ -55,46 +72,75 @@ fn part(total: usize, n: usize, i: usize) -> usize {
     (total / n + usize::from(i < total % n)).max(1)
 }
 
-impl Server {
-    /// Bind the listener and prepare one loop; nothing is accepted until [`Server::run`].
-    pub fn bind(config: Config) -> io::Result<Server> {
-        let mut loops = Server::bind_loops(config, 1)?;
-        loops.pop().ok_or_else(|| ErrorKind::InvalidInput.into())
-    }
-
-    /// Bind `n` loops on the same address (see the top of this file).
-    pub(super) fn bind_loops(config: Config, n: usize) -> io::Result<Vec<Server>> {
-        let mut addr = SocketAddr::new(config.bind, config.port);
-        if n > 1 {
-            addr = probe(addr)?;
-        }
-        let listeners = (0..n)
-            .map(|_| bind_listener(addr, config.backlog, n > 1))
-            .collect::<io::Result<Vec<_>>>()?;
-        let max_connections = fit_to_descriptors(config.max_connections, n);
-        let (total, why) = match config.max_pending_total {
-            Some(bytes) => (bytes, "--max-pending-total".to_string()),
-            None => memory::default_total(),
+/// Bind `n` loops on the same address (see the top of this file), each with
+/// everything it needs to serve: recording started, the stopper watched,
+/// signals turned into stop requests if asked. Nothing is accepted until
+/// [`EventLoop::run`].
+pub(super) fn bind_loops<S: Service>(
+    config: Config,
+    n: usize,
+    start: Start<'_, S>,
+) -> Result<Vec<EventLoop<S>>, Failure> {
+    let wanted = SocketAddr::new(config.bind, config.port);
+    let listeners =
+        bind_listeners(wanted, config.backlog, n).map_err(|e| bind_failure(&e, wanted))?;
+    let max_connections = fit_to_descriptors::<S>(config.max_connections, n);
+    let (total, why) = match config.max_pending_total {
+        Some(bytes) => (bytes, "--max-pending-total".to_string()),
+        None => memory::default_total(),
+    };
+    info!(
+        target: S::LOG,
+        "unsent bytes of all clients together: at most {} ({why})",
+        units::bytes(total as u64)
+    );
+    let admission = Admission::new(config.allow.clone(), config.max_per_ip, config.per_ip_prefix6);
+    let mut loops = Vec::with_capacity(n);
+    for (i, listener) in listeners.into_iter().enumerate() {
+        // Opened before `listening on`: a path that cannot be written stops here.
+        let options = config.record.as_ref().map(|o| per_loop(o, i + 1, n));
+        let read_size = config.read_size.clamp(1, MAX_READ_SIZE);
+        let record = Recording::start(options.as_ref(), read_size, config.max_pending)?;
+        let share = Share {
+            max_connections: part(max_connections, n, i),
+            pending_total: part(total, n, i),
+            admission: admission.clone(),
+            record,
         };
-        info!(
-            "unsent bytes of all clients together: at most {} ({why})",
-            units::bytes(total as u64)
-        );
-        let admission =
-            Admission::new(config.allow.clone(), config.max_per_ip, config.per_ip_prefix6);
-        let mut loops = Vec::with_capacity(n);
-        for (i, listener) in listeners.into_iter().enumerate() {
-            let share = Share {
-                max_connections: part(max_connections, n, i),
-                pending_total: part(total, n, i),
-                admission: admission.clone(),
-            };
-            loops.push(Server::new(config.clone(), listener, share)?);
-        }
-        Ok(loops)
+        let mut event_loop = EventLoop::new(config.clone(), listener, share, start.service.clone())
+            .map_err(|e| failure("cannot set up the event loop", &e))?;
+        event_loop.watch(start.stopper, start.signals)?;
+        loops.push(event_loop);
     }
+    Ok(loops)
+}
 
-    fn new(config: Config, mut listener: TcpListener, share: Share) -> io::Result<Server> {
+/// The listening sockets of `n` loops on `addr`: one plain socket for one
+/// loop; for several, a probe first and then `SO_REUSEPORT` sockets.
+fn bind_listeners(addr: SocketAddr, backlog: u32, n: usize) -> io::Result<Vec<TcpListener>> {
+    let addr = if n > 1 { probe(addr)? } else { addr };
+    (0..n).map(|_| bind_listener(addr, backlog, n > 1)).collect()
+}
+
+/// Loop `k` of `n` records into `FILE.k` when there are several: one file per
+/// thread, each a recording of one loop.
+fn per_loop(options: &Options, k: usize, n: usize) -> Options {
+    let mut options = options.clone();
+    if n > 1 {
+        let mut path = options.path.into_os_string();
+        path.push(format!(".{k}"));
+        options.path = path.into();
+    }
+    options
+}
+
+impl<S: Service> EventLoop<S> {
+    fn new(
+        config: Config,
+        mut listener: TcpListener,
+        share: Share,
+        service: S,
+    ) -> io::Result<Self> {
         let poll = Poll::new()?;
         poll.registry().register(&mut listener, LISTENER, Interest::READABLE)?;
         let max_connections = share.max_connections;
@@ -105,10 +151,13 @@ impl Server {
             io::Error::new(ErrorKind::OutOfMemory, "no memory for the read buffer (--read-size)")
         })?;
         buf.resize(read_size, 0);
-        Ok(Server {
+        Ok(EventLoop {
             poll,
+            service,
             listener: Some(listener),
             signals: None,
+            stopper: Stopper::new(),
+            escalation: Escalation::default(),
             // Everything indexed by connection is sized for `max_connections`
             // here, so that serving never allocates for it (an allocation that
             // fails aborts). This costs address space; pages are touched (and
@@ -124,17 +173,27 @@ impl Server {
             again_now: Vec::with_capacity(max_connections),
             budget: Budget::new(share.pending_total, max_connections),
             shutdown_at: None,
-            summary: Summary::default(),
+            summary: Summary { verb: S::VERB, ..Summary::default() },
             warnings: Warnings::default(),
             config,
-            record: Default::default(),
+            record: share.record,
         })
     }
 
-    /// Start `--record` (or nothing, with `None`) before serving.
-    pub fn start_recording(&mut self, options: Option<&Options>) -> Result<(), Failure> {
-        let c = &self.config;
-        self.record = Recording::start(options, c.read_size, c.max_pending)?;
+    /// Wake for `stopper`'s requests, and for SIGINT, SIGTERM and SIGHUP if
+    /// `signals`: each is a stop request, graceful first (`signals.rs`).
+    fn watch(&mut self, stopper: &Stopper, signals: bool) -> Result<(), Failure> {
+        let registry = self.poll.registry();
+        stopper.watch(registry, WAKER).map_err(|e| failure("cannot make the loop's waker", &e))?;
+        self.stopper = stopper.clone();
+        if signals {
+            let installed = SignalPipe::new(&STOP_SIGNALS).and_then(|mut pipe| {
+                registry.register(&mut pipe, SIGNALS, Interest::READABLE)?;
+                Ok(pipe)
+            });
+            let pipe = installed.map_err(|e| failure("cannot install signal handlers", &e))?;
+            self.signals = Some(pipe);
+        }
         Ok(())
     }
 
@@ -144,16 +203,6 @@ impl Server {
             Some(listener) => listener.local_addr(),
             None => Err(ErrorKind::NotConnected.into()),
         }
-    }
-
-    /// Turn SIGINT, SIGTERM and SIGHUP into events of this loop: the first
-    /// begins a graceful shutdown, the second stops at once. SIGHUP (the
-    /// terminal that started us closed) is graceful too: the clients finish.
-    pub fn handle_signals(&mut self) -> io::Result<()> {
-        let mut signals = SignalPipe::new(&[libc::SIGINT, libc::SIGTERM, libc::SIGHUP])?;
-        self.poll.registry().register(&mut signals, SIGNALS, Interest::READABLE)?;
-        self.signals = Some(signals);
-        Ok(())
     }
 }
 
@@ -194,10 +243,11 @@ fn probe(addr: SocketAddr) -> io::Result<SocketAddr> {
 
 /// Raise the open-file limit and keep `wanted` connections (of all `loops`
 /// together) below it.
-fn fit_to_descriptors(wanted: usize, loops: usize) -> usize {
+fn fit_to_descriptors<S: Service>(wanted: usize, loops: usize) -> usize {
     match limits::raise_nofile() {
         Ok(lim) => {
             info!(
+                target: S::LOG,
                 "open-file limit: soft {} (was {}), hard {}",
                 units::grouped(lim.soft),
                 units::grouped(lim.soft_before),
@@ -207,6 +257,7 @@ fn fit_to_descriptors(wanted: usize, loops: usize) -> usize {
             let room = usize::try_from(lim.soft.saturating_sub(reserved)).unwrap_or(usize::MAX);
             if wanted > room {
                 warn!(
+                    target: S::LOG,
                     "serving at most {}: the open-file limit is {}",
                     units::plural(room as u64, "connection"),
                     units::grouped(lim.soft)
@@ -215,7 +266,7 @@ fn fit_to_descriptors(wanted: usize, loops: usize) -> usize {
             wanted.min(room).max(1)
         }
         Err(e) => {
-            warn!("cannot read the open-file limit: {e}");
+            warn!(target: S::LOG, "cannot read the open-file limit: {e}");
             wanted
         }
     }
@@ -227,7 +278,7 @@ pub(super) fn failure(what: &str, e: &io::Error) -> Failure {
 }
 
 /// A bind error in words a student can act on.
-pub(super) fn bind_failure(e: &io::Error, addr: SocketAddr) -> Failure {
+fn bind_failure(e: &io::Error, addr: SocketAddr) -> Failure {
     let port = addr.port();
     let message = match e.kind() {
         ErrorKind::AddrInUse => format!(

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use crate::units::grouped;
 
-/// How often a throttled message may be logged, and the window of [`LineBudget`].
+/// How often a throttled message may be logged, and the window of [`LineQuota`].
 const INTERVAL: Duration = Duration::from_secs(1);
 
 /// Per-connection lines printed in one second before the rest are only counted:
@@ -73,16 +73,16 @@ pub enum Line {
 /// [`LINES_PER_SECOND`] of a window are printed, the rest counted and reported
 /// as one [`Quiet`] line when the window ends.
 #[derive(Debug, Default)]
-pub struct LineBudget {
+pub struct LineQuota {
     /// When the current window began; `None` between windows.
     window: Option<Instant>,
     printed: u32,
     quiet: Quiet,
 }
 
-impl LineBudget {
+impl LineQuota {
     /// A per-connection line is due at `now`: `true` if it may be printed.
-    /// Call [`LineBudget::end_window`] first, so a past window is reported
+    /// Call [`LineQuota::end_window`] first, so a past window is reported
     /// before this line.
     pub fn allow(&mut self, now: Instant, line: Line) -> bool {
         let _ = self.window.get_or_insert(now);
@@ -176,7 +176,7 @@ mod tests {
     #[test]
     fn a_window_prints_its_budget_and_counts_the_rest() {
         let start = Instant::now();
-        let mut budget = LineBudget::default();
+        let mut budget = LineQuota::default();
         for i in 0..LINES_PER_SECOND + 30 {
             let line = if i % 2 == 0 { Line::Opened } else { Line::Closed };
             assert_eq!(budget.end_window(start), None);

@@ -1,6 +1,6 @@
-//! What the loop does by the clock and by signal: idle timeouts, the accept
-//! retry, the shutdown a signal begins and its grace time, and the summary at
-//! the end.
+//! What the loop does by the clock and when asked to stop: idle timeouts,
+//! the accept retry, the shutdown a stop request begins and its grace time,
+//! and the summary at the end.
 //!
 //! With `--loops N` every loop has its own signal pipe (each signal is one
 //! byte in each), so one SIGTERM begins the shutdown of every loop at once and
@@ -10,36 +10,54 @@ use std::time::Instant;
 
 use log::{info, warn};
 
-use super::{Server, Summary};
-use crate::connection::{Closed, Connection};
-use crate::idle::IdleList;
-use crate::signals::{self, SignalPipe};
+use super::idle::IdleList;
+use super::{Closed, EventLoop, Handler, Service, Summary, SIGNALS};
+use crate::signals::{self, SignalPipe, Stop};
 use crate::units::grouped;
 
-impl Server {
-    /// Take every signal received. Returns true when the server must stop at once.
-    pub(super) fn on_signal(&mut self) -> bool {
-        // Each signal delivered is one byte, so two delivered before we look are
-        // two here (two sent so fast that the kernel merged them are one: signals.rs).
-        while let Some(signal) = self.signals.as_mut().and_then(SignalPipe::take) {
-            let name = signals::name(signal);
-            if self.shutdown_at.is_some() {
-                warn!("{name} again: stopping now");
+impl<S: Service> EventLoop<S> {
+    /// Take every stop request that came, by signal (`SIGNALS`) or from
+    /// another thread (the waker). Returns true when the loop must stop at once.
+    pub(super) fn on_stop_request(&mut self, token: mio::Token) -> bool {
+        if token == SIGNALS {
+            // Each signal delivered is one byte, so two delivered before we look
+            // are two here (two sent so fast that the kernel merged them are one).
+            while let Some(signal) = self.signals.as_mut().and_then(SignalPipe::take) {
+                if self.escalate(signals::name(signal)) == Stop::Now {
+                    return true;
+                }
+            }
+            return false;
+        }
+        while self.escalation.requests() < self.stopper.requested() {
+            if self.escalate("a stop request") == Stop::Now {
                 return true;
             }
-            // Stop accepting: dropping the listener closes it, so new clients are
-            // refused by the kernel instead of waiting in a backlog nobody reads.
-            if let Some(mut listener) = self.listener.take() {
-                let _ = self.poll.registry().deregister(&mut listener);
-            }
-            self.shutdown_at = Some(Instant::now() + self.config.grace);
-            info!(
-                "{name}: shutting down: no new connections; waiting up to {:.1}s for {} open",
-                self.config.grace.as_secs_f64(),
-                grouped(self.connections.len() as u64)
-            );
         }
         false
+    }
+
+    /// One more request to stop, by the one rule (`signals.rs`): the first
+    /// begins a graceful shutdown, the next stops at once.
+    fn escalate(&mut self, why: &str) -> Stop {
+        let stop = self.escalation.request();
+        if stop == Stop::Now {
+            warn!(target: S::LOG, "{why} again: stopping now");
+            return stop;
+        }
+        // Stop accepting: dropping the listener closes it, so new clients are
+        // refused by the kernel instead of waiting in a backlog nobody reads.
+        if let Some(mut listener) = self.listener.take() {
+            let _ = self.poll.registry().deregister(&mut listener);
+        }
+        self.shutdown_at = Some(Instant::now() + self.config.grace);
+        info!(
+            target: S::LOG,
+            "{why}: shutting down: no new connections; waiting up to {:.1}s for {} open",
+            self.config.grace.as_secs_f64(),
+            grouped(self.connections.len() as u64)
+        );
+        stop
     }
 
     /// Whether any timer is running, i.e. whether a wakeup must read the clock.
@@ -66,7 +84,7 @@ impl Server {
             }
             // Ask the kernel whether bytes are on their way before calling the
             // client idle (idle.rs); a socket that cannot say is closed.
-            let seen = self.connections.get(key).map(Connection::in_flight);
+            let seen = self.connections.get(key).map(|entry| entry.handler.in_flight());
             if let (Some(idle), Some(Ok(seen))) = (&mut self.idle, &seen) {
                 if !idle.expire(key, now, *seen) {
                     continue;
@@ -89,8 +107,8 @@ impl Server {
         if self.shutdown_at.is_some_and(|at| at <= now) {
             let keys: Vec<usize> = self.connections.iter().map(|(key, _)| key).collect();
             for key in keys {
-                if let Some(conn) = self.connections.get_mut(key) {
-                    conn.shutdown_write();
+                if let Some(entry) = self.connections.get_mut(key) {
+                    entry.handler.stop();
                 }
                 self.close(key, Closed::Shutdown);
             }
@@ -100,11 +118,11 @@ impl Server {
     /// Log the one-line summary and hand it back.
     pub(super) fn finish(mut self) -> Summary {
         // Connections still open (a forced stop) count what they echoed too.
-        self.summary.echoed += self.connections.iter().map(|(_, c)| c.echoed).sum::<u64>();
+        self.summary.moved += self.connections.iter().map(|(_, e)| e.handler.moved()).sum::<u64>();
         if let Some(quiet) = self.warnings.lines.finish() {
-            info!("{quiet} ({} open)", grouped(self.connections.len() as u64));
+            info!(target: S::LOG, "{quiet} ({} open)", grouped(self.connections.len() as u64));
         }
-        info!("{}", self.summary.line());
+        info!(target: S::LOG, "{}", self.summary.line());
         self.summary
     }
 }

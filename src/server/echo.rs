@@ -1,8 +1,8 @@
-//! One client connection: its socket, its unsent bytes and its interest.
+//! One echo client: its socket, its unsent bytes and its interest.
 //!
-//! The server loop (`server/mod.rs`) calls [`Connection::ready`] whenever the
-//! connection's token shows up in a readiness event. This file holds the whole
-//! echo protocol for one client:
+//! The loop (`event_loop/mod.rs`) calls [`EchoConnection`]'s
+//! [`Handler::ready`] whenever the connection's token shows up in a readiness
+//! event. This file holds the whole echo protocol for one client:
 //!
 //! 1. **Read** into the loop's shared buffer until the kernel has nothing more.
 //! 2. **Write** each piece straight back. Bytes the socket will not take yet
@@ -14,7 +14,7 @@
 //!    window closes, and the client's own `send` blocks: memory stays bounded
 //!    and nothing is dropped. When `pending` drains, reading resumes. The same
 //!    happens while all connections together hold `--max-pending-total`
-//!    (`memory.rs`), or when the allocator says no: a failed allocation never
+//!    (`event_loop/memory.rs`), or when the allocator says no: a failed allocation never
 //!    aborts the server, it only stops this client's reading.
 //! 4. **Half-close**: a read of 0 bytes means the client shut its write side.
 //!    Finish sending what is pending, then close: with nothing left unread,
@@ -26,23 +26,21 @@
 //! rest would wait for an event that never comes. The one exception is
 //! fairness: a client that sends as fast as we read could keep that loop going
 //! forever while everyone else waits, so a turn ends after [`READS_PER_TURN`]
-//! reads and the connection tells the server to come back ([`Next::Again`]).
+//! reads and the connection tells the loop to come back ([`Next::Again`]).
 
 use std::collections::VecDeque;
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr};
-use std::os::fd::AsRawFd;
-use std::time::Instant;
 
 use log::{debug, log_enabled, trace, warn, Level};
-use mio::event::Event;
 use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
 
-use crate::idle::InFlight;
-use crate::memory::Budget;
+use crate::event_loop::{
+    Budget, Closed, Handler, InFlight, Next, Readiness, Turn, Wire, READS_PER_TURN,
+};
 use crate::preview::preview;
-use crate::sock::{is_peer_gone, short_read_empties_queue};
+use crate::sock::{self, short_read_empties_queue};
 
 /// After a burst is sent, a pending buffer larger than this is freed rather
 /// than kept: 64 KiB is one full read, so a connection that overflows now and
@@ -50,106 +48,9 @@ use crate::sock::{is_peer_gone, short_read_empties_queue};
 /// to the allocator as soon as it catches up.
 const KEEP_PENDING_CAPACITY: usize = 64 * 1024;
 
-/// Reads one connection may make in one turn of the loop before the others get
-/// theirs: 16 reads of the 64 KiB buffer move 1 MiB, well under a millisecond,
-/// which bounds what one fast sender adds to everyone else's latency while
-/// keeping the per-turn overhead negligible for bulk transfers.
-pub const READS_PER_TURN: usize = 16;
-
-/// What a readiness event says about a socket, or what the loop assumes when
-/// it comes back to a connection on its own ([`Readiness::AGAIN`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Readiness {
-    /// Data (or the EOF) can be read.
-    pub readable: bool,
-    /// The send buffer has room.
-    pub writable: bool,
-    /// The peer shut its write side (FIN seen).
-    pub read_closed: bool,
-    /// Our write side is closed (the peer reset or shut down).
-    pub write_closed: bool,
-    /// The socket holds an error.
-    pub error: bool,
-    /// Not an event: the loop coming back after a turn that ran out of budget.
-    pub again: bool,
-}
-
-impl Readiness {
-    /// A connection whose last turn ended with more to read: no event will
-    /// announce that data again, so the loop comes back as if it were readable.
-    pub const AGAIN: Readiness = Readiness {
-        readable: true,
-        writable: false,
-        read_closed: false,
-        write_closed: false,
-        error: false,
-        again: true,
-    };
-
-    /// What a mio event says.
-    pub fn of(event: &Event) -> Readiness {
-        Readiness {
-            readable: event.is_readable(),
-            writable: event.is_writable(),
-            read_closed: event.is_read_closed(),
-            write_closed: event.is_write_closed(),
-            error: event.is_error(),
-            again: false,
-        }
-    }
-}
-
-/// What the loop should do with a connection after its turn.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Next {
-    /// Nothing: its next readiness event will bring it back.
-    Wait,
-    /// It used its whole read budget and more is probably queued; no new event
-    /// will say so, so come back to it after the others had their turn.
-    Again,
-    /// It is finished: drop it.
-    Close(Closed),
-}
-
-/// Why a connection ended; logged and counted by the server.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Closed {
-    /// The client shut its side and got every byte back.
-    PeerClosed,
-    /// The client reset the connection or vanished (ECONNRESET, EPIPE).
-    Reset,
-    /// Some other socket error.
-    Error(ErrorKind),
-    /// Silent for longer than `--idle-timeout`.
-    IdleTimeout,
-    /// The server is shutting down and the grace time is over.
-    Shutdown,
-}
-
-impl Closed {
-    /// Words for the log line.
-    pub fn describe(self) -> String {
-        match self {
-            Closed::PeerClosed => "peer closed".into(),
-            Closed::Reset => "reset by peer".into(),
-            Closed::Error(kind) => format!("error: {kind}"),
-            Closed::IdleTimeout => "idle timeout".into(),
-            Closed::Shutdown => "server shutting down".into(),
-        }
-    }
-
-    fn from_error(e: &io::Error) -> Closed {
-        if is_peer_gone(e) {
-            Closed::Reset
-        } else {
-            Closed::Error(e.kind())
-        }
-    }
-}
-
-/// The state of one client.
+/// The state of one echo client.
 #[derive(Debug)]
-pub struct Connection {
+pub struct EchoConnection {
     socket: TcpStream,
     /// Who it is, for logs (and the per-address count).
     pub peer: SocketAddr,
@@ -167,19 +68,16 @@ pub struct Connection {
     /// `pending` could not grow (the allocator said no): read no more until
     /// some of it has been sent.
     starved: bool,
+    /// Bytes read from the client so far (for `--record`).
+    read: u64,
     /// Bytes echoed back so far.
-    pub echoed: u64,
-    /// When it was accepted.
-    pub opened: Instant,
-    /// Set by the server while this connection waits in its "again" list, so
-    /// that it is never listed twice.
-    pub queued_again: bool,
+    echoed: u64,
 }
 
-impl Connection {
-    /// Wrap an accepted socket; call [`Connection::register`] next.
-    pub fn new(socket: TcpStream, peer: SocketAddr, max_pending: usize) -> Connection {
-        Connection {
+impl EchoConnection {
+    /// Wrap an accepted socket; the loop registers it next.
+    pub fn new(socket: TcpStream, peer: SocketAddr, max_pending: usize) -> EchoConnection {
+        EchoConnection {
             socket,
             peer,
             pending: VecDeque::new(),
@@ -187,83 +85,18 @@ impl Connection {
             interest: None,
             read_closed: false,
             starved: false,
+            read: 0,
             echoed: 0,
-            opened: Instant::now(),
-            queued_again: false,
         }
-    }
-
-    /// Register with the loop's registry: at first we only want to read.
-    pub fn register(&mut self, registry: &Registry, token: Token) -> io::Result<()> {
-        registry.register(&mut self.socket, token, Interest::READABLE)?;
-        self.interest = Some(Interest::READABLE);
-        Ok(())
     }
 
     /// How many bytes are owed to the client.
-    pub fn owed(&self) -> usize {
+    fn owed(&self) -> usize {
         self.pending.len()
     }
 
-    /// The readiness asked of the registry now. [record hook: `--record` reads it]
-    pub fn interest(&self) -> Option<Interest> {
-        self.interest
-    }
-
-    /// The memory `pending` holds, as charged to the budget; the server
-    /// refunds it when the connection closes.
-    pub fn held(&self) -> usize {
-        self.pending.capacity()
-    }
-
-    /// What is on its way between this client and us, as the kernel and our
-    /// own buffer say now: for `--idle-timeout`, which asks only when a
-    /// connection's timer runs out, never per event.
-    pub fn in_flight(&self) -> io::Result<InFlight> {
-        let queue = |request| {
-            let mut bytes: libc::c_int = 0;
-            // SAFETY: FIONREAD and TIOCOUTQ (SIOCINQ/SIOCOUTQ on a socket)
-            // write one int through the pointer, to a local we own.
-            match unsafe { libc::ioctl(self.socket.as_raw_fd(), request, &mut bytes) } {
-                0 => Ok(u32::try_from(bytes).unwrap_or(0)),
-                _ => Err(io::Error::last_os_error()),
-            }
-        };
-        Ok(InFlight {
-            unread: queue(libc::FIONREAD)?,
-            unacked: queue(libc::TIOCOUTQ)?,
-            owed: self.owed() > 0,
-        })
-    }
-
-    /// Take one turn: make the progress `ready` allows. `buf` is the loop's
-    /// shared read buffer; `budget` the memory all pending buffers share.
-    pub fn ready(
-        &mut self,
-        ready: Readiness,
-        registry: &Registry,
-        token: Token,
-        buf: &mut [u8],
-        budget: &mut Budget,
-    ) -> Next {
-        let more = match self.step(ready, buf, budget) {
-            Ok(more) => more,
-            Err(e) => return Next::Close(Closed::from_error(&e)),
-        };
-        // Stopped reading because the budget is spent: no event will say when
-        // it is not, so ask the loop to come back then.
-        if self.owed() > 0 && self.waits_for_room(budget) {
-            budget.wait(token.0);
-        }
-        match self.settle(registry, token) {
-            Some(why) => Next::Close(why),
-            None if more => Next::Again,
-            None => Next::Wait,
-        }
-    }
-
-    /// Flush, then read and echo, as `ready` allows. Returns whether the read
-    /// budget ran out with more probably queued.
+    /// Flush, then read and echo, as `ready` allows. Returns whether it made
+    /// all a turn's reads with more probably queued.
     fn step(&mut self, ready: Readiness, buf: &mut [u8], budget: &mut Budget) -> io::Result<bool> {
         if ready.error {
             if let Some(e) = self.socket.take_error()? {
@@ -310,7 +143,10 @@ impl Connection {
         let mut reads = 0;
         while !self.read_closed && !self.paused(budget) {
             if reads == READS_PER_TURN {
-                trace!("{}: read budget used, back after the others", self.peer);
+                trace!(
+                    "{}: made a turn's {READS_PER_TURN} reads, back after the others",
+                    self.peer
+                );
                 return Ok(true);
             }
             // Owing bytes already, a read may have to be kept whole: make room
@@ -330,6 +166,7 @@ impl Connection {
                 }
                 Ok(n) => {
                     trace!("read from {}: {n} bytes", self.peer);
+                    self.read += n as u64;
                     if log_enabled!(Level::Debug) {
                         debug!("received {n} bytes from {}: {}", self.peer, preview(&buf[..n]));
                         debug!("sending back {n} bytes");
@@ -453,11 +290,57 @@ impl Connection {
         }
         None
     }
+}
 
-    /// Close our write side now, e.g. when the server's grace time is over.
-    pub fn shutdown_write(&mut self) {
+impl Handler for EchoConnection {
+    fn register(&mut self, registry: &Registry, key: usize) -> io::Result<()> {
+        // At first we only want to read.
+        registry.register(&mut self.socket, Token(key), Interest::READABLE)?;
+        self.interest = Some(Interest::READABLE);
+        Ok(())
+    }
+
+    fn ready(&mut self, ready: Readiness, turn: &mut Turn<'_>) -> Next {
+        let more = match self.step(ready, turn.buf, turn.budget) {
+            Ok(more) => more,
+            Err(e) => return Next::Close(Closed::from_error(&e)),
+        };
+        // Stopped reading because the budget is spent: no event will say when
+        // it is not, so ask the loop to come back then.
+        if self.owed() > 0 && self.waits_for_room(turn.budget) {
+            turn.budget.wait(turn.key);
+        }
+        match self.settle(turn.registry, Token(turn.key)) {
+            Some(why) => Next::Close(why),
+            None if more => Next::Again,
+            None => Next::Wait,
+        }
+    }
+
+    fn held(&self) -> usize {
+        self.pending.capacity()
+    }
+
+    fn in_flight(&self) -> io::Result<InFlight> {
+        let (unread, unacked) = sock::queued(&self.socket)?;
+        Ok(InFlight { unread, unacked, owed: self.owed() > 0 })
+    }
+
+    fn stop(&mut self) {
         // The peer may be gone already: nothing to do about it then.
         let _ = self.socket.shutdown(Shutdown::Write);
+    }
+
+    fn peer(&self) -> SocketAddr {
+        self.peer
+    }
+
+    fn moved(&self) -> u64 {
+        self.echoed
+    }
+
+    fn wire(&self) -> Wire {
+        Wire { read: self.read, written: self.echoed, owed: self.owed(), interest: self.interest }
     }
 }
 

@@ -29,6 +29,9 @@ use std::collections::VecDeque;
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use nix::sys::resource::{getrlimit, Resource};
+use nix::unistd::{sysconf, SysconfVar};
+
 use crate::units;
 
 /// Global pending memory: how much is held, the bound, and who waits for room.
@@ -160,19 +163,14 @@ const UNLIMITED: u64 = 1 << 60;
 
 /// `RLIMIT_AS`, when set.
 fn address_space_limit() -> Option<u64> {
-    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-    // SAFETY: getrlimit writes into the struct we pass and keeps no pointer to it.
-    if unsafe { libc::getrlimit(libc::RLIMIT_AS, &mut lim) } != 0 {
-        return None;
-    }
-    (lim.rlim_cur != libc::RLIM_INFINITY && lim.rlim_cur < UNLIMITED).then_some(lim.rlim_cur)
+    let (soft, _) = getrlimit(Resource::RLIMIT_AS).ok()?;
+    (soft != libc::RLIM_INFINITY && soft < UNLIMITED).then_some(soft)
 }
 
 /// `sysconf`'s physical pages × page size.
 fn physical_memory() -> Option<u64> {
-    // SAFETY: sysconf only reads a configuration value.
-    let (pages, size) =
-        unsafe { (libc::sysconf(libc::_SC_PHYS_PAGES), libc::sysconf(libc::_SC_PAGESIZE)) };
+    let pages = sysconf(SysconfVar::_PHYS_PAGES).ok()??;
+    let size = sysconf(SysconfVar::PAGE_SIZE).ok()??;
     let bytes = u64::try_from(pages).ok()?.checked_mul(u64::try_from(size).ok()?)?;
     (bytes > 0).then_some(bytes)
 }

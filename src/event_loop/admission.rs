@@ -18,7 +18,7 @@ use std::net::{IpAddr, Ipv6Addr};
 use std::str::FromStr;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use crate::throttle::Throttle;
+use super::throttle::Throttle;
 use crate::units::{grouped, plural};
 
 /// An IP network: every address whose first `prefix` bits equal `addr`'s.

@@ -3,7 +3,7 @@
 //!
 //! With `--loops N` each loop accepts from its own listener only; the one
 //! thing loops share is the `--max-per-ip` count, touched here at accept and
-//! in `close`, never per read (`access.rs`).
+//! in `close`, never per read (`admission.rs`).
 
 use std::fs::File;
 use std::io::{self, ErrorKind};
@@ -12,15 +12,14 @@ use std::time::Instant;
 
 use log::{info, warn};
 use mio::net::TcpStream;
-use mio::Token;
 
-use super::{Server, ACCEPT_RETRY};
-use crate::access::Refusal;
-use crate::connection::Connection;
-use crate::throttle::{more, Line};
+use super::admission::Refusal;
+use super::service::Entry;
+use super::throttle::{more, Line};
+use super::{EventLoop, Handler, Service, ACCEPT_RETRY};
 use crate::units::{grouped, plural};
 
-impl Server {
+impl<S: Service> EventLoop<S> {
     /// Accept every connection waiting in the backlog.
     ///
     /// Edge-triggered: the listener's event fires once for any number of
@@ -44,7 +43,7 @@ impl Server {
                     // Something that may pass (e.g. ENOBUFS): try again soon
                     // instead of spinning, and meanwhile serve who we have.
                     if let Some(n) = self.warnings.accept.hit() {
-                        warn!("accept failed: {e}; retrying in {ACCEPT_RETRY:?}{}", more(n));
+                        warn!(target: S::LOG, "accept failed: {e}; retrying in {ACCEPT_RETRY:?}{}", more(n));
                     }
                     self.retry_accept_at = Some(Instant::now() + ACCEPT_RETRY);
                     return;
@@ -96,6 +95,7 @@ impl Server {
         }
         if let Some(n) = self.summary.refused.count(&Refusal::NoDescriptor, shed) {
             warn!(
+                target: S::LOG,
                 "out of file descriptors with {} open: closed {}{}",
                 plural(self.connections.len() as u64, "connection"),
                 plural(shed, "new connection"),
@@ -109,38 +109,36 @@ impl Server {
         let open = self.connections.len();
         if let Err(refusal) = self.admission.check(peer.ip(), open, self.max_connections) {
             if let Some(n) = self.summary.refused.count(&refusal, 1) {
-                warn!("refused {peer}: {refusal}{}", more(n));
+                warn!(target: S::LOG, "refused {peer}: {refusal}{}", more(n));
             }
             return; // dropping the socket closes it
         }
-        // Nagle's algorithm would hold back a small echo while an earlier one
-        // is unacknowledged; an echo server answers at once.
-        let _ = socket.set_nodelay(true);
-        // Urgent (MSG_OOB) bytes stay in the stream, so they are echoed in place.
-        let _ = socket2::SockRef::from(&socket).set_out_of_band_inline(true);
-        let entry = self.connections.vacant_entry();
-        let key = entry.key();
-        let mut conn = Connection::new(socket, peer, self.config.max_pending);
-        if let Err(e) = conn.register(self.poll.registry(), Token(key)) {
-            warn!("cannot register {peer}: {e}");
-            self.forget_ip(peer);
-            return;
-        }
-        entry.insert(conn);
-        self.record.open(key);
-        // The one clock read per accepted connection, shared by both users.
+        let slot = self.connections.vacant_entry();
+        let key = slot.key();
+        let opened = self.service.open(socket, peer, self.config.max_pending).and_then(|mut h| {
+            h.register(self.poll.registry(), key)?;
+            Ok(h)
+        });
+        let handler = match opened {
+            Ok(handler) => handler,
+            Err(e) => {
+                warn!(target: S::LOG, "cannot serve {peer}: {e}");
+                self.admission.left(peer.ip());
+                return;
+            }
+        };
+        // The one clock read per accepted connection, shared by its three users.
         let now = Instant::now();
+        slot.insert(Entry { handler, opened: now, queued_again: false });
+        self.record.open(key);
         if let Some(idle) = &mut self.idle {
             idle.touch(key, now);
         }
         self.summary.served += 1;
         if self.connection_line(now, Line::Opened) {
-            info!("connection from {peer} ({} open)", grouped(self.connections.len() as u64));
+            let open = grouped(self.connections.len() as u64);
+            info!(target: S::LOG, "connection from {peer} ({open} open)");
         }
-    }
-
-    pub(super) fn forget_ip(&mut self, peer: SocketAddr) {
-        self.admission.left(peer.ip());
     }
 }
 
