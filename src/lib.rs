@@ -50,6 +50,10 @@
 //!   lookup and socket timeouts.
 //! - [`timeline`]: `progjar record-page`, a recording read back into one lane
 //!   per client; [`record_page`] draws it as an HTML page with inline SVG.
+//! - [`tls`]: TLS for every command, one file each in `src/tls/`: the crypto
+//!   provider, certificate and key files, what a certificate says in words, what
+//!   a client trusts (`--ca`, `--insecure`), a refused certificate as one
+//!   sentence, and `progjar cert` (a CA and a server certificate it signs).
 //! - [`resolve`]: names to addresses (getaddrinfo, with a time bound), and this
 //!   machine's hostname, interfaces and routes: the only place that asks.
 //!
@@ -89,4 +93,5 @@ pub mod signals;
 pub mod sock;
 pub mod throttle;
 pub mod timeline;
+pub mod tls;
 pub mod units;
