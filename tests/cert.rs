@@ -13,34 +13,12 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{code, progjar, run, stderr, stdout};
+use common::{code, course_pair, openssl, progjar, run, scratch_dir, self_signed, stderr, stdout};
 use progjar::cli::EXIT_USAGE;
 use progjar::tls::{Identity, DEFAULT_NAMES};
 
-/// A fresh directory of this test's own under the system's temporary directory.
 fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("progjar-cert-{}-{name}", std::process::id()));
-    let _ = fs::remove_dir_all(&dir);
-    fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-/// Run `openssl ARGS` in `dir`; the test fails if it does.
-fn openssl(dir: &Path, args: &[&str]) -> String {
-    let out = run(Command::new("openssl").args(args).current_dir(dir), None);
-    assert!(out.status.success(), "openssl {args:?}: {}", common::all_output(&out));
-    stdout(&out)
-}
-
-/// A key and a self-signed certificate for CN=localhost with `openssl req -x509`,
-/// the course's way; `key_args` picks the key (`rsa:2048`, `ec -pkeyopt ...`).
-fn self_signed(dir: &Path, stem: &str, key_args: &[&str]) -> (PathBuf, PathBuf) {
-    let (key, crt) = (format!("{stem}.key"), format!("{stem}.crt"));
-    let mut args = vec!["req", "-x509", "-nodes", "-days", "30", "-subj", "/CN=localhost"];
-    args.extend_from_slice(key_args);
-    args.extend_from_slice(&["-keyout", &key, "-out", &crt]);
-    openssl(dir, &args);
-    (dir.join(crt), dir.join(key))
+    scratch_dir("cert", name)
 }
 
 #[test]
@@ -162,51 +140,6 @@ fn every_key_form_openssl_writes_loads_and_a_chain_too() {
     assert_eq!(identity.leaf.subject, "CN=localhost");
     fs::remove_dir_all(&dir).unwrap();
     fs::remove_dir_all(&ca).unwrap();
-}
-
-/// The course's `domain.crt`/`domain.key`: RSA 2048, PKCS#8, self-signed, CN=localhost,
-/// no subjectAltName, valid 2025-04-22 to 2026-04-22. `openssl req` cannot date a
-/// certificate in the past, so `openssl ca -selfsign` makes it, with the extensions
-/// `req -x509` gives (a CA, as the course's is).
-pub fn course_pair(dir: &Path) -> (PathBuf, PathBuf) {
-    openssl(
-        dir,
-        &["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", "domain.key"],
-    );
-    openssl(
-        dir,
-        &["req", "-new", "-key", "domain.key", "-subj", "/CN=localhost", "-out", "domain.csr"],
-    );
-    let config = "[ca]\ndefault_ca = course\n[course]\ndatabase = index.txt\nnew_certs_dir = .\n\
-                  serial = serial\ndefault_md = sha256\npolicy = anything\nunique_subject = no\n\
-                  x509_extensions = v3\n[anything]\ncommonName = supplied\n[v3]\n\
-                  subjectKeyIdentifier = hash\nauthorityKeyIdentifier = keyid:always\n\
-                  basicConstraints = critical, CA:TRUE\n";
-    fs::write(dir.join("ca.cnf"), config).unwrap();
-    fs::write(dir.join("index.txt"), "").unwrap();
-    fs::write(dir.join("serial"), "01\n").unwrap();
-    openssl(
-        dir,
-        &[
-            "ca",
-            "-batch",
-            "-config",
-            "ca.cnf",
-            "-selfsign",
-            "-keyfile",
-            "domain.key",
-            "-in",
-            "domain.csr",
-            "-out",
-            "domain.crt",
-            "-notext",
-            "-startdate",
-            "20250422000000Z",
-            "-enddate",
-            "20260422000000Z",
-        ],
-    );
-    (dir.join("domain.crt"), dir.join("domain.key"))
 }
 
 #[test]
