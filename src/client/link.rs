@@ -193,3 +193,89 @@ impl Receiver {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::net::{SocketAddr, TcpListener};
+    use std::thread;
+
+    use rustls::pki_types::{PrivateKeyDer, ServerName};
+    use rustls::{ServerConfig, ServerConnection, StreamOwned};
+    use socket2::{Domain, SockRef, Socket, Type};
+
+    use super::super::exchange::{exchange, ReadEnd};
+    use super::super::output::Output;
+    use super::super::source::Source;
+    use super::super::Payload;
+    use super::*;
+
+    /// Socket buffers this small hold far less than the 1 MiB the writer may have
+    /// in flight, so the writer's `write()` blocks while the server's does too.
+    const SMALL: usize = 16 * 1024;
+
+    fn small_buffers(socket: SockRef<'_>) {
+        socket.set_recv_buffer_size(SMALL).unwrap();
+        socket.set_send_buffer_size(SMALL).unwrap();
+    }
+
+    /// A rustls echo server with small buffers that stops reading while it writes.
+    fn blocking_echo_server() -> SocketAddr {
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["localhost".to_string()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        let config = ServerConfig::builder_with_provider(tls::provider())
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![cert.der().clone()],
+                PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+            )
+            .unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        small_buffers(SockRef::from(&listener));
+        let addr = listener.local_addr().unwrap();
+        thread::spawn(move || {
+            let (socket, _) = listener.accept().unwrap();
+            small_buffers(SockRef::from(&socket));
+            let conn = ServerConnection::new(Arc::new(config)).unwrap();
+            let mut tls = StreamOwned::new(conn, socket);
+            let mut buf = vec![0; 64 * 1024];
+            while let Ok(n @ 1..) = tls.read(&mut buf) {
+                if tls.write_all(&buf[..n]).is_err() {
+                    return;
+                }
+            }
+            tls.conn.send_close_notify();
+            let _ = tls.flush();
+        });
+        addr
+    }
+
+    /// Were the lock held across a blocked socket write, the reader could not
+    /// decrypt the echo the server is blocked writing, and this would time out.
+    #[test]
+    fn the_lock_is_never_held_while_a_socket_call_blocks() {
+        let addr = blocking_echo_server();
+        let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+        small_buffers(SockRef::from(&socket));
+        socket.connect(&addr.into()).unwrap();
+        let mut socket = TcpStream::from(socket);
+        let config = tls::client_config(&tls::Trust::Insecure).unwrap();
+        let name = ServerName::try_from("localhost").unwrap();
+        let mut conn = ClientConnection::new(config, name).unwrap();
+        while conn.is_handshaking() {
+            conn.complete_io(&mut socket).unwrap();
+        }
+        let source = Source::open(&Payload::Generated(4 * 1024 * 1024)).unwrap();
+        let mut output = Output::open(None, &source).unwrap();
+        let link = Link { socket, tls: Some(Arc::new(Mutex::new(conn))) };
+        let wait = Duration::from_secs(5);
+        let transfer = exchange(link, source, &mut output, 64 * 1024, wait).unwrap();
+        assert!(matches!(transfer.read_end, ReadEnd::Closed), "{:?}", transfer.read_end);
+        assert_eq!((transfer.sent, transfer.received), (4 << 20, 4 << 20));
+        assert!(transfer.difference.is_none());
+    }
+}
