@@ -198,9 +198,10 @@ struct ClientArgs {
     server_name: Option<String>,
 }
 
-/// Write a CA and a server certificate it signs: DIR/ca.crt, DIR/server.crt, DIR/server.key.
+/// Write a CA and a server certificate it signs, for TLS.
 ///
-/// Both ECDSA P-256, valid for a year. The server's certificate is for the
+/// The files are DIR/ca.crt, DIR/server.crt and DIR/server.key, both
+/// certificates ECDSA P-256, valid for a year. The server's certificate is for the
 /// names given with --name, by default localhost, 127.0.0.1, mesin1 to mesin4
 /// and 172.16.16.101 to 172.16.16.104 (the course's machines). Clients trust
 /// it with `progjar client --tls --ca DIR/ca.crt`. An existing file is never
