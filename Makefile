@@ -123,6 +123,7 @@ deps:
 	command -v ip      >/dev/null || missing="$$missing iproute2"; \
 	command -v ps      >/dev/null || missing="$$missing procps"; \
 	command -v python3 >/dev/null || missing="$$missing python3"; \
+	command -v openssl >/dev/null || missing="$$missing openssl"; \
 	python3 -c 'import ensurepip' 2>/dev/null || missing="$$missing python3-venv"; \
 	command -v objdump >/dev/null || missing="$$missing binutils"; \
 	command -v haproxy >/dev/null || missing="$$missing haproxy"; \

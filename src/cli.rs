@@ -37,6 +37,11 @@ pub const EXIT_FILE: u8 = 7;
 /// (`progjar-stress`: some of the connections asked for never connected before
 /// it ended, so they were never all open at once).
 pub const EXIT_INCOMPLETE: u8 = 8;
+/// Exit status: a TLS check failed: the server's certificate was refused (expired,
+/// for another name, signed by nobody `--ca` trusts) or the handshake failed (the
+/// server does not speak TLS, or shares no version or cipher suite with us).
+pub const EXIT_TLS: u8 = 9;
+
 /// Exit status: stopped at once by a second signal (128 + SIGINT, as shells report it).
 pub const EXIT_INTERRUPTED: u8 = 130;
 /// Exit status: stdout or stderr was closed by its reader (`| head -1`), so the

@@ -43,6 +43,10 @@
 //!   the exit status come from.
 //! - [`info`]: the course's task 1 as one report: hostname, interfaces, DNS
 //!   lookup and socket timeouts.
+//! - [`tls`]: TLS for every command, one file each in `src/tls/`: the crypto
+//!   provider, certificate and key files, what a certificate says in words, what
+//!   a client trusts (`--ca`, `--insecure`), a refused certificate as one
+//!   sentence, and `progjar cert` (a CA and a server certificate it signs).
 //! - [`resolve`]: names to addresses (getaddrinfo, with a time bound), and this
 //!   machine's hostname, interfaces and routes: the only place that asks.
 //!
@@ -88,4 +92,5 @@ pub mod server;
 pub mod signals;
 pub mod sock;
 pub mod svg;
+pub mod tls;
 pub mod units;

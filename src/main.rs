@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use argh::FromArgs;
 use progjar::event_loop::admission::Cidr;
-use progjar::{cli, client, info, parse, resolve, server};
+use progjar::{cli, client, info, parse, resolve, server, tls};
 
 /// progjar: the network-programming lab's echo server, client and socket info.
 ///
@@ -32,6 +32,7 @@ enum Command {
     Client(ClientArgs),
     Info(InfoArgs),
     RecordPage(RecordPageArgs),
+    Cert(CertArgs),
 }
 
 /// Run the echo server: one thread, one mio event loop, thousands of clients.
@@ -140,7 +141,8 @@ struct RecordPageArgs {
 /// Exit codes: 0 echo complete and identical, 1 other error (or the summary
 /// could not be written), 2 bad arguments (or --output is the file being sent),
 /// 3 connection refused, 4 host cannot be resolved, 5 timed out,
-/// 6 echo short or different, 7 file cannot be read or written, 130 Ctrl-C,
+/// 6 echo short or different, 7 file cannot be read or written, 9 a TLS check
+/// failed (the server's certificate refused, or no TLS handshake), 130 Ctrl-C,
 /// SIGTERM or SIGHUP (after the summary so far). With several servers, the
 /// highest of their codes: 0 only if every echo was identical. More in docs/client.md.
 #[derive(FromArgs)]
@@ -180,9 +182,46 @@ struct ClientArgs {
     /// while pieces are logged, i.e. up to 4KiB; 64KiB for larger payloads)
     #[argh(option, from_str_fn(parse_chunk))]
     chunk: Option<usize>,
-    /// seconds to wait for the connection and for each read, e.g. 10 or 2.5 (default 10)
+    /// seconds to wait for the connection, for the TLS handshake and for each
+    /// read, e.g. 10 or 2.5 (default 10)
     #[argh(option, default = "Duration::from_secs(10)", from_str_fn(parse_duration))]
     timeout: Duration,
+    /// talk TLS to the server (with --ca FILE or --insecure); the log shows the
+    /// version, cipher suite and the server's certificate
+    #[argh(switch)]
+    tls: bool,
+    /// with --tls: trust the CAs in this PEM file, e.g. ca.crt from `progjar cert`,
+    /// and a self-signed certificate listed in it (as OpenSSL's cafile does)
+    #[argh(option)]
+    ca: Option<String>,
+    /// with --tls: check nothing about the server's certificate (the course's
+    /// CERT_NONE); anyone in the middle can then read and change everything
+    #[argh(switch)]
+    insecure: bool,
+    /// with --tls: the name the server's certificate must be for (default: the
+    /// host given; an address is checked as an address)
+    #[argh(option)]
+    server_name: Option<String>,
+}
+
+/// Write a CA and a server certificate it signs, for TLS.
+///
+/// The files are DIR/ca.crt, DIR/server.crt and DIR/server.key, both
+/// certificates ECDSA P-256, valid for a year. The server's certificate is for the
+/// names given with --name, by default localhost, 127.0.0.1, mesin1 to mesin4
+/// and 172.16.16.101 to 172.16.16.104 (the course's machines). Clients trust
+/// it with `progjar client --tls --ca DIR/ca.crt`. An existing file is never
+/// overwritten: then nothing is written and the exit status is 2. More in docs/tls.md.
+#[derive(FromArgs)]
+#[argh(subcommand, name = "cert", help_triggers("-h", "--help"))]
+struct CertArgs {
+    /// the directory to write the three files into (made if missing)
+    #[argh(positional)]
+    dir: String,
+    /// a name the server's certificate is for (a host name or an IP address);
+    /// repeat for more; the first is also its subject's CN (default: the list above)
+    #[argh(option)]
+    name: Vec<String>,
 }
 
 /// Show this machine's names and addresses, a DNS lookup and socket timeouts.
@@ -319,6 +358,7 @@ fn client_config(a: ClientArgs) -> client::Config {
     if targets.len() > 1 && a.output.is_some() {
         cli::usage_error("--output takes the echo of one server only");
     }
+    let tls = tls_options(&a);
     let mut output = a.output.map(|p| PathBuf::from(cli::os_arg(p)));
     if a.interactive {
         if output.is_some() {
@@ -333,7 +373,34 @@ fn client_config(a: ClientArgs) -> client::Config {
         chunk: a.chunk,
         timeout: a.timeout,
         parallel: a.parallel,
+        tls,
     }
+}
+
+/// `--tls` and its options; each of them without `--tls`, or `--tls` trusting
+/// nothing in particular, is a usage error.
+fn tls_options(a: &ClientArgs) -> Option<client::TlsOptions> {
+    if !a.tls {
+        let given = [
+            ("--ca", a.ca.is_some()),
+            ("--insecure", a.insecure),
+            ("--server-name", a.server_name.is_some()),
+        ];
+        if let Some((option, _)) = given.iter().find(|(_, g)| *g) {
+            cli::usage_error(&format!("{option} is an option of --tls; add --tls"));
+        }
+        return None;
+    }
+    let trust = match (&a.ca, a.insecure) {
+        (Some(_), true) => cli::usage_error("use --ca FILE or --insecure, not both"),
+        (Some(path), false) => tls::Trust::Ca(PathBuf::from(cli::os_arg(path.clone()))),
+        (None, true) => tls::Trust::Insecure,
+        (None, false) => cli::usage_error(
+            "--tls needs --ca FILE, the certificate to trust (ca.crt from `progjar cert`, or \
+             the server's own self-signed one), or --insecure to check nothing",
+        ),
+    };
+    Some(client::TlsOptions { trust, server_name: a.server_name.clone() })
 }
 
 fn main() -> ExitCode {
@@ -368,6 +435,10 @@ fn main() -> ExitCode {
             &PathBuf::from(cli::os_arg(a.input)),
             &PathBuf::from(cli::os_arg(a.output)),
         )),
+        Command::Cert(a) => cli::finish(tls::cert(tls::CertConfig {
+            dir: PathBuf::from(cli::os_arg(a.dir)),
+            names: a.name,
+        })),
         Command::Info(a) => {
             cli::finish(info::run(info::Config { remote: cli::os_arg(a.remote), port: a.port }))
         }

@@ -48,7 +48,7 @@
 //! that is already known. We wait [`CLOSE_WAIT`] for the close (or for extra bytes,
 //! which are still a difference), then finish with success and a note.
 
-use std::io::{self, ErrorKind, Read, Write};
+use std::io::{self, ErrorKind, Read};
 use std::net::{Shutdown, TcpStream};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, SyncSender};
@@ -60,6 +60,7 @@ use log::info;
 
 use super::check::{Block, Checker, Difference, Due, Sent};
 use super::interrupt;
+use super::link::{Link, Receiver, Sender};
 use super::output::Output;
 use super::progress::Progress;
 use super::source::Source;
@@ -145,15 +146,15 @@ pub(super) struct Transfer {
     pub timeout: Duration,
 }
 
-/// Send `source` on `stream` from a writer thread while reading and checking the echo here.
+/// Send `source` on `link` from a writer thread while reading and checking the echo here.
 pub(super) fn exchange(
-    stream: TcpStream,
+    link: Link,
     source: Source,
     output: &mut Output,
     chunk: usize,
     timeout: Duration,
 ) -> Result<Transfer, Failure> {
-    let (writer_socket, _watch) = set_up(&stream, timeout)
+    let (sender, mut receiver, _watch) = set_up(&link, chunk, timeout)
         .map_err(|e| Failure::new(EXIT_FAILURE, format!("cannot set up the socket: {e}")))?;
 
     let source_name = source.name();
@@ -164,7 +165,7 @@ pub(super) fn exchange(
     let start = Instant::now();
     let sent = Arc::new(AtomicU64::new(0));
     let (queue, blocks) = mpsc::sync_channel::<Block>(QUEUE_BLOCKS);
-    let writer = spawn_writer(source.into_reader(), writer_socket, queue, Arc::clone(&sent))?;
+    let writer = spawn_writer(source.into_reader(), sender, queue, Arc::clone(&sent))?;
 
     let mut checker = Checker::new(blocks, timeout);
     let mut progress = Progress::new(total, typed);
@@ -176,7 +177,7 @@ pub(super) fn exchange(
         output,
         complete: None,
     };
-    let (read_end, ended) = receive(&stream, echo);
+    let (read_end, ended) = receive(&mut receiver, echo);
     // After the server's close or reset, the writer is done or about to be (a
     // dead socket fails its write at once): wait for it, so the verdict knows
     // whether everything was sent. After a timeout it may be stuck: don't wait;
@@ -187,7 +188,7 @@ pub(super) fn exchange(
         _ => 0,
     };
     info!("closing");
-    let send = finish_writer(writer, &checker, &stream);
+    let send = finish_writer(writer, &checker, &link.socket);
     Ok(Transfer {
         sent: sent.load(Ordering::SeqCst),
         received: checker.received(),
@@ -205,23 +206,29 @@ pub(super) fn exchange(
     })
 }
 
-/// Set the socket's timeouts and have Ctrl-C watch it; returns the writer's clone of it.
-fn set_up(stream: &TcpStream, timeout: Duration) -> io::Result<(TcpStream, interrupt::Watch)> {
+/// Set the socket's timeouts and have Ctrl-C watch it; returns the writer's end
+/// and the reader's end of the link (see `link.rs`).
+fn set_up(
+    link: &Link,
+    chunk: usize,
+    timeout: Duration,
+) -> io::Result<(Sender, Receiver, interrupt::Watch)> {
     // One timeout per read() of the echo, and per write() of a block.
-    stream.set_read_timeout(Some(timeout))?;
-    stream.set_write_timeout(Some(timeout))?;
-    Ok((stream.try_clone()?, interrupt::watch(stream)?))
+    link.socket.set_read_timeout(Some(timeout))?;
+    link.socket.set_write_timeout(Some(timeout))?;
+    let (sender, receiver) = link.split(chunk)?;
+    Ok((sender, receiver, interrupt::watch(&link.socket)?))
 }
 
 fn spawn_writer(
     source: Box<dyn Read + Send>,
-    socket: TcpStream,
+    sender: Sender,
     queue: SyncSender<Block>,
     sent: Arc<AtomicU64>,
 ) -> Result<JoinHandle<Result<u64, SendError>>, Failure> {
     thread::Builder::new()
         .name("writer".into())
-        .spawn(move || send_all(source, socket, queue, &sent))
+        .spawn(move || send_all(source, sender, queue, &sent))
         .map_err(|e| Failure::new(EXIT_FAILURE, format!("cannot start the writer thread: {e}")))
 }
 
@@ -231,7 +238,7 @@ fn spawn_writer(
 /// connection down, which wakes the reader's blocked `read` with EOF.
 fn send_all(
     mut source: Box<dyn Read + Send>,
-    mut socket: TcpStream,
+    mut sender: Sender,
     queue: SyncSender<Block>,
     sent: &AtomicU64,
 ) -> Result<u64, SendError> {
@@ -242,7 +249,7 @@ fn send_all(
             Err(e) => {
                 // Stop both directions: the reader must not wait for an echo of
                 // bytes we will never send.
-                let _ = socket.shutdown(Shutdown::Both);
+                sender.abort();
                 return Err(SendError::Source(e));
             }
         };
@@ -252,14 +259,16 @@ fn send_all(
         // Queue first, then send: see the module documentation for why this order
         // cannot deadlock. The queue only fails if the reader has given up.
         queue.send(Arc::clone(&block)).map_err(|_| SendError::ReaderGone)?;
-        socket.write_all(&block.bytes).map_err(SendError::Socket)?;
+        sender.send(&block.bytes).map_err(SendError::Socket)?;
         total += block.bytes.len() as u64;
         sent.store(total, Ordering::SeqCst);
     }
     // FIN: "no more data from us". The server's recv() returns b'' and it closes,
-    // which is how our reader learns that the echo is complete.
-    info!("sent {}; shutting down our side for writing (FIN)", plural(total, "byte"));
-    socket.shutdown(Shutdown::Write).map_err(SendError::Socket)?;
+    // which is how our reader learns that the echo is complete. With TLS a
+    // close_notify says it first, inside the encrypted stream.
+    let how = if sender.is_tls() { "sending close_notify and " } else { "" };
+    info!("sent {}; {how}shutting down our side for writing (FIN)", plural(total, "byte"));
+    sender.half_close().map_err(SendError::Socket)?;
     Ok(total)
 }
 
@@ -314,8 +323,8 @@ struct Echo<'a> {
 /// Read the whole echo, then end its partial line on the terminal, which the
 /// log lines that follow must not continue. Also returns when it ended: at the
 /// server's close, or when the echo was complete if the server never closed.
-fn receive(stream: &TcpStream, mut echo: Echo) -> (ReadEnd, Instant) {
-    let read_end = read_echo(stream, &mut echo);
+fn receive(link: &mut Receiver, mut echo: Echo) -> (ReadEnd, Instant) {
+    let read_end = read_echo(link, &mut echo);
     let ended = match (&read_end, echo.complete) {
         (ReadEnd::NotClosed, Some(complete)) => complete,
         _ => Instant::now(),
@@ -329,7 +338,7 @@ fn receive(stream: &TcpStream, mut echo: Echo) -> (ReadEnd, Instant) {
 }
 
 /// Read the echo in pieces of `chunk` bytes until EOF, an error, or too much data.
-fn read_echo(mut stream: &TcpStream, echo: &mut Echo) -> ReadEnd {
+fn read_echo(link: &mut Receiver, echo: &mut Echo) -> ReadEnd {
     let mut buf = vec![0u8; echo.chunk];
     // What SO_RCVTIMEO is set to now.
     let mut wait = echo.timeout;
@@ -347,12 +356,12 @@ fn read_echo(mut stream: &TcpStream, echo: &mut Echo) -> ReadEnd {
             Due::Close => CLOSE_WAIT.min(echo.timeout),
         };
         if quiet != wait {
-            if let Err(e) = stream.set_read_timeout(Some(quiet)) {
+            if let Err(e) = link.set_read_timeout(quiet) {
                 return ReadEnd::Failed(e);
             }
             wait = quiet;
         }
-        match stream.read(&mut buf) {
+        match link.read(&mut buf) {
             // 0 bytes: the server closed its side after our FIN (or early).
             Ok(0) => return ReadEnd::Closed,
             Ok(n) => {
@@ -410,7 +419,8 @@ mod tests {
         server.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
         let (tx, rx) = mpsc::sync_channel(QUEUE_BLOCKS);
         let sent = AtomicU64::new(0);
-        let result = send_all(Box::new(Failing(false)), client, tx, &sent);
+        let (sender, _receiver) = Link { socket: client, tls: None }.split(16).unwrap();
+        let result = send_all(Box::new(Failing(false)), sender, tx, &sent);
         assert!(matches!(result, Err(SendError::Source(_))), "{result:?}");
         assert_eq!(rx.recv().unwrap().bytes, b"abc");
         let mut got = Vec::new();

@@ -20,6 +20,10 @@
 //!   identical; `screen.rs`: `-i` marks the echo apart from the typed lines.
 //! - `connect.rs`: resolve the host and try each address; a failure becomes one
 //!   line that says what to try.
+//! - `tls.rs`: with `--tls`, the handshake (bounded by `--timeout`), the
+//!   certificate checked as `--ca` or `--insecure` says, and what was agreed
+//!   logged; `link.rs`: the exchange's two ends on one TLS connection, without
+//!   a lock held across a socket call.
 //! - `exchange.rs`: a writer thread sends and half-closes while this thread reads
 //!   the echo (the module says why both are needed); `progress.rs` logs it.
 //! - `check.rs`: compares the echo with what was sent, in bounded memory.
@@ -31,7 +35,8 @@
 //!
 //! The table is in [`crate::cli`]: 0 complete and identical, 1 other failure,
 //! 2 usage, 3 refused, 4 unresolved, 5 timed out, 6 echo short or different,
-//! 7 file unreadable (or `--output` unwritable), 130 Ctrl-C. With several
+//! 7 file unreadable (or `--output` unwritable), 9 a TLS check failed, 130
+//! Ctrl-C. With several
 //! servers, the highest of their statuses. `--output` naming the file being
 //! sent is a usage error (2); a summary that cannot be written is 1.
 
@@ -40,6 +45,7 @@ mod connect;
 mod echo_file;
 mod exchange;
 mod interrupt;
+mod link;
 mod output;
 mod progress;
 mod same_file;
@@ -47,6 +53,7 @@ mod screen;
 mod servers;
 mod source;
 mod target;
+mod tls;
 mod verdict;
 
 use std::path::PathBuf;
@@ -61,6 +68,7 @@ pub use screen::MARK;
 pub use servers::COURSE_CHUNK;
 pub use source::generated;
 pub use target::{server_port, Target};
+pub use tls::{TlsOptions, INSECURE_WARNING};
 
 /// The course client's message: 46 bytes.
 pub const DEFAULT_MESSAGE: &str = "INI ADALAH DATA YANG DIKIRIM ABCDEFGHIJKLMNOPQ";
@@ -93,10 +101,13 @@ pub struct Config {
     pub timeout: Duration,
     /// Send to every server at once rather than in turn.
     pub parallel: bool,
+    /// `--tls`: TLS over the connection, and what to trust.
+    pub tls: Option<TlsOptions>,
 }
 
 /// Send the payload to each server, read the echo, verify it, print the summaries.
 pub fn run(config: Config) -> Result<(), Failure> {
     interrupt::install()?;
-    servers::run_all(&config)
+    let tls = config.tls.as_ref().map(tls::Tls::new).transpose()?;
+    servers::run_all(&config, tls.as_ref())
 }

@@ -7,14 +7,17 @@
 //! is the worst of theirs, which [`worst`] defines.
 
 use std::io::{self, ErrorKind, Write};
+use std::sync::{Arc, Mutex};
 use std::thread;
 
 use log::info;
 
 use super::echo_file::Saved;
+use super::link::Link;
 use super::output::Output;
 use super::source::Source;
 use super::target::Target;
+use super::tls::Tls;
 use super::{connect, exchange, interrupt, verdict, Config};
 use crate::cli::{Failure, EXIT_FAILURE};
 use crate::units::plural;
@@ -23,14 +26,14 @@ use crate::units::plural;
 pub const COURSE_CHUNK: usize = 16;
 
 /// Run the exchange with every server; the worst result wins.
-pub(super) fn run_all(config: &Config) -> Result<(), Failure> {
+pub(super) fn run_all(config: &Config, tls: Option<&Tls>) -> Result<(), Failure> {
     if let [target] = config.targets.as_slice() {
-        return run_one(config, target, None);
+        return run_one(config, tls, target, None);
     }
     let results: Vec<Result<(), Failure>> = if config.parallel {
         thread::scope(|scope| {
             let handles: Vec<_> = (config.targets.iter())
-                .map(|t| scope.spawn(move || run_labelled(config, t)))
+                .map(|t| scope.spawn(move || run_labelled(config, tls, t)))
                 .collect();
             // A panic in one server's thread has already printed; count it as a failure.
             let lost = || Err(Failure::new(EXIT_FAILURE, ""));
@@ -39,7 +42,7 @@ pub(super) fn run_all(config: &Config) -> Result<(), Failure> {
     } else {
         let mut results = Vec::new();
         for target in &config.targets {
-            results.push(run_labelled(config, target));
+            results.push(run_labelled(config, tls, target));
             // After Ctrl-C, the next servers are not started.
             if interrupt::interrupted() {
                 break;
@@ -54,9 +57,9 @@ pub(super) fn run_all(config: &Config) -> Result<(), Failure> {
 
 /// One server of several: its summary line names it; a failure before the
 /// exchange gets a line too, so there is one line per server on stdout.
-fn run_labelled(config: &Config, target: &Target) -> Result<(), Failure> {
+fn run_labelled(config: &Config, tls: Option<&Tls>, target: &Target) -> Result<(), Failure> {
     let label = target.label();
-    let result = run_one(config, target, Some(&label));
+    let result = run_one(config, tls, target, Some(&label));
     if let Err(f) = &result {
         let _ = writeln!(io::stderr(), "progjar: error: {label}: {}", f.message);
     }
@@ -83,19 +86,32 @@ fn worst(
     }
 }
 
-/// Send the payload to one server, read and check the echo, print the summary.
-fn run_one(config: &Config, target: &Target, label: Option<&str>) -> Result<(), Failure> {
+/// Send the payload to one server (over TLS with `tls`), read and check the echo,
+/// print the summary.
+fn run_one(
+    config: &Config,
+    tls: Option<&Tls>,
+    target: &Target,
+    label: Option<&str>,
+) -> Result<(), Failure> {
     let ready = Source::open(&config.payload)
         .and_then(|source| Ok((Output::open(config.output.as_deref(), &source)?, source)));
     let (mut output, source) = match ready {
         Ok(ready) => ready,
         Err(f) => return Err(not_sent(label, f)),
     };
-    let stream = connect::connect(&target.host, target.port, config.timeout)
+    let socket = connect::connect(&target.host, target.port, config.timeout)
         .map_err(|f| not_sent(label, f))?;
+    let tls = match tls {
+        Some(tls) => Some(
+            tls.handshake(&socket, &target.host, config.timeout).map_err(|f| not_sent(label, f))?,
+        ),
+        None => None,
+    };
+    let link = Link { socket, tls: tls.map(|conn| Arc::new(Mutex::new(conn))) };
     let to_stderr = output.is_stdout();
     let chunk = read_size(config.chunk, &source);
-    let transfer = exchange::exchange(stream, source, &mut output, chunk, config.timeout)?;
+    let transfer = exchange::exchange(link, source, &mut output, chunk, config.timeout)?;
     let verdict = verdict::Verdict::of(&transfer);
     let saved = output.finish(verdict.is_success());
     let summary = verdict.summary(&transfer, saved.as_ref());

@@ -14,7 +14,10 @@
 //! * `flow`: many nonblocking clients in one mio loop;
 //! * `flood`: floods of connections and adding up the throttled warnings;
 //! * `browser`: headless Chromium loading the pages the tools write;
-//! * `lab`: a lab in network namespaces (`tools/lab`), taken down whatever happens.
+//! * `lab`: a lab in network namespaces (`tools/lab`), taken down whatever happens;
+//! * `tls`: certificates made with the `openssl` command line (the course's
+//!   expired one too) and TLS peers that are not progjar (the course's Python
+//!   TLS server, `openssl s_server`).
 //!
 //! Every wait here has a deadline ([`STEP`] unless the caller gives one), so a
 //! test fails with a message instead of hanging.
@@ -28,6 +31,7 @@ mod process;
 mod procfs;
 mod server;
 mod stream;
+mod tls;
 
 pub use flood::{
     assert_rate_limited, closed_in, flood, logged_and_more, one_leaves_one_fits, suppressed_in,
@@ -53,6 +57,9 @@ pub use server::{
     start_server, start_server_logging, start_server_with, Server,
 };
 pub use stream::{random_bytes, Stream};
+pub use tls::{
+    course_pair, openssl, scratch_dir, self_signed, start_course_tls_server, start_s_server_rev,
+};
 
 /// A mebibyte, the unit most transfer sizes here are written in.
 pub const MIB: usize = 1024 * 1024;

@@ -1,0 +1,205 @@
+//! rustls's errors as one sentence a student understands.
+//!
+//! `invalid peer certificate: UnknownIssuer` says what the code saw; a student
+//! needs what it means for *this* server: `the server's certificate is
+//! self-signed and not in ca.crt`. [`refused`] is called by the verifier, which
+//! has the certificate, the name asked for and the file at hand; [`sentence`]
+//! turns any error of a handshake (the verifier's sentence included) into the line
+//! the client prints.
+
+use rustls::{AlertDescription, CertificateError, Error, PeerIncompatible};
+
+use super::certificate::{date, CertInfo};
+use super::verify::Refused;
+
+/// Why the server's certificate was refused: `error` from the checks, `cert`
+/// what it says (if it could be read), `server_name` the name asked for,
+/// `ca_file` the `--ca` file, `now` in seconds since 1970.
+pub fn refused(
+    error: &Error,
+    cert: Option<&CertInfo>,
+    server_name: &str,
+    ca_file: &str,
+    now: i64,
+) -> String {
+    let Error::InvalidCertificate(reason) = error else {
+        return format!("the server's certificate was refused: {error}");
+    };
+    let today = date(now);
+    match (reason, cert) {
+        (CertificateError::Expired | CertificateError::ExpiredContext { .. }, Some(c)) => {
+            format!("the server's certificate expired on {} (today is {today})", date(c.not_after))
+        }
+        (CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. }, Some(c)) => {
+            format!(
+                "the server's certificate is not valid until {} (today is {today} here: is \
+                 a clock wrong?)",
+                date(c.not_before)
+            )
+        }
+        (
+            CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+            Some(c),
+        ) => wrong_name(c, server_name),
+        (CertificateError::UnknownIssuer | CertificateError::BadSignature, Some(c))
+            if c.self_signed =>
+        {
+            format!("the server's certificate is self-signed and not in {ca_file}")
+        }
+        (CertificateError::UnknownIssuer, Some(c)) => {
+            format!(
+                "the server's certificate is not signed by {ca_file} (its issuer is {})",
+                c.issuer
+            )
+        }
+        (CertificateError::BadSignature, Some(c)) => format!(
+            "the server's certificate says it was issued by {}, but the signature does not \
+             match that CA's key: it is forged or damaged",
+            c.issuer
+        ),
+        (CertificateError::InvalidPurpose | CertificateError::InvalidPurposeContext { .. }, _) => {
+            "the server's certificate is not meant for a TLS server (its extended key usage \
+             says otherwise)"
+                .to_string()
+        }
+        (CertificateError::Other(other), Some(c)) => other_reason(&other.0.to_string(), c, ca_file)
+            .unwrap_or_else(|| format!("the server's certificate was refused: {error}")),
+        _ => format!("the server's certificate was refused: {error}"),
+    }
+}
+
+/// `is for a and b, not c`, or why it is for no name at all.
+fn wrong_name(cert: &CertInfo, server_name: &str) -> String {
+    if cert.names.is_empty() {
+        return format!(
+            "the server's certificate names no host (it has no subjectAltName, and its subject \
+             {} is not a name to a client), so it is not for {server_name}",
+            cert.subject
+        );
+    }
+    format!(
+        "the server's certificate is for {}, not {server_name} (connect by one of those names, \
+         or give one with --server-name)",
+        cert.names_text()
+    )
+}
+
+/// webpki's reasons that rustls passes on only as text.
+fn other_reason(text: &str, cert: &CertInfo, ca_file: &str) -> Option<String> {
+    match text {
+        // A CA's certificate (CA:TRUE, as `openssl req -x509` makes) used as the
+        // server's own: in --ca it would have been trusted as it is.
+        "CaUsedAsEndEntity" if cert.self_signed => {
+            Some(format!("the server's certificate is self-signed and not in {ca_file}"))
+        }
+        "CaUsedAsEndEntity" => Some(format!(
+            "the server's certificate is a CA's certificate ({}), not a server's, and not in \
+             {ca_file}",
+            cert.subject
+        )),
+        "UnsupportedCertVersion" => Some(
+            "the server's certificate is an old X.509 version 1 certificate, which rustls does \
+             not accept; make a new one with `progjar cert DIR`"
+                .to_string(),
+        ),
+        _ => None,
+    }
+}
+
+/// A TLS error (of a handshake, mostly) as one sentence: the verifier's own
+/// sentence if it refused the certificate, otherwise what the error means.
+pub fn sentence(error: &Error) -> String {
+    if let Error::InvalidCertificate(CertificateError::Other(other)) = error {
+        if let Some(refused) = other.0.downcast_ref::<Refused>() {
+            return refused.0.clone();
+        }
+    }
+    match error {
+        Error::InappropriateHandshakeMessage { got_type, .. }
+            if format!("{got_type:?}") == "ClientHello" =>
+        {
+            "the server sent our own TLS hello back: it is a plaintext echo server (leave out \
+             --tls, or start the server with TLS)"
+                .to_string()
+        }
+        Error::InvalidMessage(_)
+        | Error::InappropriateMessage { .. }
+        | Error::InappropriateHandshakeMessage { .. } => {
+            format!("the server's answer is not TLS (is it a plaintext server?): {error}")
+        }
+        Error::AlertReceived(alert) => alert_sentence(*alert),
+        Error::PeerIncompatible(PeerIncompatible::ServerDoesNotSupportTls12Or13) => {
+            "the server speaks neither TLS 1.2 nor 1.3, the versions progjar uses".to_string()
+        }
+        Error::PeerIncompatible(_) => {
+            format!("the server and progjar have no TLS setting in common: {error}")
+        }
+        _ => format!("the TLS handshake failed: {error}"),
+    }
+}
+
+/// The server refused us with an alert.
+fn alert_sentence(alert: AlertDescription) -> String {
+    let why = match alert {
+        AlertDescription::HandshakeFailure => {
+            ": it shares no cipher suite or key exchange with progjar"
+        }
+        AlertDescription::ProtocolVersion => ": it speaks neither TLS 1.2 nor 1.3",
+        AlertDescription::UnrecognisedName => ": it has no certificate for the name we asked for",
+        _ => "",
+    };
+    format!("the server ended the TLS handshake with the alert {alert:?}{why}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cert(names: &[&str], self_signed: bool) -> CertInfo {
+        CertInfo {
+            subject: "CN=localhost".into(),
+            issuer: if self_signed { "CN=localhost" } else { "CN=Other CA" }.into(),
+            names: names.iter().map(|n| n.to_string()).collect(),
+            not_before: 1_745_280_000, // 2025-04-22
+            not_after: 1_776_816_000,  // 2026-04-22
+            self_signed,
+            is_ca: self_signed,
+        }
+    }
+
+    fn why(e: CertificateError, c: &CertInfo, name: &str) -> String {
+        refused(&Error::InvalidCertificate(e), Some(c), name, "ca.crt", 1_796_515_200)
+    }
+
+    #[test]
+    fn sentences() {
+        let c = cert(&["localhost", "127.0.0.1"], false);
+        assert_eq!(
+            why(CertificateError::Expired, &c, "localhost"),
+            "the server's certificate expired on 2026-04-22 (today is 2026-12-06)"
+        );
+        assert!(why(CertificateError::NotValidForName, &c, "172.16.16.101").starts_with(
+            "the server's certificate is for localhost and 127.0.0.1, not 172.16.16.101"
+        ));
+        assert_eq!(
+            why(CertificateError::UnknownIssuer, &c, "localhost"),
+            "the server's certificate is not signed by ca.crt (its issuer is CN=Other CA)"
+        );
+        let own = cert(&[], true);
+        assert_eq!(
+            why(CertificateError::UnknownIssuer, &own, "localhost"),
+            "the server's certificate is self-signed and not in ca.crt"
+        );
+        assert!(why(CertificateError::NotValidForName, &own, "localhost")
+            .starts_with("the server's certificate names no host"));
+    }
+
+    #[test]
+    fn the_verifier_sentence_is_the_handshake_sentence() {
+        let inner = rustls::OtherError(std::sync::Arc::new(Refused("said once".into())));
+        let e = Error::InvalidCertificate(CertificateError::Other(inner));
+        assert_eq!(sentence(&e), "said once");
+        assert!(sentence(&Error::AlertReceived(AlertDescription::HandshakeFailure))
+            .contains("no cipher suite"));
+    }
+}
