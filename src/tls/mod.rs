@@ -19,10 +19,11 @@ mod generate;
 mod identity;
 mod pem;
 mod provider;
+pub mod session;
 mod verify;
 
 pub use certificate::{date, date_time, now, CertInfo};
-pub use explain::{refused, sentence};
+pub use explain::{client_failed, refused, sentence};
 pub use generate::{run as cert, Config as CertConfig, DEFAULT_NAMES, FILES, VALID_DAYS};
 pub use identity::Identity;
 pub use pem::{certificates, private_key, MAX_FILE};
