@@ -45,13 +45,11 @@ use std::sync::Arc;
 use rustls::client::{ClientConnectionData, UnbufferedClientConnection};
 use rustls::pki_types::ServerName;
 use rustls::server::{ServerConnectionData, UnbufferedServerConnection};
-use rustls::unbuffered::{
-    ConnectionState, EncodeError, EncodeTlsData, EncryptError, UnbufferedStatus, WriteTraffic,
-};
+use rustls::unbuffered::{ConnectionState, UnbufferedStatus};
 use rustls::{ClientConfig, CommonState, ServerConfig};
 
-/// The most data one TLS record carries.
-pub const MAX_FRAGMENT: usize = 16 * 1024;
+use super::outgoing::{close_into, encode_into, encrypt_into};
+pub use super::outgoing::{Error, Out, Transmit, MAX_FRAGMENT};
 
 /// The largest TLS record rustls accepts on the wire: 16 KiB of data, up to
 /// 2 KiB of expansion (TLS 1.2 allows that much), and the 5-byte header. A
@@ -100,69 +98,6 @@ impl Side for UnbufferedClientConnection {
     }
     fn common(&self) -> &CommonState {
         self
-    }
-}
-
-/// Where a session's TLS bytes go: the owner's socket, in order.
-pub trait Transmit {
-    /// Send `tls` after everything sent before (write what the socket takes,
-    /// keep the rest); an error ends the session.
-    fn transmit(&mut self, tls: &[u8]) -> io::Result<()>;
-}
-
-/// The room TLS bytes to send are gathered in (a loop-wide scratch), so that a
-/// handshake flight, or the records of one read's echo, leave in one write.
-#[derive(Debug)]
-pub struct Out<'a, T: Transmit> {
-    room: &'a mut [u8],
-    len: usize,
-    to: T,
-}
-
-impl<'a, T: Transmit> Out<'a, T> {
-    /// Gather in `room` (at least [`MAX_RECORD`] bytes), send through `to`.
-    pub fn new(room: &'a mut [u8], to: T) -> Out<'a, T> {
-        Out { room, len: 0, to }
-    }
-
-    /// Send what was gathered so far.
-    pub fn flush(&mut self) -> io::Result<()> {
-        match mem::take(&mut self.len) {
-            0 => Ok(()),
-            n => self.to.transmit(&self.room[..n]),
-        }
-    }
-
-    /// Send what was gathered and hand back the way out (with its counters).
-    pub fn finish(mut self) -> io::Result<T> {
-        self.flush()?;
-        Ok(self.to)
-    }
-
-    /// Bytes gathered and not sent yet.
-    pub fn gathered(&self) -> usize {
-        self.len
-    }
-
-    fn free(&mut self) -> &mut [u8] {
-        &mut self.room[self.len..]
-    }
-}
-
-/// Why a session ended.
-#[derive(Debug)]
-pub enum Error {
-    /// The peer broke TLS or gave up; the alert saying why was sent if it could be.
-    Tls(rustls::Error),
-    /// The socket failed, or there was no memory to carry a record over.
-    Io(io::Error),
-    /// A record or handshake message larger than any buffer given: no TLS peer sends one.
-    TooLarge,
-}
-
-impl From<io::Error> for Error {
-    fn from(e: io::Error) -> Error {
-        Error::Io(e)
     }
 }
 
@@ -458,61 +393,6 @@ fn send_alert<S: Side, T: Transmit>(conn: &mut S, rest: &mut [u8], out: &mut Out
             _ => return,
         }
     }
-}
-
-/// Put one handshake record in `out`, sending what is there first if it is full.
-fn encode_into<D, T: Transmit>(
-    encode: &mut EncodeTlsData<'_, D>,
-    out: &mut Out<'_, T>,
-) -> Result<(), Error> {
-    match encode.encode(out.free()) {
-        Ok(n) => out.len += n,
-        Err(EncodeError::InsufficientSize(_)) => {
-            out.flush()?;
-            out.len += encode.encode(out.free()).map_err(|_| Error::TooLarge)?;
-        }
-        Err(EncodeError::AlreadyEncoded) => {}
-    }
-    Ok(())
-}
-
-/// Encrypt `data` into `out`, a record (16 KiB) at a time, sending what is
-/// there whenever the next record does not fit.
-fn encrypt_into<D, T: Transmit>(
-    write: &mut WriteTraffic<'_, D>,
-    data: &[u8],
-    out: &mut Out<'_, T>,
-) -> Result<(), Error> {
-    for piece in data.chunks(MAX_FRAGMENT) {
-        let n = match write.encrypt(piece, out.free()) {
-            Ok(n) => n,
-            Err(EncryptError::InsufficientSize(_)) => {
-                out.flush()?;
-                write.encrypt(piece, out.free()).map_err(|_| Error::TooLarge)?
-            }
-            Err(EncryptError::EncryptExhausted) => {
-                return Err(Error::Tls(rustls::Error::EncryptError));
-            }
-        };
-        out.len += n;
-    }
-    Ok(())
-}
-
-/// Put `close_notify` in `out`.
-fn close_into<D, T: Transmit>(
-    write: &mut WriteTraffic<'_, D>,
-    out: &mut Out<'_, T>,
-) -> Result<(), Error> {
-    let n = match write.queue_close_notify(out.free()) {
-        Ok(n) => n,
-        Err(_) => {
-            out.flush()?;
-            write.queue_close_notify(out.free()).map_err(|_| Error::TooLarge)?
-        }
-    };
-    out.len += n;
-    Ok(())
 }
 
 #[cfg(test)]
