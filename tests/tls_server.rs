@@ -323,6 +323,8 @@ fn a_thousand_silent_and_trickling_handshakes_do_not_hold_up_a_real_client() {
         times.sort();
         times
     };
+    // The first exchange also sets up this process's crypto (tens of ms).
+    exchanges(1);
     let alone = exchanges(20);
     let silent: Vec<TcpStream> = (0..1000).map(|_| connect(server.addr)).collect();
     let mut tricklers: Vec<TcpStream> = (0..50).map(|_| connect(server.addr)).collect();
@@ -563,3 +565,113 @@ fn bad_tls_options_are_one_sentence_and_exit_2() {
     std::fs::remove_dir_all(&dir).unwrap();
     std::fs::remove_dir_all(&other).unwrap();
 }
+
+/// The server's resident memory grown per connection, over `n` connections
+/// opened by `open` and left idle, in bytes.
+fn memory_per_connection(
+    server: &Server,
+    n: usize,
+    mut open: impl FnMut() -> Box<dyn Send>,
+) -> f64 {
+    let pid = server.child.id();
+    // Warm up: the first connections touch the code and the allocator's arenas.
+    let warm: Vec<_> = (0..50).map(|_| open()).collect();
+    let before = common::rss_kib(pid);
+    let held: Vec<_> = (0..n).map(|_| open()).collect();
+    server.wait_for_open(n + warm.len());
+    let after = common::rss_kib(pid);
+    drop((held, warm));
+    (after.saturating_sub(before) * 1024) as f64 / n as f64
+}
+
+/// Measured, not asserted (docs/tls.md has the figures): run with
+/// `cargo test --release --test tls_server -- --ignored --nocapture memory`.
+#[test]
+#[ignore]
+fn memory_per_idle_tls_connection_after_the_handshake_and_one_echo() {
+    common::raise_nofile(12_000);
+    let dir = certs("memory");
+    let ca = dir.join("ca.crt");
+    for n in [1000, 5000] {
+        let plain = common::start_server(&[]);
+        let per_plain = memory_per_connection(&plain, n, || {
+            let mut s = connect(plain.addr);
+            common::assert_echo(&mut s, &[b'x'; 64]);
+            Box::new(s)
+        });
+        let tls = start_tls_server(&dir, &[]);
+        let per_tls = memory_per_connection(&tls, n, || {
+            let mut s = tls_connect(tls.addr, &ca);
+            s.write_all(&[b'x'; 64]).unwrap();
+            let mut echo = [0; 64];
+            s.read_exact(&mut echo).unwrap();
+            Box::new(s)
+        });
+        println!(
+            "{n} idle connections after one 64-byte echo: plaintext {per_plain:.0} B each, TLS \
+             {per_tls:.0} B each (TLS adds {:.0} B)",
+            per_tls - per_plain
+        );
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Server CPU time per full TLS exchange (connect, handshake, one 64-byte
+/// echo, close) and per 64-byte echo over 50 established connections, TLS
+/// and plaintext: run with
+/// `cargo test --release --test tls_server -- --ignored --nocapture cpu`.
+#[test]
+#[ignore]
+fn cpu_per_handshake_and_per_echo() {
+    let dir = certs("cpu");
+    let ca = dir.join("ca.crt");
+    let tls = start_tls_server(&dir, &[]);
+    let pid = tls.child.id();
+    for _ in 0..100 {
+        assert_tls_echo(tls.addr, &ca, &[b'x'; 64]);
+    }
+    let (before, started, n) = (common::cpu_time(pid), Instant::now(), 3000);
+    for _ in 0..n {
+        assert_tls_echo(tls.addr, &ca, &[b'x'; 64]);
+    }
+    let cpu = common::cpu_time(pid) - before;
+    println!(
+        "{n} full TLS exchanges in {:.2} s: server CPU {:.0} µs each ({:.0} per CPU-second)",
+        started.elapsed().as_secs_f64(),
+        cpu.as_secs_f64() * 1e6 / n as f64,
+        n as f64 / cpu.as_secs_f64()
+    );
+    let plain = common::start_server(&[]);
+    let echoes = |pid: u32, conns: &mut [Box<dyn ReadWrite>]| {
+        let (before, rounds) = (common::cpu_time(pid), 2000);
+        let mut echo = [0; 64];
+        for _ in 0..rounds {
+            for c in conns.iter_mut() {
+                c.write_all(&[b'y'; 64]).unwrap();
+            }
+            for c in conns.iter_mut() {
+                c.read_exact(&mut echo).unwrap();
+            }
+        }
+        (common::cpu_time(pid) - before).as_secs_f64() * 1e6 / (rounds * conns.len()) as f64
+    };
+    let mut tls_conns: Vec<Box<dyn ReadWrite>> =
+        (0..50).map(|_| Box::new(tls_connect(tls.addr, &ca)) as Box<dyn ReadWrite>).collect();
+    let mut plain_conns: Vec<Box<dyn ReadWrite>> = (0..50)
+        .map(|_| {
+            let s = connect(plain.addr);
+            s.set_nodelay(true).unwrap();
+            Box::new(s) as Box<dyn ReadWrite>
+        })
+        .collect();
+    println!(
+        "64-byte echoes over 50 connections: server CPU per echo TLS {:.2} µs, plaintext {:.2} µs",
+        echoes(pid, &mut tls_conns),
+        echoes(plain.child.id(), &mut plain_conns)
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A connection of either kind, for the measurements.
+trait ReadWrite: Read + Write {}
+impl<T: Read + Write> ReadWrite for T {}

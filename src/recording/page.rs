@@ -303,14 +303,16 @@ fn window(out: &mut String, d: &Drawing) {
         for (c, marks) in d.window.iter().enumerate().filter(|(_, m)| m.turned & bit != 0) {
             let cx = LEFT + c as f64 * col + 2.0;
             let (w, half) = (col - 4.0, LANE / 2.0 - 2.0);
-            let stroke = if marks.handshake & bit != 0 { HANDSHAKE_COLOR } else { "#777" };
-            let _ = write!(out, "<rect x=\"{cx:.1}\" y=\"{}\" width=\"{w:.1}\" height=\"{}\" fill=\"none\" stroke=\"{stroke}\"/>", y + 2.0, LANE - 4.0);
             if marks.read & bit != 0 {
                 let _ = write!(out, "<rect x=\"{cx:.1}\" y=\"{}\" width=\"{w:.1}\" height=\"{half}\" fill=\"{READ_COLOR}\"/>", y + 2.0);
             }
             if marks.written & bit != 0 {
                 let _ = write!(out, "<rect x=\"{cx:.1}\" y=\"{}\" width=\"{w:.1}\" height=\"{half}\" fill=\"{WRITE_COLOR}\"/>", y + LANE / 2.0);
             }
+            // The outline last, over the halves: a handshake turn's shows.
+            let (stroke, width) =
+                if marks.handshake & bit != 0 { (HANDSHAKE_COLOR, 3) } else { ("#777", 1) };
+            let _ = write!(out, "<rect x=\"{cx:.1}\" y=\"{}\" width=\"{w:.1}\" height=\"{}\" fill=\"none\" stroke=\"{stroke}\" stroke-width=\"{width}\"/>", y + 2.0, LANE - 4.0);
         }
     }
     let axis = axis(&d.lanes);
