@@ -104,6 +104,27 @@ fn progjar_client_checks_our_certificate_and_gets_every_byte() {
 }
 
 #[test]
+fn a_tls_1_2_client_is_served_too() {
+    let dir = certs("tls12");
+    let server = start_tls_server(&dir, &[]);
+    let mut tls =
+        common::tls_connect_with(server.addr, common::tls12_trusting(&dir.join("ca.crt")));
+    assert_eq!(tls.conn.protocol_version(), Some(rustls::ProtocolVersion::TLSv1_2));
+    let data = random_bytes(300 * KIB, 12);
+    tls.write_all(&data).unwrap();
+    tls.conn.send_close_notify();
+    tls.flush().unwrap();
+    let (echo, clean) = read_to_end(&mut tls);
+    assert!(
+        echo == data && clean,
+        "{} bytes back of {}, close_notify {clean}",
+        echo.len(),
+        data.len()
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
 fn the_courses_expired_certificate_loads_with_a_warning_and_checking_clients_refuse_it() {
     let dir = scratch_dir("tls-server", "course");
     let (crt, key) = course_pair(&dir);

@@ -154,10 +154,29 @@ pub fn trusting(ca: &Path) -> Arc<ClientConfig> {
     progjar::tls::client_config(&Trust::Ca(ca.to_path_buf())).expect("a client config")
 }
 
+/// A rustls client that speaks TLS 1.2 only and trusts the CAs in `ca`.
+pub fn tls12_trusting(ca: &Path) -> Arc<ClientConfig> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in progjar::tls::certificates(ca).expect("the CA file") {
+        roots.add(cert).expect("a CA certificate");
+    }
+    let config = ClientConfig::builder_with_provider(progjar::tls::provider())
+        .with_protocol_versions(&[&rustls::version::TLS12])
+        .expect("TLS 1.2")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Arc::new(config)
+}
+
 /// Connect to `addr` and finish a TLS handshake with a client that trusts `ca`.
 pub fn tls_connect(addr: SocketAddr, ca: &Path) -> TlsStream {
+    tls_connect_with(addr, trusting(ca))
+}
+
+/// Connect to `addr` and finish a TLS handshake with a client of `config`.
+pub fn tls_connect_with(addr: SocketAddr, config: Arc<ClientConfig>) -> TlsStream {
     let name = ServerName::from(addr.ip());
-    let conn = ClientConnection::new(trusting(ca), name).expect("a TLS client");
+    let conn = ClientConnection::new(config, name).expect("a TLS client");
     let sock = connect(addr);
     // As `progjar client --tls` does: the handshake's last flight and the
     // first data are small writes in a row, which Nagle's algorithm would
