@@ -28,7 +28,9 @@
 //!   `EventLoop::run`.
 //! - [`server`]: the echo server, the loop's one service so far: one client's
 //!   socket, its unsent bytes (bounded, never dropped) and the readiness it
-//!   asks for; read, echo, backpressure, half-close (`server/echo.rs`).
+//!   asks for; read, echo, backpressure, half-close (`server/echo.rs`, the
+//!   rules about unsent bytes in `server/pending.rs`), and the same through TLS
+//!   (`server/tls_echo.rs`).
 //! - [`recording`]: `--record FILE`, one line per wake-up of the loop, written
 //!   by a thread of its own (nothing but an `Option` check when off), and
 //!   `progjar record-page`, which reads it back in bounded memory and draws it
@@ -46,7 +48,8 @@
 //! - [`tls`]: TLS for every command, one file each in `src/tls/`: the crypto
 //!   provider, certificate and key files, what a certificate says in words, what
 //!   a client trusts (`--ca`, `--insecure`), a refused certificate as one
-//!   sentence, and `progjar cert` (a CA and a server certificate it signs).
+//!   sentence, `progjar cert` (a CA and a server certificate it signs), and a
+//!   TLS session on a readiness loop for either side (`tls/session.rs`).
 //! - [`resolve`]: names to addresses (getaddrinfo, with a time bound), and this
 //!   machine's hostname, interfaces and routes: the only place that asks.
 //!

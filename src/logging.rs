@@ -57,9 +57,12 @@ pub fn loop_thread(n: usize) -> String {
 /// env_logger with our filter and the course's line format.
 ///
 /// `default_filter_or` (not `filter_level`) is used so that `RUST_LOG` still wins.
+/// rustls's own warnings are left out: a client can make it warn at will (an
+/// out-of-order handshake message), once per connection and unthrottled, and
+/// the server's close line says the same in words (`tls_echo.rs`).
 fn builder() -> env_logger::Builder {
-    let mut builder =
-        env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"));
+    let filter = env_logger::Env::default().default_filter_or("info,rustls=error");
+    let mut builder = env_logger::Builder::from_env(filter);
     builder.format(|out, record| {
         // `progjar::client::exchange` logs as `client`: the command, not the file.
         let target = record.target();

@@ -109,6 +109,17 @@ struct ServerArgs {
     /// stop recording, with a note in the file, past this many bytes (default 16MiB)
     #[argh(option, default = "progjar::recording::DEFAULT_LIMIT", from_str_fn(parse_record_limit))]
     record_limit: usize,
+    /// serve TLS with this certificate (PEM, e.g. server.crt from `progjar
+    /// cert`; a chain allowed); needs --tls-key
+    #[argh(option)]
+    tls_cert: Option<String>,
+    /// the private key of --tls-cert (PEM: PKCS#8, PKCS#1 or SEC1)
+    #[argh(option)]
+    tls_key: Option<String>,
+    /// with TLS: close a client whose handshake has not finished after this
+    /// long, e.g. 5 or 500ms (default 5s)
+    #[argh(option, from_str_fn(parse_duration))]
+    handshake_timeout: Option<Duration>,
 }
 
 /// Draw a `progjar server --record` file as a page: one lane per connection.
@@ -403,6 +414,27 @@ fn tls_options(a: &ClientArgs) -> Option<client::TlsOptions> {
     Some(client::TlsOptions { trust, server_name: a.server_name.clone() })
 }
 
+/// `--tls-cert` with `--tls-key`, and `--handshake-timeout`; one without
+/// the other is a usage error.
+fn server_tls(a: &ServerArgs) -> Option<server::TlsOptions> {
+    let path = |p: &String| PathBuf::from(cli::os_arg(p.clone()));
+    match (&a.tls_cert, &a.tls_key) {
+        (Some(cert), Some(key)) => Some(server::TlsOptions {
+            cert: path(cert),
+            key: path(key),
+            handshake_timeout: a.handshake_timeout.unwrap_or(server::DEFAULT_HANDSHAKE_TIMEOUT),
+        }),
+        (Some(_), None) => cli::usage_error("--tls-cert needs --tls-key, the certificate's key"),
+        (None, Some(_)) => {
+            cli::usage_error("--tls-key needs --tls-cert, the certificate it is for")
+        }
+        (None, None) if a.handshake_timeout.is_some() => cli::usage_error(
+            "--handshake-timeout is an option of TLS; add --tls-cert and --tls-key",
+        ),
+        (None, None) => None,
+    }
+}
+
 fn main() -> ExitCode {
     let args: Progjar = cli::parse_command::<Progjar, Command>(env!("CARGO_PKG_VERSION"));
     // The server's loop must never wait for stderr, so it logs through a queue.
@@ -411,25 +443,31 @@ fn main() -> ExitCode {
         _ => progjar::logging::init(),
     };
     match args.command {
-        Command::Server(a) => log.finish(server::run(server::Config {
-            bind: a.bind.0,
-            port: listen_port(a.bind.1, a.port),
-            read_size: a.read_size,
-            max_connections: a.max_connections,
-            backlog: a.backlog,
-            max_pending: a.max_pending,
-            max_pending_total: a.max_pending_total,
-            idle_timeout: a.idle_timeout,
-            grace: a.grace,
-            allow: a.allow,
-            max_per_ip: a.max_per_ip,
-            per_ip_prefix6: a.per_ip_prefix6,
-            loops: a.loops,
-            record: a.record.map(|path| progjar::recording::Options {
-                path: PathBuf::from(cli::os_arg(path)),
-                limit: a.record_limit,
-            }),
-        })),
+        Command::Server(a) => {
+            let tls = server_tls(&a);
+            log.finish(server::run(
+                server::Config {
+                    bind: a.bind.0,
+                    port: listen_port(a.bind.1, a.port),
+                    read_size: a.read_size,
+                    max_connections: a.max_connections,
+                    backlog: a.backlog,
+                    max_pending: a.max_pending,
+                    max_pending_total: a.max_pending_total,
+                    idle_timeout: a.idle_timeout,
+                    grace: a.grace,
+                    allow: a.allow,
+                    max_per_ip: a.max_per_ip,
+                    per_ip_prefix6: a.per_ip_prefix6,
+                    loops: a.loops,
+                    record: a.record.map(|path| progjar::recording::Options {
+                        path: PathBuf::from(cli::os_arg(path)),
+                        limit: a.record_limit,
+                    }),
+                },
+                tls,
+            ))
+        }
         Command::Client(a) => cli::finish(client::run(client_config(a))),
         Command::RecordPage(a) => cli::finish(progjar::recording::command::run(
             &PathBuf::from(cli::os_arg(a.input)),

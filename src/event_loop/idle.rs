@@ -8,6 +8,11 @@
 //! an LRU cache. The links live in a `Vec` indexed by the connection's slab key,
 //! sized once for every key, so the list never allocates while serving.
 //!
+//! The same list keeps the connections that are not set up yet (a TLS
+//! handshake, bounded by `--handshake-timeout`): each is touched once, when
+//! it is accepted, and removed when it is set up, so the front is always the
+//! oldest handshake and the loop looks at nothing else.
+//!
 //! **Idle means the client neither sent nor accepted a byte for the whole
 //! timeout**, not merely that the loop saw no event. The loop can miss both:
 //! after a stall (a debugger, a swap storm) the clients' bytes wait unread in

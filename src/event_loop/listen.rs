@@ -147,10 +147,12 @@ impl<S: Service> EventLoop<S> {
         // The read buffer can be large (--read-size): fail with words, not an abort.
         let mut buf = Vec::new();
         let read_size = config.read_size.clamp(1, MAX_READ_SIZE);
-        buf.try_reserve_exact(read_size).map_err(|_| {
+        let size = service.buffer_size(read_size);
+        buf.try_reserve_exact(size).map_err(|_| {
             io::Error::new(ErrorKind::OutOfMemory, "no memory for the read buffer (--read-size)")
         })?;
-        buf.resize(read_size, 0);
+        buf.resize(size, 0);
+        let setup = service.setup_timeout().map(|t| IdleList::new(t, max_connections));
         Ok(EventLoop {
             poll,
             service,
@@ -165,6 +167,7 @@ impl<S: Service> EventLoop<S> {
             connections: Slab::with_capacity(max_connections),
             buf,
             idle: config.idle_timeout.map(|t| IdleList::new(t, max_connections)),
+            setup,
             max_connections,
             admission: share.admission,
             reserve: File::open("/dev/null").ok(),

@@ -16,7 +16,7 @@
 //!     }
 //!     connections that made all a turn's reads get another turn
 //!     connections waiting for memory get a turn, as it frees (memory.rs)
-//!     timers(now)                      // idle timeouts, accept retry, grace
+//!     timers(now)                      // idle and handshake timeouts, accept retry, grace
 //! }
 //! ```
 //!
@@ -25,7 +25,8 @@
 //! [`Service`]'s [`Handler`] (the echo server's is `server/echo.rs`). The loop
 //! owns `Poll`, the listener, the slab of connections and every bound: who is
 //! admitted (`admission.rs`), the memory all connections' unsent bytes share
-//! (`memory.rs`), idle timeouts (`idle.rs`), a short log under floods
+//! (`memory.rs`), idle timeouts and the time a connection may take to set up
+//! (a TLS handshake), both in O(1) (`idle.rs`), a short log under floods
 //! (`throttle.rs`). Beside it: `accept.rs`
 //! (taking clients), `timers.rs` (idle timeouts, stopping, the grace time),
 //! `listen.rs` (binding, the split of the totals), `loops.rs` (`--loops N`: N
@@ -140,6 +141,12 @@ pub struct EventLoop<S: Service> {
     config: Config,
     max_connections: usize,
     idle: Option<IdleList>,
+    /// Connections not set up yet (their TLS handshake not done), oldest
+    /// first, for a service with a [`Service::setup_timeout`]: the same O(1)
+    /// list as `idle`, since every connection has the same timeout and so
+    /// accept order is deadline order. `None` for the plaintext echo, which
+    /// then pays one `Option` check per turn.
+    setup: Option<IdleList>,
     /// `--allow`, `--max-per-ip` and the per-address counts.
     admission: Admission,
     /// A descriptor held in reserve (on /dev/null) so that, out of descriptors,
@@ -252,6 +259,11 @@ impl<S: Service> EventLoop<S> {
         };
         let next = entry.handler.ready(ready, &mut turn);
         self.record.turn(key, ready, before, &entry.handler);
+        if let Some(setup) = &mut self.setup {
+            if entry.handler.set_up() {
+                setup.remove(key);
+            }
+        }
         match next {
             Next::Wait => {}
             Next::Again if entry.queued_again => {}
@@ -316,8 +328,12 @@ impl<S: Service> EventLoop<S> {
         if let Some(idle) = &mut self.idle {
             idle.remove(key);
         }
+        if let Some(setup) = &mut self.setup {
+            setup.remove(key);
+        }
         self.admission.left(handler.peer().ip());
         self.summary.moved += handler.moved();
+        self.summary.count_close(why);
         let now = Instant::now();
         if self.connection_line(now, Line::Closed) {
             log::info!(

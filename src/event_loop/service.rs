@@ -21,6 +21,7 @@
 
 use std::io::{self, ErrorKind};
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use mio::event::Event;
 use mio::net::TcpStream;
@@ -61,6 +62,22 @@ pub trait Service: Clone + Send + 'static {
         peer: SocketAddr,
         max_pending: usize,
     ) -> io::Result<Self::Handler>;
+
+    /// How long a new connection may take to be set up (a TLS handshake)
+    /// before the loop gives it one last turn with [`Readiness::EXPIRED`];
+    /// `None`, the default, when a connection is ready the moment it is
+    /// accepted (the plaintext echo). See [`Handler::set_up`].
+    fn setup_timeout(&self) -> Option<Duration> {
+        None
+    }
+
+    /// The size of the loop's one shared buffer ([`Turn::buf`]) for reads of
+    /// `read_size` bytes: `read_size` itself, unless the service needs room
+    /// beside it (TLS: a whole record to decrypt, and the decrypted and
+    /// encrypted echo).
+    fn buffer_size(&self, read_size: usize) -> usize {
+        read_size
+    }
 }
 
 /// One client connection, driven by the loop's readiness events.
@@ -98,6 +115,14 @@ pub trait Handler: Send {
     /// Its counters as the recording shows them (`--record`): asked only while
     /// recording, before and after each turn.
     fn wire(&self) -> Wire;
+
+    /// Whether the connection is set up (its TLS handshake done): asked after
+    /// each of its turns, only for a service with a [`Service::setup_timeout`],
+    /// until it says yes. One not set up in time gets a turn with
+    /// [`Readiness::EXPIRED`].
+    fn set_up(&self) -> bool {
+        true
+    }
 }
 
 /// The loop's part of a turn: what a handler may use while it runs.
@@ -134,6 +159,8 @@ pub struct Wire {
     pub owed: usize,
     /// The interest registered now (for several sockets, their union).
     pub interest: Option<Interest>,
+    /// Still setting up (a TLS handshake): the recording marks such turns.
+    pub handshake: bool,
 }
 
 /// What a readiness event says about a socket, or what the loop assumes when
@@ -156,6 +183,9 @@ pub struct Readiness {
     /// all its reads or once memory is free again. No socket is named: a
     /// handler with several tries them all.
     pub again: bool,
+    /// Not an event: the connection was not set up within the service's
+    /// [`Service::setup_timeout`]; this is its last chance to say so.
+    pub expired: bool,
 }
 
 impl Readiness {
@@ -169,6 +199,19 @@ impl Readiness {
         write_closed: false,
         error: false,
         again: true,
+        expired: false,
+    };
+
+    /// The connection's setup took longer than [`Service::setup_timeout`].
+    pub const EXPIRED: Readiness = Readiness {
+        source: 0,
+        readable: false,
+        writable: false,
+        read_closed: false,
+        write_closed: false,
+        error: false,
+        again: false,
+        expired: true,
     };
 
     /// What a mio event says about socket `source`.
@@ -181,6 +224,7 @@ impl Readiness {
             write_closed: event.is_write_closed(),
             error: event.is_error(),
             again: false,
+            expired: false,
         }
     }
 }
@@ -210,6 +254,11 @@ pub enum Closed {
     IdleTimeout,
     /// The server is shutting down and the grace time is over.
     Shutdown,
+    /// Its TLS handshake did not finish within `--handshake-timeout`.
+    HandshakeTimeout,
+    /// Its TLS failed (not TLS at all, a malformed hello, no version or cipher
+    /// suite in common, a record that does not decrypt): why, in plain words.
+    Tls(&'static str),
 }
 
 impl Closed {
@@ -221,6 +270,10 @@ impl Closed {
             Closed::Error(kind) => format!("error: {kind}"),
             Closed::IdleTimeout => "idle timeout".into(),
             Closed::Shutdown => "server shutting down".into(),
+            Closed::HandshakeTimeout => {
+                "its TLS handshake did not finish within --handshake-timeout".into()
+            }
+            Closed::Tls(why) => why.into(),
         }
     }
 

@@ -1,6 +1,7 @@
 //! What a loop did, in one line at exit: `served 3 connections, echoed 138 bytes`.
 
 use super::admission::Refusals;
+use super::Closed;
 #[cfg(doc)]
 use super::Service;
 use crate::units::{grouped, plural};
@@ -18,6 +19,10 @@ pub struct Summary {
     pub refused: Refusals,
     /// Closed for `--idle-timeout`.
     pub idle_closed: u64,
+    /// Closed because their TLS handshake took longer than `--handshake-timeout`.
+    pub handshake_timeouts: u64,
+    /// Closed because their TLS failed (not TLS, a bad hello, nothing in common).
+    pub tls_failed: u64,
     /// Stopped at once (a second signal) instead of finishing.
     pub forced: bool,
 }
@@ -29,18 +34,35 @@ impl Summary {
         self.moved += other.moved;
         self.refused.add(&other.refused);
         self.idle_closed += other.idle_closed;
+        self.handshake_timeouts += other.handshake_timeouts;
+        self.tls_failed += other.tls_failed;
         self.forced |= other.forced;
+    }
+
+    /// A connection closed for `why`: count the reasons the line names.
+    pub fn count_close(&mut self, why: Closed) {
+        match why {
+            Closed::HandshakeTimeout => self.handshake_timeouts += 1,
+            Closed::Tls(_) => self.tls_failed += 1,
+            _ => {}
+        }
     }
 
     /// `served 3 connections, echoed 138 bytes; refused 1 not in --allow`.
     pub fn line(&self) -> String {
-        let idle = if self.idle_closed > 0 {
-            format!("; {} closed idle", grouped(self.idle_closed))
-        } else {
-            String::new()
-        };
+        let mut closed = String::new();
+        if self.idle_closed > 0 {
+            closed += &format!("; {} closed idle", grouped(self.idle_closed));
+        }
+        if self.handshake_timeouts > 0 {
+            let n = plural(self.handshake_timeouts, "TLS handshake");
+            closed += &format!("; {n} not finished in time");
+        }
+        if self.tls_failed > 0 {
+            closed += &format!("; {} closed on a TLS error", grouped(self.tls_failed));
+        }
         format!(
-            "served {}, {} {}{}{idle}",
+            "served {}, {} {}{}{closed}",
             plural(self.served, "connection"),
             self.verb,
             plural(self.moved, "byte"),

@@ -40,6 +40,9 @@ pub struct Lane {
     pub pauses: u64,
     /// The longest such pause, µs.
     pub longest_pause: u64,
+    /// When its last TLS handshake turn was, µs: the handshake took from
+    /// `opened` to then (`None`: no handshake, a plaintext connection).
+    pub handshake_done: Option<u64>,
     /// Since when its reading is paused, if it is.
     paused_since: Option<u64>,
 }
@@ -149,6 +152,9 @@ impl Visit for Census {
         l.read = l.read.saturating_add(turn.read);
         l.written = l.written.saturating_add(turn.written);
         l.max_owed = l.max_owed.max(turn.owed);
+        if turn.handshake {
+            l.handshake_done = Some(self.now);
+        }
         // A pause is a stretch without READ interest that reading ended; one
         // still running at the close is the client done sending, not a pause.
         if turn.interest & READ == 0 {

@@ -16,11 +16,13 @@
 //! or a connection's key; [`KINDS`]); `o<key>` a connection accepted
 //! ([`OPEN`]); `t<key>:<read>:<written>:<owed>:<interest>` one turn of a
 //! connection ([`TURN`], or [`AGAIN`] when the loop came back by itself after
-//! a turn that used its read budget; interest one of [`INTEREST`]); `c<key>`
+//! a turn that used its read budget, or [`HANDSHAKE`] for a turn of a TLS
+//! handshake: bytes are TLS bytes then; interest one of [`INTEREST`]); `c<key>`
 //! a connection closed ([`CLOSE`]); `+<n>` ends a line that had no room for n
 //! more items ([`LEFT_OUT`]). Lines starting with [`NOTE`] are notes: `#
 //! dropped N lines: ...`, and `# stopped: ...` (the limit, or a write error).
 //! Every line ends with a newline, so a file that does not was cut short.
+//! (Recordings made before TLS have no [`HANDSHAKE`] turns, and read the same.)
 
 /// The first words of a recording, with the format's version.
 pub const MAGIC: &str = "progjar-record 1";
@@ -36,6 +38,9 @@ pub const OPEN: char = 'o';
 pub const TURN: char = 't';
 /// A turn the loop came back for by itself (the read budget was used up).
 pub const AGAIN: char = 'g';
+/// A turn taken while the connection's TLS handshake was going on (it ended
+/// in that turn, or had not yet): `h<key>:<read>:<written>:<owed>:<interest>`.
+pub const HANDSHAKE: char = 'h';
 /// A connection closed: `c<key>`.
 pub const CLOSE: char = 'c';
 /// Items left out of a line for want of room: `+<n>`, last.

@@ -30,6 +30,7 @@ const WRITE_COLOR: &str = "#2a9d3a";
 const PAUSE_COLOR: &str = "#f08a24";
 const WAIT_COLOR: &str = "#d9a300";
 const TAIL_COLOR: &str = "#9a9a9a";
+const HANDSHAKE_COLOR: &str = "#8e44ad";
 
 /// The whole page: the file's settings, its totals, the two pictures of the
 /// drawn lanes, the table of the busiest connections and the file's notes.
@@ -54,7 +55,7 @@ pub fn render(r: &Reading, lanes: &Lanes, d: &Drawing, title: &str) -> String {
     overview(&mut out, d);
     idle_tail(&mut out, r, d);
     hidden_lanes(&mut out, lanes);
-    legend(&mut out);
+    legend(&mut out, lanes);
     out.push_str("<h2>One wake-up at a time</h2>");
     window(&mut out, d);
     out.push_str("<h2>Per connection</h2>");
@@ -215,6 +216,9 @@ fn lane_states(out: &mut String, lane: &DrawnLane, y: f64, scale: Scale) {
     for s in &lane.waiting {
         shade(out, s, WAIT_COLOR, y + LANE - 4.0, 3.0, 1.0);
     }
+    if let Some(s) = &lane.handshake {
+        shade(out, s, HANDSHAKE_COLOR, y + 1.0, 3.0, 1.0);
+    }
     let mid = y + LANE / 2.0;
     let (from, to) = (scale.x(lane.opened), scale.x(lane.closed));
     let _ = write!(
@@ -256,15 +260,28 @@ fn hidden_lanes(out: &mut String, lanes: &Lanes) {
     }
 }
 
-fn legend(out: &mut String) {
+fn legend(out: &mut String, lanes: &Lanes) {
+    let handshake = if has_handshakes(lanes) {
+        format!(
+            "<span><i style=\"background:{HANDSHAKE_COLOR}\"></i>TLS handshake (bytes are TLS \
+             records; a box so outlined is a handshake turn)</span>"
+        )
+    } else {
+        String::new()
+    };
     let _ = write!(
         out,
         "<p class=\"legend\"><span><i style=\"background:{READ_COLOR}\"></i>bytes read in a turn</span><span><i style=\"background:{WRITE_COLOR}\"></i>bytes written back</span>\
          <span><i style=\"background:{PAUSE_COLOR};opacity:.5\"></i>reading paused: backpressure \
          (it owes --max-pending bytes)</span><span><i style=\"background:{WAIT_COLOR}\"></i>waiting \
          to write (asks for WRITABLE)</span><span><i style=\"background:{TAIL_COLOR};opacity:.5\"></i>\
-         client done sending, echo finishing</span></p>"
+         client done sending, echo finishing</span>{handshake}</p>"
     );
+}
+
+/// Whether any connection listed had a TLS handshake (a TLS server's recording).
+fn has_handshakes(lanes: &Lanes) -> bool {
+    lanes.rows.iter().any(|l| l.handshake_done.is_some())
 }
 
 /// Consecutive wake-ups, one column each: which clients each one served.
@@ -286,13 +303,16 @@ fn window(out: &mut String, d: &Drawing) {
         for (c, marks) in d.window.iter().enumerate().filter(|(_, m)| m.turned & bit != 0) {
             let cx = LEFT + c as f64 * col + 2.0;
             let (w, half) = (col - 4.0, LANE / 2.0 - 2.0);
-            let _ = write!(out, "<rect x=\"{cx:.1}\" y=\"{}\" width=\"{w:.1}\" height=\"{}\" fill=\"none\" stroke=\"#777\"/>", y + 2.0, LANE - 4.0);
             if marks.read & bit != 0 {
                 let _ = write!(out, "<rect x=\"{cx:.1}\" y=\"{}\" width=\"{w:.1}\" height=\"{half}\" fill=\"{READ_COLOR}\"/>", y + 2.0);
             }
             if marks.written & bit != 0 {
                 let _ = write!(out, "<rect x=\"{cx:.1}\" y=\"{}\" width=\"{w:.1}\" height=\"{half}\" fill=\"{WRITE_COLOR}\"/>", y + LANE / 2.0);
             }
+            // The outline last, over the halves: a handshake turn's shows.
+            let (stroke, width) =
+                if marks.handshake & bit != 0 { (HANDSHAKE_COLOR, 3) } else { ("#777", 1) };
+            let _ = write!(out, "<rect x=\"{cx:.1}\" y=\"{}\" width=\"{w:.1}\" height=\"{}\" fill=\"none\" stroke=\"{stroke}\" stroke-width=\"{width}\"/>", y + 2.0, LANE - 4.0);
         }
     }
     let axis = axis(&d.lanes);
@@ -312,13 +332,15 @@ fn window(out: &mut String, d: &Drawing) {
 
 /// The busiest connections, one row each, and one line for all the others.
 fn table(out: &mut String, lanes: &Lanes) {
+    let tls = has_handshakes(lanes);
     out.push_str(
         "<table><tr><th>client</th><th>token</th><th>opened (ms)</th><th>closed (ms)</th>\
          <th>turns</th><th>read (B)</th><th>written (B)</th><th>most owed (B)</th>\
-         <th>reading paused</th><th>longest pause (ms)</th></tr>",
+         <th>reading paused</th><th>longest pause (ms)</th>",
     );
+    out.push_str(if tls { "<th>TLS handshake (ms)</th></tr>" } else { "</tr>" });
     for lane in &lanes.rows {
-        row(out, lane);
+        row(out, lane, tls);
     }
     let rest = &lanes.rest;
     if rest.connections > 0 {
@@ -335,12 +357,17 @@ fn table(out: &mut String, lanes: &Lanes) {
     out.push_str("</table>");
 }
 
-fn row(out: &mut String, lane: &Lane) {
+fn row(out: &mut String, lane: &Lane, tls: bool) {
     let closed = lane.closed.map_or("open".to_string(), ms);
+    let handshake = match (tls, lane.handshake_done) {
+        (false, _) => String::new(),
+        (true, Some(done)) => format!("<td>{}</td>", ms(done.saturating_sub(lane.opened))),
+        (true, None) => "<td></td>".to_string(),
+    };
     let _ = write!(
         out,
         "<tr><td>client {}</td><td>{}</td><td>{}</td><td>{closed}</td><td>{}</td><td>{}</td>\
-         <td>{}</td><td>{}</td><td>{} times</td><td>{}</td></tr>",
+         <td>{}</td><td>{}</td><td>{} times</td><td>{}</td>{handshake}</tr>",
         grouped(lane.lane + 1),
         lane.key,
         ms(lane.opened),

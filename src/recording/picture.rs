@@ -45,6 +45,8 @@ pub struct DrawnLane {
     pub tail: Option<Span>,
     /// Asking for WRITABLE: bytes owed, waiting for room.
     pub waiting: Vec<Span>,
+    /// Its TLS handshake: from the accept to its last handshake turn.
+    pub handshake: Option<Span>,
     paused_since: Option<u64>,
     waiting_since: Option<u64>,
     ended: bool,
@@ -64,6 +66,8 @@ pub struct Marks {
     pub read: u64,
     /// Rows whose turn wrote bytes.
     pub written: u64,
+    /// Rows whose turn was one of a TLS handshake.
+    pub handshake: u64,
 }
 
 /// What the page draws.
@@ -181,8 +185,12 @@ impl Visit for Picture {
             marks.turned |= bit;
             marks.read |= if turn.read > 0 { bit } else { 0 };
             marks.written |= if turn.written > 0 { bit } else { 0 };
+            marks.handshake |= if turn.handshake { bit } else { 0 };
         }
         let l = &mut self.drawing.lanes[row];
+        if turn.handshake {
+            l.handshake = Some(Span { from: l.opened, to: now });
+        }
         let sums = &mut l.columns[column];
         (sums.0, sums.1) = (sums.0.saturating_add(turn.read), sums.1.saturating_add(turn.written));
         let paused = turn.interest & READ == 0;

@@ -15,7 +15,8 @@ use std::collections::HashMap;
 use std::io::{BufRead, Read};
 
 use super::format::{
-    interest_bits, AGAIN, CLOSE, EVENT, KINDS, LEFT_OUT, LISTENER, MAGIC, NOTE, OPEN, SIGNALS, TURN,
+    interest_bits, AGAIN, CLOSE, EVENT, HANDSHAKE, KINDS, LEFT_OUT, LISTENER, MAGIC, NOTE, OPEN,
+    SIGNALS, TURN,
 };
 use crate::units::grouped;
 
@@ -39,6 +40,8 @@ pub struct Turn {
     pub owed: u64,
     /// [`super::format::READ`] and [`super::format::WRITE`] asked for after it.
     pub interest: u8,
+    /// A turn of the connection's TLS handshake ([`HANDSHAKE`]).
+    pub handshake: bool,
 }
 
 /// What a reading of the file is told, in the file's order. Connections are
@@ -205,8 +208,9 @@ impl Reading {
                     visit.close(lane, true);
                 }
             }
-            Some(TURN | AGAIN) => {
-                let (key, turn) = turn(rest)?;
+            Some(kind @ (TURN | AGAIN | HANDSHAKE)) => {
+                let (key, mut turn) = turn(rest)?;
+                turn.handshake = kind == HANDSHAKE;
                 match self.open.get(&key).copied().or_else(|| self.open(key, visit)) {
                     Some(lane) => visit.turn(lane, turn),
                     None => {
@@ -295,6 +299,7 @@ fn turn(rest: &str) -> Result<(usize, Turn), String> {
         written: number(written, "bytes written")?,
         owed: number(owed, "bytes owed")?,
         interest,
+        handshake: false,
     };
     Ok((number(key, "a token")?, turn))
 }

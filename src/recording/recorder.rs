@@ -18,8 +18,8 @@ use mio::{Events, Interest, Token};
 
 use super::file::{self, Sink};
 use super::format::{
-    interest_word, AGAIN, CLOSE, EVENT, KINDS, LEFT_OUT, LISTENER, MAGIC, NOTE, OPEN, READ,
-    SIGNALS, TURN, WRITE,
+    interest_word, AGAIN, CLOSE, EVENT, HANDSHAKE, KINDS, LEFT_OUT, LISTENER, MAGIC, NOTE, OPEN,
+    READ, SIGNALS, TURN, WRITE,
 };
 use crate::background::{Pushed, Writer};
 use crate::cli::{Failure, EXIT_USAGE};
@@ -129,7 +129,11 @@ impl Recording {
             let now = handler.wire();
             let read = now.read.saturating_sub(b.read);
             let written = now.written.saturating_sub(b.written);
-            let kind = if ready.again { AGAIN } else { TURN };
+            let kind = match (ready.again, b.handshake) {
+                (_, true) => HANDSHAKE,
+                (true, false) => AGAIN,
+                (false, false) => TURN,
+            };
             let interest = interest(now.interest);
             let owed = now.owed;
             r.put(format_args!(" {kind}{key}:{read}:{written}:{owed}:{interest}"));

@@ -5,7 +5,8 @@
 //! self-signed and not in ca.crt`. [`refused`] is called by the verifier, which
 //! has the certificate, the name asked for and the file at hand; [`sentence`]
 //! turns any error of a handshake (the verifier's sentence included) into the line
-//! the client prints.
+//! the client prints. [`client_failed`] is the server's side: why it closed a
+//! client's TLS connection, in the words its log line gives.
 
 use rustls::{AlertDescription, CertificateError, Error, PeerIncompatible};
 
@@ -151,6 +152,66 @@ fn alert_sentence(alert: AlertDescription) -> String {
     format!("the server ended the TLS handshake with the alert {alert:?}{why}")
 }
 
+/// The TLS record type a hello comes in (a handshake record): a TLS client's first byte.
+const HANDSHAKE_RECORD: u8 = 22;
+
+/// Why the server ended a client's TLS connection, in plain words for its
+/// close line: `error` from rustls, `first` the client's first byte,
+/// `handshaking` whether the handshake was still going on.
+pub fn client_failed(error: &Error, first: Option<u8>, handshaking: bool) -> &'static str {
+    let not_tls = handshaking && first.is_some_and(|b| b != HANDSHAKE_RECORD);
+    match error {
+        Error::InvalidMessage(_) if not_tls && first.is_some_and(|b| b.is_ascii_graphic()) => {
+            "it does not speak TLS, its first bytes are plain text: a plaintext client on the TLS port?"
+        }
+        Error::InvalidMessage(_) if not_tls => {
+            "it does not speak TLS: its first bytes are no TLS record"
+        }
+        Error::InvalidMessage(_) if handshaking => "its TLS hello is malformed",
+        Error::InappropriateMessage { .. } | Error::InappropriateHandshakeMessage { .. }
+            if handshaking =>
+        {
+            "it sent a TLS handshake message out of turn"
+        }
+        // A hello without signature_algorithms is an old one: TLS 1.2 brought
+        // that extension, and rustls looks for it before it looks at versions.
+        Error::PeerIncompatible(
+            PeerIncompatible::Tls12NotOffered
+            | PeerIncompatible::Tls12NotOfferedOrEnabled
+            | PeerIncompatible::SupportedVersionsExtensionRequired
+            | PeerIncompatible::SignatureAlgorithmsExtensionRequired,
+        ) => "it offers only TLS versions older than 1.2 (progjar speaks TLS 1.2 and 1.3)",
+        Error::PeerIncompatible(PeerIncompatible::NoCipherSuitesInCommon) => {
+            "it offers no cipher suite progjar has"
+        }
+        Error::PeerIncompatible(PeerIncompatible::NoKxGroupsInCommon) => {
+            "it offers no key exchange progjar has"
+        }
+        Error::PeerIncompatible(PeerIncompatible::NoSignatureSchemesInCommon) => {
+            "it accepts no signature our certificate's key can make"
+        }
+        Error::PeerIncompatible(_) => "it has no TLS setting in common with progjar",
+        Error::AlertReceived(AlertDescription::CertificateExpired) => {
+            "it refused our certificate: it has expired"
+        }
+        Error::AlertReceived(
+            AlertDescription::UnknownCA
+            | AlertDescription::BadCertificate
+            | AlertDescription::CertificateUnknown,
+        ) => "it refused our certificate (it does not trust it: its own message says why)",
+        Error::AlertReceived(AlertDescription::ProtocolVersion) => {
+            "it refused: it wants a TLS version progjar does not speak"
+        }
+        Error::AlertReceived(AlertDescription::HandshakeFailure) => {
+            "it refused: it found no TLS setting in common with progjar"
+        }
+        Error::AlertReceived(_) => "it ended TLS with an alert",
+        Error::DecryptError => "a TLS record from it did not decrypt (changed on the way?)",
+        _ if handshaking => "its TLS handshake failed",
+        _ => "it broke the TLS protocol",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -192,6 +253,16 @@ mod tests {
         );
         assert!(why(CertificateError::NotValidForName, &own, "localhost")
             .starts_with("the server's certificate names no host"));
+    }
+
+    #[test]
+    fn a_client_that_is_not_tls_is_named_for_what_it_sent() {
+        let bad = Error::InvalidMessage(rustls::InvalidMessage::InvalidContentType);
+        assert!(client_failed(&bad, Some(b'G'), true).contains("plaintext client"));
+        assert!(client_failed(&bad, Some(0), true).ends_with("are no TLS record"));
+        assert_eq!(client_failed(&bad, Some(22), true), "its TLS hello is malformed");
+        let old = Error::PeerIncompatible(PeerIncompatible::Tls12NotOffered);
+        assert!(client_failed(&old, Some(22), true).contains("older than 1.2"));
     }
 
     #[test]

@@ -12,17 +12,22 @@
 //!   does, or `--insecure`) and the rustls `ClientConfig`.
 //! - `explain.rs`: a refused certificate or a failed handshake as one sentence.
 //! - `generate.rs`: `progjar cert DIR`, a CA and a server certificate it signs.
+//! - `session.rs`: one TLS connection on a readiness loop, either side, over
+//!   rustls's unbuffered API: every byte it holds counted, none when idle;
+//!   `outgoing.rs`: where its bytes to send go.
 
 mod certificate;
 mod explain;
 mod generate;
 mod identity;
+mod outgoing;
 mod pem;
 mod provider;
+pub mod session;
 mod verify;
 
 pub use certificate::{date, date_time, now, CertInfo};
-pub use explain::{refused, sentence};
+pub use explain::{client_failed, refused, sentence};
 pub use generate::{run as cert, Config as CertConfig, DEFAULT_NAMES, FILES, VALID_DAYS};
 pub use identity::Identity;
 pub use pem::{certificates, private_key, MAX_FILE};
