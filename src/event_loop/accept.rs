@@ -134,6 +134,11 @@ impl<S: Service> EventLoop<S> {
         if let Some(idle) = &mut self.idle {
             idle.touch(key, now);
         }
+        if let (Some(setup), Some(entry)) = (&mut self.setup, self.connections.get(key)) {
+            if !entry.handler.set_up() {
+                setup.touch(key, now);
+            }
+        }
         self.summary.served += 1;
         if self.connection_line(now, Line::Opened) {
             let open = grouped(self.connections.len() as u64);

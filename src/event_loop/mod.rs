@@ -140,6 +140,10 @@ pub struct EventLoop<S: Service> {
     config: Config,
     max_connections: usize,
     idle: Option<IdleList>,
+    /// Connections not set up yet, oldest first, for a service with a
+    /// [`Service::setup_timeout`] (the relay's connect to its target); the
+    /// same O(1) list as `idle`, with the one timeout.
+    setup: Option<IdleList>,
     /// `--allow`, `--max-per-ip` and the per-address counts.
     admission: Admission,
     /// A descriptor held in reserve (on /dev/null) so that, out of descriptors,
@@ -249,9 +253,15 @@ impl<S: Service> EventLoop<S> {
             key,
             buf: &mut self.buf,
             budget: &mut self.budget,
+            lines: &mut self.warnings.lines,
         };
         let next = entry.handler.ready(ready, &mut turn);
         self.record.turn(key, ready, before, &entry.handler);
+        if let Some(setup) = &mut self.setup {
+            if entry.handler.set_up() {
+                setup.remove(key);
+            }
+        }
         match next {
             Next::Wait => {}
             Next::Again if entry.queued_again => {}
@@ -315,6 +325,9 @@ impl<S: Service> EventLoop<S> {
         // epoll forgets a descriptor when its last copy closes (we never dup one).
         if let Some(idle) = &mut self.idle {
             idle.remove(key);
+        }
+        if let Some(setup) = &mut self.setup {
+            setup.remove(key);
         }
         self.admission.left(handler.peer().ip());
         self.summary.moved += handler.moved();

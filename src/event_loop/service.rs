@@ -21,6 +21,7 @@
 
 use std::io::{self, ErrorKind};
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use mio::event::Event;
 use mio::net::TcpStream;
@@ -28,6 +29,7 @@ use mio::{Interest, Registry, Token};
 
 use super::idle::InFlight;
 use super::memory::Budget;
+use super::throttle::LineQuota;
 use crate::sock::is_peer_gone;
 
 /// Reads one connection may make in one turn of the loop before the others get
@@ -61,6 +63,14 @@ pub trait Service: Clone + Send + 'static {
         peer: SocketAddr,
         max_pending: usize,
     ) -> io::Result<Self::Handler>;
+
+    /// How long a new connection may take to be set up (a relay's connect to
+    /// its target) before the loop gives it one last turn with
+    /// [`Readiness::EXPIRED`]; `None`, the default, when a connection is
+    /// ready the moment it is accepted (the echo). See [`Handler::set_up`].
+    fn setup_timeout(&self) -> Option<Duration> {
+        None
+    }
 }
 
 /// One client connection, driven by the loop's readiness events.
@@ -98,6 +108,13 @@ pub trait Handler: Send {
     /// Its counters as the recording shows them (`--record`): asked only while
     /// recording, before and after each turn.
     fn wire(&self) -> Wire;
+
+    /// Whether the connection is set up: asked after each of its turns, only
+    /// for a service with a [`Service::setup_timeout`], until it says yes.
+    /// A connection not set up in time gets a turn with [`Readiness::EXPIRED`].
+    fn set_up(&self) -> bool {
+        true
+    }
 }
 
 /// The loop's part of a turn: what a handler may use while it runs.
@@ -113,6 +130,11 @@ pub struct Turn<'a> {
     pub buf: &'a mut [u8],
     /// The memory every connection's unsent bytes share (`--max-pending-total`).
     pub budget: &'a mut Budget,
+    /// The loop's quota of per-connection log lines (`connection from`,
+    /// `closing connection from`), which a service's own lines about one
+    /// connection share ([`super::throttle::Line::Detail`]): under a flood the
+    /// log stays short, and what it leaves out is counted.
+    pub lines: &'a mut LineQuota,
 }
 
 impl Turn<'_> {
@@ -156,6 +178,9 @@ pub struct Readiness {
     /// all its reads or once memory is free again. No socket is named: a
     /// handler with several tries them all.
     pub again: bool,
+    /// Not an event: the connection was not set up within the service's
+    /// [`Service::setup_timeout`]; this is its last chance to say so.
+    pub expired: bool,
 }
 
 impl Readiness {
@@ -169,6 +194,19 @@ impl Readiness {
         write_closed: false,
         error: false,
         again: true,
+        expired: false,
+    };
+
+    /// The connection's setup took longer than [`Service::setup_timeout`].
+    pub const EXPIRED: Readiness = Readiness {
+        source: 0,
+        readable: false,
+        writable: false,
+        read_closed: false,
+        write_closed: false,
+        error: false,
+        again: false,
+        expired: true,
     };
 
     /// What a mio event says about socket `source`.
@@ -181,6 +219,7 @@ impl Readiness {
             write_closed: event.is_write_closed(),
             error: event.is_error(),
             again: false,
+            expired: false,
         }
     }
 }

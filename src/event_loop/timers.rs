@@ -11,7 +11,7 @@ use std::time::Instant;
 use log::{info, warn};
 
 use super::idle::IdleList;
-use super::{Closed, EventLoop, Handler, Service, Summary, SIGNALS};
+use super::{Closed, EventLoop, Handler, Readiness, Service, Summary, SIGNALS};
 use crate::signals::{self, SignalPipe, Stop};
 use crate::units::grouped;
 
@@ -63,6 +63,7 @@ impl<S: Service> EventLoop<S> {
     /// Whether any timer is running, i.e. whether a wakeup must read the clock.
     pub(super) fn needs_clock(&self) -> bool {
         self.idle.is_some()
+            || self.setup.as_ref().is_some_and(|s| s.next_deadline().is_some())
             || self.retry_accept_at.is_some()
             || self.shutdown_at.is_some()
             || self.warnings.lines.due().is_some()
@@ -71,11 +72,12 @@ impl<S: Service> EventLoop<S> {
     /// The earliest timer, which bounds how long `poll` may sleep.
     pub(super) fn next_deadline(&self) -> Option<Instant> {
         let idle = self.idle.as_ref().and_then(IdleList::next_deadline);
+        let setup = self.setup.as_ref().and_then(IdleList::next_deadline);
         let quiet = self.warnings.lines.due();
-        [idle, self.retry_accept_at, self.shutdown_at, quiet].into_iter().flatten().min()
+        [idle, setup, self.retry_accept_at, self.shutdown_at, quiet].into_iter().flatten().min()
     }
 
-    /// Run the timers that are due; idle timeouts only if `expire_idle`.
+    /// Run the timers that are due; idle and setup timeouts only if `expire_idle`.
     pub(super) fn timers(&mut self, now: Instant, expire_idle: bool) {
         self.log_quiet_lines(now);
         while let Some(key) = self.idle.as_ref().and_then(|idle| idle.expired(now)) {
@@ -99,6 +101,16 @@ impl<S: Service> EventLoop<S> {
             }
             self.summary.idle_closed += 1;
             self.close(key, Closed::IdleTimeout);
+        }
+        // Connections not set up in time get one last turn to say why.
+        while let Some(key) = self.setup.as_ref().and_then(|setup| setup.expired(now)) {
+            if !expire_idle {
+                break;
+            }
+            if let Some(setup) = &mut self.setup {
+                setup.remove(key);
+            }
+            self.turn(key, Readiness::EXPIRED, Some(now));
         }
         if self.retry_accept_at.is_some_and(|at| at <= now) {
             self.retry_accept_at = None;
