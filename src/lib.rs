@@ -82,6 +82,7 @@ pub mod limits;
 pub mod logging;
 pub mod parse;
 pub mod preview;
+pub mod proxy;
 pub mod recording;
 pub mod resolve;
 pub mod server;
