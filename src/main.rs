@@ -204,6 +204,11 @@ on_the_loop! {
         /// before the client is reset, e.g. 3 or 500ms (default 10s)
         #[argh(option, default = "proxy::DEFAULT_CONNECT_TIMEOUT", from_str_fn(parse_duration))]
         connect_timeout: Duration,
+        /// relay busy connections with read() and write() through the
+        /// proxy's memory instead of splice(2) from socket to socket, e.g. to
+        /// compare the two (Linux splices; elsewhere it is always so)
+        #[argh(switch)]
+        no_splice: bool,
     }
 }
 
@@ -483,6 +488,7 @@ fn main() -> ExitCode {
                 )
             }),
             connect_timeout: a.connect_timeout,
+            splice: !a.no_splice,
         })),
         Command::Client(a) => cli::finish(client::run(client_config(a))),
         Command::RecordPage(a) => cli::finish(progjar::recording::command::run(

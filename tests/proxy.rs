@@ -175,11 +175,20 @@ fn in_front_of_a_python_echo_server_and_of_the_courses_one_client_at_a_time_serv
 /// the echo backs up to the proxy, the proxy stops reading the realserver,
 /// the server stops reading, the proxy's bytes for it back up, and the proxy
 /// stops reading the client. Its memory stays within the bounds; every byte
-/// comes back once the client reads.
+/// comes back once the client reads. Both ways of moving bytes: splice
+/// (bytes wait in pipes, in the kernel) and read/write (in the proxy's buffers).
 #[test]
 fn a_client_that_never_reads_is_paused_both_ways_in_bounded_memory_and_loses_nothing() {
-    let server = start_server(&["--max-pending", "256KiB"]);
-    let proxy = start_proxy(server.addr, &["--max-pending", "256KiB"]);
+    for extra in [&[][..], &["--no-splice"]] {
+        let server = start_server(&["--max-pending", "256KiB"]);
+        let mut args = vec!["--max-pending", "256KiB"];
+        args.extend_from_slice(extra);
+        let proxy = start_proxy(server.addr, &args);
+        paused_both_ways(&proxy);
+    }
+}
+
+fn paused_both_ways(proxy: &Server) {
     let pid = proxy.child.id();
     let before = rss_kib(pid);
     let sampler = RssSampler::start(pid);
@@ -203,6 +212,20 @@ fn a_client_that_never_reads_is_paused_both_ways_in_bounded_memory_and_loses_not
     assert!(back.iter().all(|&b| b == 0x5a), "the echo differs");
     s.shutdown(Shutdown::Write).unwrap();
     assert_eq!(read_until_end(&mut s), (Vec::new(), None));
+}
+
+/// Pipes the process holds (`/proc/PID/fd`), leaving out stdin, stdout and
+/// stderr (the test reads those through pipes); its signal pipe is one too.
+fn pipes(pid: u32) -> usize {
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).expect("read /proc/PID/fd");
+    fds.filter_map(|e| e.ok())
+        .filter(|e| {
+            e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()).is_some_and(|fd| fd > 2)
+        })
+        .filter(|e| {
+            std::fs::read_link(e.path()).is_ok_and(|t| t.to_string_lossy().starts_with("pipe:"))
+        })
+        .count()
 }
 
 /// The same with a budget for all connections together far below one
@@ -232,40 +255,48 @@ fn a_tiny_total_budget_pauses_both_directions_and_every_byte_still_arrives() {
 
 /// A realserver that sends MiBs to a client that does not read yet: the
 /// proxy stops reading the realserver, holds at most its bound, and the
-/// client gets every byte when it reads.
+/// client gets every byte when it reads. By splice, the busy direction's
+/// bytes wait in a pipe (one, two descriptors); with --no-splice, none.
 #[test]
 fn a_realserver_that_floods_a_client_that_does_not_read_is_paused_and_loses_nothing() {
-    let total = 64 * MIB;
-    let (addr, done) = backend(move |mut conn| {
-        // (Read first: a socket closed with bytes unread sends a reset.)
-        let mut go = [0u8; 2];
-        conn.read_exact(&mut go).expect("the client's go");
+    for (extra, want_pipes) in [(&[][..], 2), (&["--no-splice"], 0)] {
+        let total = 64 * MIB;
+        let (addr, done) = backend(move |mut conn| {
+            // (Read first: a socket closed with bytes unread sends a reset.)
+            let mut go = [0u8; 2];
+            conn.read_exact(&mut go).expect("the client's go");
+            let chunk = random_bytes(MIB, 9);
+            for _ in 0..total / MIB {
+                conn.write_all(&chunk).expect("the backend's write");
+            }
+            conn.shutdown(Shutdown::Write).expect("the backend's FIN");
+        });
+        let mut args = vec!["--max-pending", "256KiB"];
+        args.extend_from_slice(extra);
+        let proxy = start_proxy(addr, &args);
+        let pid = proxy.child.id();
+        let (before, pipes_before) = (rss_kib(pid), pipes(pid));
+        let sampler = RssSampler::start(pid);
+        let mut s = connect(proxy.addr);
+        // Not reading: the proxy pauses the realserver once the client's leg
+        // owes its bound (or its pipe is full).
+        s.write_all(b"go").unwrap();
+        common::wait_until("the realserver's bytes to back up to the proxy", || {
+            let out = Command::new("ss").args(["-Htn", "state", "established"]).output();
+            out.is_ok_and(|o| backed_up(&String::from_utf8_lossy(&o.stdout), addr.port()))
+        });
+        assert_eq!(pipes(pid) - pipes_before, want_pipes, "{extra:?}");
+        let grown = sampler.peak().saturating_sub(before);
+        assert!(grown < 4 * 1024, "the proxy grew {grown} KiB ({extra:?})");
         let chunk = random_bytes(MIB, 9);
-        for _ in 0..total / MIB {
-            conn.write_all(&chunk).expect("the backend's write");
+        for i in 0..total / MIB {
+            assert_eq!(read_n(&mut s, MIB), chunk, "MiB {i} differs ({extra:?})");
         }
-        conn.shutdown(Shutdown::Write).expect("the backend's FIN");
-    });
-    let proxy = start_proxy(addr, &["--max-pending", "256KiB"]);
-    let pid = proxy.child.id();
-    let before = rss_kib(pid);
-    let sampler = RssSampler::start(pid);
-    let mut s = connect(proxy.addr);
-    // Not reading: the proxy pauses the realserver once the client's leg owes
-    // its bound. Wait for the proxy to stop reading the realserver.
-    s.write_all(b"go").unwrap();
-    common::wait_until("the realserver's bytes to back up to the proxy", || {
-        let out = Command::new("ss").args(["-Htn", "state", "established"]).output();
-        out.is_ok_and(|o| backed_up(&String::from_utf8_lossy(&o.stdout), addr.port()))
-    });
-    let grown = sampler.peak().saturating_sub(before);
-    assert!(grown < 4 * 1024, "the proxy grew {grown} KiB");
-    let chunk = random_bytes(MIB, 9);
-    for i in 0..total / MIB {
-        assert_eq!(read_n(&mut s, MIB), chunk, "MiB {i} differs");
+        assert_eq!(read_until_end(&mut s), (Vec::new(), None), "the realserver's FIN");
+        outcome(&done);
+        // The direction ended: its pipe is gone.
+        common::wait_until("the pipe to close", || pipes(pid) == pipes_before);
     }
-    assert_eq!(read_until_end(&mut s), (Vec::new(), None), "the realserver's FIN");
-    outcome(&done);
 }
 
 /// Whether `ss -Htn` shows bytes waiting in the receive queue of the

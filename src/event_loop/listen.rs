@@ -256,7 +256,7 @@ fn fit_to_descriptors<S: Service>(wanted: usize, loops: usize) -> usize {
                 units::grouped(lim.soft_before),
                 units::grouped(lim.hard)
             );
-            let reserved = RESERVED_FDS + FDS_PER_LOOP * (loops as u64 - 1);
+            let reserved = RESERVED_FDS + FDS_PER_LOOP * (loops as u64 - 1) + S::SPARE_DESCRIPTORS;
             // Each connection takes a descriptor per socket (a relay's two).
             let room = lim.soft.saturating_sub(reserved) / S::Handler::SOURCES.max(1) as u64;
             let room = usize::try_from(room).unwrap_or(usize::MAX);

@@ -50,6 +50,11 @@ pub trait Service: Clone + Send + 'static {
     /// bytes: `echoed`, `relayed`.
     const VERB: &'static str;
 
+    /// Descriptors the service may hold besides its connections' sockets (the
+    /// relay's pipes), in the whole process: kept back from
+    /// `--max-connections` when it is fitted to the open-file limit.
+    const SPARE_DESCRIPTORS: u64 = 0;
+
     /// The log target of the loop's lines for this service, e.g.
     /// `progjar::server`: they read `INFO:server:connection from ...`, and
     /// `RUST_LOG=progjar::server=trace` selects them.

@@ -16,6 +16,7 @@ use log::trace;
 use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
 
+use super::pipe::{self, Pipe};
 use super::unsent::Unsent;
 use crate::event_loop::{Budget, InFlight};
 use crate::sock;
@@ -72,6 +73,12 @@ pub struct Leg {
     socket: TcpStream,
     /// Bytes read from the other leg that this socket has not taken yet.
     unsent: Unsent,
+    /// While the other leg's bytes come by `splice` (a burst): the pipe they
+    /// wait in. Its bytes are owed like `unsent`'s, and always come after them.
+    pipe: Option<Pipe>,
+    /// The pipe held bytes this socket would not take, so the other leg was
+    /// not read to its end: read it again once the pipe is empty.
+    pub blocked: bool,
     /// What we asked the registry for last; `None` before registration.
     interest: Option<Interest>,
     /// Its peer shut its write side: a read returned 0 (the FIN).
@@ -92,6 +99,8 @@ impl Leg {
         Leg {
             socket,
             unsent: Unsent::default(),
+            pipe: None,
+            blocked: false,
             interest: None,
             eof: false,
             shut: false,
@@ -105,14 +114,75 @@ impl Leg {
         &mut self.socket
     }
 
-    /// Bytes waiting for this socket.
-    pub fn owed(&self) -> usize {
-        self.unsent.len()
+    /// The socket, to splice from it.
+    pub fn stream(&self) -> &TcpStream {
+        &self.socket
     }
 
-    /// Memory held for them, as charged to the budget.
+    /// Bytes waiting for this socket.
+    pub fn owed(&self) -> usize {
+        self.unsent.len() + self.pipe.as_ref().map_or(0, |p| p.len)
+    }
+
+    /// Memory held for them, as charged to the budget (a pipe's kernel
+    /// memory counts, whatever it holds).
     pub fn held(&self) -> usize {
-        self.unsent.capacity()
+        self.unsent.capacity() + self.pipe.as_ref().map_or(0, |_| pipe::CAPACITY)
+    }
+
+    /// Whether the other leg's bytes come by `splice` now.
+    pub fn piped(&self) -> bool {
+        self.pipe.is_some()
+    }
+
+    /// Begin a burst: a pipe for the other leg's bytes, charged to the
+    /// budget, kept until that direction ends. False when there is no room
+    /// for it or no pipe to be had (see `pipe.rs`): the bytes go by
+    /// `read`/`write`.
+    pub fn open_pipe(&mut self, budget: &mut Budget) -> bool {
+        if self.pipe.is_some() {
+            return true;
+        }
+        if budget.room() < pipe::CAPACITY || !self.unsent.is_empty() {
+            return false;
+        }
+        match Pipe::new() {
+            Ok(p) => {
+                budget.charge(pipe::CAPACITY);
+                self.pipe = Some(p);
+                true
+            }
+            Err(e) => {
+                trace!("no pipe ({e}): read and write instead");
+                false
+            }
+        }
+    }
+
+    /// Move what `from` holds into the (empty) pipe: bytes moved, 0 at the
+    /// end of the stream, `WouldBlock` when `from` had nothing.
+    pub fn fill_pipe(&mut self, from: &TcpStream) -> io::Result<usize> {
+        match &mut self.pipe {
+            Some(p) => p.fill(from),
+            None => Err(ErrorKind::WouldBlock.into()),
+        }
+    }
+
+    /// Move what the pipe holds into the socket; true when it is empty now
+    /// (and the other leg may be read again).
+    pub fn drain_pipe(&mut self) -> io::Result<bool> {
+        let Some(p) = &mut self.pipe else { return Ok(true) };
+        p.drain(&self.socket)?;
+        self.blocked = p.len > 0;
+        Ok(!self.blocked)
+    }
+
+    /// The direction into this leg has ended: its (empty) pipe goes, refunded.
+    pub fn close_pipe(&mut self, budget: &mut Budget) {
+        if self.pipe.as_ref().is_some_and(|p| p.len == 0) {
+            self.pipe = None;
+            budget.refund(pipe::CAPACITY);
+        }
     }
 
     /// The interest registered now.
@@ -173,23 +243,22 @@ impl Leg {
         Ok(written)
     }
 
-    /// Write as much of what waits as the socket takes; returns how much.
-    pub fn flush(&mut self, budget: &mut Budget) -> io::Result<usize> {
-        let mut flushed = 0;
+    /// Write as much of what waits as the socket takes: the buffer's bytes,
+    /// then the pipe's.
+    pub fn flush(&mut self, budget: &mut Budget) -> io::Result<()> {
         while !self.unsent.is_empty() {
             let front = self.unsent.front();
             let len = front.len();
             let n = write_some(&mut self.socket, front)?;
             self.unsent.consume(n, budget);
-            flushed += n;
             if n > 0 {
                 self.starved = false; // memory freed up: the other leg may be read again
             }
             if n < len {
-                break; // the socket is full
+                return Ok(()); // the socket is full
             }
         }
-        Ok(flushed)
+        self.drain_pipe().map(|_| ())
     }
 
     /// Pass the other leg's FIN on: `shutdown(SHUT_WR)`, once nothing waits.
@@ -208,7 +277,7 @@ impl Leg {
     /// What is on its way through this socket, for `--idle-timeout`.
     pub fn in_flight(&self) -> io::Result<InFlight> {
         let (unread, unacked) = sock::queued(&self.socket)?;
-        Ok(InFlight { unread, unacked, owed: !self.unsent.is_empty() })
+        Ok(InFlight { unread, unacked, owed: self.owed() > 0 })
     }
 }
 

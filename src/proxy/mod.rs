@@ -18,12 +18,14 @@
 //!
 //! - `target.rs`: `--to`, looked up once at start; the nonblocking connect.
 //! - `leg.rs`: one socket of the pair, its unsent bytes and its half of the
-//!   FIN bookkeeping; `unsent.rs`: the buffer that exists only while bytes wait.
+//!   FIN bookkeeping; `unsent.rs`: the buffer that exists only while bytes
+//!   wait; `pipe.rs`: the pipe a busy direction's bytes take by `splice(2)`.
 //! - `relay.rs`: the pair as the loop's [`Handler`]: read one leg, write the
 //!   other, pause, pass FINs and resets on.
 //! - `words.rs`: the log, in the course's words, under the loop's quota.
 
 mod leg;
+mod pipe;
 mod relay;
 mod target;
 mod unsent;
@@ -62,6 +64,8 @@ pub struct Config {
     /// `--connect-timeout`: a client whose realserver has not answered by
     /// then is reset.
     pub connect_timeout: Duration,
+    /// Busy directions go by `splice(2)` (Linux), unless `--no-splice`.
+    pub splice: bool,
 }
 
 /// The relay service: every admitted client gets a [`RelayConnection`] to `to`.
@@ -71,12 +75,16 @@ pub struct Relay {
     pub to: SocketAddr,
     /// See [`Config::connect_timeout`].
     pub connect_timeout: Duration,
+    /// See [`Config::splice`].
+    pub splice: bool,
 }
 
 impl Service for Relay {
     type Handler = RelayConnection;
     const VERB: &'static str = "relayed";
     const LOG: &'static str = words::LOG;
+    /// The pipes' descriptors (`pipe.rs`), kept back from `--max-connections`.
+    const SPARE_DESCRIPTORS: u64 = 2 * pipe::MAX_PIPES as u64;
 
     fn open(
         &mut self,
@@ -89,7 +97,7 @@ impl Service for Relay {
         let _ = socket.set_nodelay(true);
         let _ = socket2::SockRef::from(&socket).set_out_of_band_inline(true);
         let (server, started) = target::connect(self.to)?;
-        Ok(RelayConnection::new(socket, server, started, peer, max_pending))
+        Ok(RelayConnection::new((socket, server), started, peer, max_pending, self.splice))
     }
 
     fn setup_timeout(&self) -> Option<Duration> {
@@ -107,7 +115,7 @@ fn relay_for(config: &Config) -> Result<Relay, Failure> {
             info!(target: words::LOG, "relaying every client to the realserver {label} ({to})")
         }
     }
-    Ok(Relay { to, connect_timeout: config.connect_timeout })
+    Ok(Relay { to, connect_timeout: config.connect_timeout, splice: config.splice })
 }
 
 /// Run `progjar proxy`: resolve `--to`, bind, print `listening on ADDR:PORT`,

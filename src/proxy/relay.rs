@@ -72,22 +72,26 @@ pub struct RelayConnection {
     /// Stop reading a leg while the other owes this many bytes (`--max-pending`).
     max_pending: usize,
     phase: Phase,
+    /// Busy directions may go by `splice` (not `--no-splice`).
+    splice: bool,
 }
 
 impl RelayConnection {
-    /// Relay `client` through `server`, whose connect `started` (or failed at once).
+    /// Relay `client` through `server`, whose connect `started` (or failed at
+    /// once); busy directions by `splice` if `splice`.
     pub fn new(
-        client: TcpStream,
-        server: TcpStream,
+        (client, server): (TcpStream, TcpStream),
         started: io::Result<()>,
         peer: SocketAddr,
         max_pending: usize,
+        splice: bool,
     ) -> RelayConnection {
         let phase = match started {
             Ok(()) => Phase::Connecting,
             Err(e) => Phase::Failed(e.raw_os_error().unwrap_or(libc::EIO)),
         };
-        RelayConnection { legs: [Leg::new(client), Leg::new(server)], peer, max_pending, phase }
+        let legs = [Leg::new(client), Leg::new(server)];
+        RelayConnection { legs, peer, max_pending, phase, splice }
     }
 
     fn leg(&self, side: Side) -> &Leg {
@@ -113,7 +117,7 @@ impl RelayConnection {
     fn paused(&self, to: Side, budget: &Budget) -> bool {
         let leg = self.leg(to);
         let owed = leg.owed();
-        owed >= self.max_pending || (owed > 0 && (leg.starved || budget.spent()))
+        leg.blocked || owed >= self.max_pending || (owed > 0 && (leg.starved || budget.spent()))
     }
 
     /// Paused by the budget alone, in some direction with more to read.
@@ -190,7 +194,11 @@ impl RelayConnection {
     /// `drain` reads until `WouldBlock` even after a short read (a FIN may be
     /// queued behind the data, or no event announces what waits).
     fn pump(&mut self, from: Side, drain: bool, turn: &mut Turn<'_>) -> Result<bool, Ended> {
-        let (to, peer, max_pending) = (from.other(), self.peer, self.max_pending);
+        let (to, peer, max_pending, splice) =
+            (from.other(), self.peer, self.max_pending, self.splice);
+        if self.leg(to).piped() {
+            return self.splice_burst(from, turn);
+        }
         for _ in 0..READS_PER_TURN {
             if self.leg(from).eof || self.paused(to, turn.budget) {
                 return Ok(false);
@@ -220,6 +228,10 @@ impl RelayConnection {
                     if !drain && short_read_empties_queue(n, turn.buf.len()) {
                         return Ok(false);
                     }
+                    // A full buffer, all of it taken: a burst. The rest goes by splice.
+                    if n == turn.buf.len() && splice && dst.open_pipe(turn.budget) {
+                        return self.splice_burst(from, turn);
+                    }
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(false),
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
@@ -227,6 +239,43 @@ impl RelayConnection {
             }
         }
         trace!("{peer}: {from} made a turn's {READS_PER_TURN} reads, back after the others");
+        Ok(true)
+    }
+
+    /// A burst out of `from`: its bytes go to the other leg through the
+    /// other leg's pipe (`pipe.rs`), a pipe's worth at a time, never through
+    /// the proxy's memory. The pipe is filled only when empty, so a fill that
+    /// finds nothing means `from` has nothing for now; a pipe the other
+    /// socket will not empty pauses `from` until it does.
+    fn splice_burst(&mut self, from: Side, turn: &mut Turn<'_>) -> Result<bool, Ended> {
+        let to = from.other();
+        for _ in 0..READS_PER_TURN {
+            if self.leg(from).eof {
+                return Ok(false);
+            }
+            let (src, dst) = self.direction(from);
+            // The other socket is full: wait for WRITABLE (`blocked` pauses `from`).
+            if !dst.drain_pipe().map_err(|e| Ended::Leg(to, e))? {
+                return Ok(false);
+            }
+            match dst.fill_pipe(src.stream()) {
+                Ok(0) => {
+                    src.eof = true;
+                    dst.close_pipe(turn.budget);
+                    words::no_more_data(turn.lines, from, to, src.read);
+                    self.pass_fin(from)?;
+                    return Ok(false);
+                }
+                Ok(n) => {
+                    words::progress(turn.lines, from, to, src.read, n as u64);
+                    src.read += n as u64;
+                }
+                // The pipe was empty: `from` has nothing more for now.
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(false),
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => return Err(Ended::Leg(from, e)),
+            }
+        }
         Ok(true)
     }
 

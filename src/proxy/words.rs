@@ -47,7 +47,15 @@ pub fn piece(lines: &mut LineQuota, from: Side, to: Side, data: &[u8], before: u
                 info!(target: LOG, "sending to {to} {}", preview(data));
             }
         }
-    } else if let Some(mark) = doubling(before, data.len() as u64) {
+    } else {
+        progress(lines, from, to, before, data.len() as u64);
+    }
+}
+
+/// `n` more bytes went from `from` to `to`, after `before` (by splice the
+/// proxy never sees them): a line when they pass a doubling.
+pub fn progress(lines: &mut LineQuota, from: Side, to: Side, before: u64, n: u64) {
+    if let Some(mark) = doubling(before, n) {
         if log_enabled!(target: LOG, Level::Info) && allowed(lines) {
             info!(target: LOG, "relayed {} from {from} to {to} so far", units::bytes(mark));
         }
