@@ -88,6 +88,19 @@ fn the_course_message_goes_through_exactly_and_the_log_shows_it_in_the_courses_w
     assert!(summary.contains("served 1 connection, relayed 92 bytes"), "{summary}");
 }
 
+/// `--read-size 32` reads the course proxy's recv(32) pieces, and logs each one.
+#[test]
+fn read_size_32_relays_and_logs_the_course_proxys_pieces() {
+    let server = start_server(&[]);
+    let proxy = start_proxy(server.addr, &["--read-size", "32"]);
+    assert_eq!(echo_all(connect(proxy.addr), MESSAGE.to_vec()), MESSAGE);
+    proxy.wait_for_log("INFO:proxy:received data from client b'INI ADALAH DATA YANG DIKIRIM ABC'");
+    proxy.wait_for_log("INFO:proxy:sending to realserver b'DEFGHIJKLMNOPQ'");
+    // A file far larger than a pipe's worth, in 32-byte reads: whole.
+    let data = random_bytes(MIB, 21);
+    assert!(echo_all(connect(proxy.addr), data.clone()) == data, "the echo differs");
+}
+
 #[test]
 fn the_progjar_client_gets_its_echo_through_the_proxy_and_through_the_courses_relay() {
     let server = start_server(&[]);

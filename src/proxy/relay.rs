@@ -36,7 +36,7 @@ use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
 
 use super::leg::{Leg, Side};
-use super::{target, words};
+use super::{pipe, target, words};
 use crate::event_loop::{
     Budget, Closed, Handler, InFlight, Next, Readiness, Turn, Wire, READS_PER_TURN,
 };
@@ -228,8 +228,11 @@ impl RelayConnection {
                     if !drain && short_read_empties_queue(n, turn.buf.len()) {
                         return Ok(false);
                     }
-                    // A full buffer, all of it taken: a burst. The rest goes by splice.
-                    if n == turn.buf.len() && splice && dst.open_pipe(turn.budget) {
+                    // A full buffer, all of it taken, after a pipe's worth: a burst,
+                    // whose rest goes by splice. (Before that, and with small reads
+                    // such as --read-size 32, every piece is read and can be logged.)
+                    let burst = n == turn.buf.len() && src.read >= pipe::CAPACITY as u64;
+                    if burst && splice && dst.open_pipe(turn.budget) {
                         return self.splice_burst(from, turn);
                     }
                 }
