@@ -470,6 +470,52 @@ fn a_thousand_relayed_clients_each_get_their_own_bytes() {
     }
 }
 
+/// The loop's own bounds work on a relay as on the echo: a relayed client
+/// silent on both legs for `--idle-timeout` is closed; at SIGTERM the proxy
+/// stops accepting, gives the open ones `--grace`, then ends their output
+/// (a FIN to each side) and exits 0.
+#[test]
+fn idle_timeout_and_grace_end_relayed_clients_like_echo_clients() {
+    let server = start_server(&[]);
+    let proxy = start_proxy(server.addr, &["--idle-timeout", "300ms"]);
+    let mut idle = connect(proxy.addr);
+    common::assert_echo(&mut idle, MESSAGE);
+    let port = idle.local_addr().unwrap().port();
+    assert!(proxy.wait_for_close(port).contains("(idle timeout)"));
+    assert_eq!(read_until_end(&mut idle), (Vec::new(), None), "the client gets our FIN");
+
+    let proxy = start_proxy(server.addr, &["--grace", "300ms"]);
+    let mut open = connect(proxy.addr);
+    common::assert_echo(&mut open, MESSAGE);
+    proxy.signal(libc::SIGTERM);
+    assert_eq!(read_until_end(&mut open), (Vec::new(), None), "the client gets our FIN");
+    let mut proxy = proxy;
+    assert!(proxy.wait_exit().success(), "{:?}", proxy.log_lines());
+    proxy.wait_for_log("(server shutting down)");
+}
+
+/// Each relayed client is two descriptors, and the pipes' 512 are kept back:
+/// under an open-file limit of 2048 the proxy serves at most (2048 - 16 -
+/// 512) / 2 = 760 clients, and says so.
+#[test]
+fn the_open_file_limit_counts_two_descriptors_per_relayed_client() {
+    let server = start_server(&[]);
+    let to = server.addr.to_string();
+    let proxy = start_server_with(Command::new("prlimit").args([
+        "--nofile=2048:2048",
+        env!("CARGO_BIN_EXE_progjar"),
+        "proxy",
+        "--bind",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--to",
+        &to,
+    ]));
+    proxy.wait_for_log("WARN:proxy:serving at most 760 connections: the open-file limit is 2,048");
+    assert_eq!(echo_all(connect(proxy.addr), MESSAGE.to_vec()), MESSAGE);
+}
+
 // ------------------------------------------------------------ the recording
 
 #[test]
