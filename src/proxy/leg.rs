@@ -73,8 +73,9 @@ pub struct Leg {
     socket: TcpStream,
     /// Bytes read from the other leg that this socket has not taken yet.
     unsent: Unsent,
-    /// While the other leg's bytes come by `splice` (a burst): the pipe they
-    /// wait in. Its bytes are owed like `unsent`'s, and always come after them.
+    /// Once the direction into this leg is busy: the pipe its bytes go through
+    /// by `splice`, kept until that direction ends. Its bytes are owed like
+    /// `unsent`'s, and always come after them.
     pipe: Option<Pipe>,
     /// The pipe held bytes this socket would not take, so the other leg was
     /// not read to its end: read it again once the pipe is empty.

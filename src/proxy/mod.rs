@@ -40,6 +40,8 @@ use mio::net::TcpStream;
 
 use crate::cli::Failure;
 use crate::client::Target;
+#[cfg(doc)]
+use crate::event_loop::Handler;
 use crate::event_loop::{self, Service};
 pub use crate::event_loop::{Running, Summary};
 pub use relay::RelayConnection;
