@@ -10,7 +10,8 @@
 //!
 //! Read it in this order: `event_loop/mod.rs` (the loop), `event_loop/service.rs`
 //! (what the loop asks of a server built on it), `server/echo.rs` (one echo
-//! client's bytes), then `client/`. Each file starts by saying why it exists.
+//! client's bytes), `proxy/relay.rs` (a relayed client's two sockets), then
+//! `client/`. Each file starts by saying why it exists.
 //!
 //! # Layout
 //!
@@ -26,11 +27,17 @@
 //!   connection does with its bytes is a [`event_loop::Service`]'s
 //!   [`event_loop::Handler`]. The whole loop fits on one screen in
 //!   `EventLoop::run`.
-//! - [`server`]: the echo server, the loop's one service so far: one client's
+//! - [`server`]: the echo server, the loop's first service: one client's
 //!   socket, its unsent bytes (bounded, never dropped) and the readiness it
 //!   asks for; read, echo, backpressure, half-close (`server/echo.rs`, the
 //!   rules about unsent bytes in `server/pending.rs`), and the same through TLS
 //!   (`server/tls_echo.rs`).
+//! - [`proxy`]: `progjar proxy`, the course's relay in the middle, the loop's
+//!   second service: one slab entry holding a client's socket and the real
+//!   server's (`Handler::SOURCES` = 2), each a leg with the bytes it has not
+//!   taken yet; backpressure, FINs and resets passed on both ways, a
+//!   nonblocking connect bounded by a setup timeout, busy directions by
+//!   `splice(2)`, the log in the course's words (`proxy/relay.rs`).
 //! - [`recording`]: `--record FILE`, one line per wake-up of the loop, written
 //!   by a thread of its own (nothing but an `Option` check when off), and
 //!   `progjar record-page`, which reads it back in bounded memory and draws it
@@ -76,7 +83,7 @@
 //!   ticks (the lab's Python page follows it in `tools/lab/svg.py`).
 //!
 //! `main.rs` only parses arguments, starts logging and calls [`server::run`],
-//! [`client::run`], [`info::run`] or [`recording::command::run`].
+//! [`proxy::run`], [`client::run`], [`info::run`] or [`recording::command::run`].
 
 #![warn(missing_docs, missing_debug_implementations)]
 
@@ -89,6 +96,7 @@ pub mod limits;
 pub mod logging;
 pub mod parse;
 pub mod preview;
+pub mod proxy;
 pub mod recording;
 pub mod resolve;
 pub mod server;

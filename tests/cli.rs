@@ -152,14 +152,14 @@ fn bare_progjar_lists_its_commands_one_line_each() {
     assert_eq!(code(&out), 2, "{}", stderr(&out));
     let err = stderr(&out);
     let lines: Vec<&str> = err.lines().collect();
-    assert_eq!(lines.len(), 7, "{err}");
+    assert_eq!(lines.len(), 8, "{err}");
     assert!(lines[0].ends_with(": one of these commands is needed:"), "{err}");
-    for (line, name) in lines[1..6].iter().zip(["server", "client", "info", "record-page", "cert"])
-    {
+    let names = ["server", "proxy", "client", "info", "record-page", "cert"];
+    for (line, name) in lines[1..7].iter().zip(names) {
         assert!(line.starts_with(&format!("  {name} ")), "{line}");
         assert!(line.ends_with('.') && line.len() < 100, "one short line: {line}");
     }
-    assert_eq!(lines[6], "Run `progjar COMMAND --help` for its options.");
+    assert_eq!(lines[7], "Run `progjar COMMAND --help` for its options.");
 }
 
 // ---------------------------------------------------------------------------

@@ -198,6 +198,51 @@ fn task4_two_clients_overlap_in_the_capture_and_the_lab_is_gone_after() {
     );
 }
 
+/// Task 5, the plaintext run: `progjar proxy` on mesin3 between mesin2's client and the
+/// server on mesin1. The message is in the capture on both legs, and in the proxy's log in
+/// the course's words; each leg carried it both ways and closed with a FIN each way.
+#[test]
+fn task5_the_proxy_on_mesin3_reads_the_message_on_both_legs() {
+    skip_unless_lab!();
+    let lab = new_lab('e');
+    let (code, out) = lab.run(&["task5"], &[], RUN_LIMIT);
+    assert_eq!(code, Some(0), "lab task5 failed:\n{out}");
+    assert!(out.contains("ok: echo verified through the proxy"), "{out}");
+    assert!(out.contains("ok: the proxy's log shows the message both ways"), "{out}");
+    assert!(lab.leftovers().is_empty(), "left behind after lab task5:\n{out}");
+    let log = fs::read_to_string(lab.dir.join("logs/task5-proxy.log")).expect("the proxy's log");
+    let message = "INI ADALAH DATA YANG DIKIRIM ABCDEFGHIJKLMNOPQ";
+    for line in [
+        format!("INFO:proxy:received data from client b'{message}'"),
+        format!("INFO:proxy:sending to realserver b'{message}'"),
+        "INFO:proxy:no more data from client (after 46 bytes): passing its FIN on to realserver"
+            .into(),
+    ] {
+        assert!(log.contains(&line), "the proxy's log lacks {line:?}:\n{log}");
+    }
+    let capture = lab.dir.join("task5.pcap");
+    for (leg, filter) in
+        [("mesin2 <-> mesin3", "tcp port 15000"), ("mesin3 <-> mesin1", "tcp port 12000")]
+    {
+        let mut cmd = Command::new("tcpdump");
+        cmd.arg("-r").arg(&capture).args(["-nn", "-A", filter]);
+        let text = common::stdout(&common::run(&mut cmd, None));
+        assert_eq!(text.matches(message).count(), 2, "{leg}: the message once each way:\n{text}");
+    }
+    let segments = read_capture(&capture);
+    for (client, server) in
+        [("172.16.16.102.", "172.16.16.103.15000"), ("172.16.16.103.", "172.16.16.101.12000")]
+    {
+        let fins = segments
+            .iter()
+            .filter(|s| s.flags.contains('F'))
+            .filter(|s| (s.src.starts_with(client) && s.dst == server) || s.src == server)
+            .count();
+        assert_eq!(fins, 2, "{client} -> {server}: a FIN each way\n{out}");
+        assert!(!segments.iter().any(|s| s.flags.contains('R')), "a reset in the capture");
+    }
+}
+
 #[test]
 fn up_twice_then_down_twice_leaves_nothing() {
     skip_unless_lab!();
@@ -280,6 +325,9 @@ fn replay_writes_a_page_that_chromium_shows_with_every_connection() {
         "served at once",                // task 4 with progjar server
         "served one after the other",    // task 4 with the course's server
         "time since the first SYN (ms)", // the timelines' axis
+        "mesin2 to the relay on mesin3", // task 5's two legs, side by side
+        "mesin3 to the real server",
+        "46 B, as text: 'INI ADALAH DATA YANG DIKIRIM ABCDEFGHIJKLMNOPQ'", // what they carried
     ] {
         assert!(dom.contains(want), "the page lacks {want:?}");
     }

@@ -25,7 +25,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 use super::admission::Admission;
 use super::idle::IdleList;
 use super::memory;
-use super::{Budget, Config, EventLoop, Service, Stopper, Summary, Warnings};
+use super::{Budget, Config, EventLoop, Handler, Service, Stopper, Summary, Warnings};
 use super::{LISTENER, MAX_READ_SIZE, SIGNALS, WAKER};
 use crate::cli::{Failure, EXIT_FAILURE};
 use crate::limits;
@@ -100,7 +100,8 @@ pub(super) fn bind_loops<S: Service>(
         // Opened before `listening on`: a path that cannot be written stops here.
         let options = config.record.as_ref().map(|o| per_loop(o, i + 1, n));
         let read_size = config.read_size.clamp(1, MAX_READ_SIZE);
-        let record = Recording::start(options.as_ref(), read_size, config.max_pending)?;
+        let sources = S::Handler::SOURCES;
+        let record = Recording::start(options.as_ref(), read_size, config.max_pending, sources)?;
         let share = Share {
             max_connections: part(max_connections, n, i),
             pending_total: part(total, n, i),
@@ -245,7 +246,7 @@ fn probe(addr: SocketAddr) -> io::Result<SocketAddr> {
 }
 
 /// Raise the open-file limit and keep `wanted` connections (of all `loops`
-/// together) below it.
+/// together, each with [`Handler::SOURCES`] sockets) below it.
 fn fit_to_descriptors<S: Service>(wanted: usize, loops: usize) -> usize {
     match limits::raise_nofile() {
         Ok(lim) => {
@@ -256,8 +257,10 @@ fn fit_to_descriptors<S: Service>(wanted: usize, loops: usize) -> usize {
                 units::grouped(lim.soft_before),
                 units::grouped(lim.hard)
             );
-            let reserved = RESERVED_FDS + FDS_PER_LOOP * (loops as u64 - 1);
-            let room = usize::try_from(lim.soft.saturating_sub(reserved)).unwrap_or(usize::MAX);
+            let reserved = RESERVED_FDS + FDS_PER_LOOP * (loops as u64 - 1) + S::SPARE_DESCRIPTORS;
+            // Each connection takes a descriptor per socket (a relay's two).
+            let room = lim.soft.saturating_sub(reserved) / S::Handler::SOURCES.max(1) as u64;
+            let room = usize::try_from(room).unwrap_or(usize::MAX);
             if wanted > room {
                 warn!(
                     target: S::LOG,

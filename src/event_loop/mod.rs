@@ -141,7 +141,8 @@ pub struct EventLoop<S: Service> {
     config: Config,
     max_connections: usize,
     idle: Option<IdleList>,
-    /// Connections not set up yet (their TLS handshake not done), oldest
+    /// Connections not set up yet (a TLS handshake not done, a
+    /// relay not connected to its target), oldest
     /// first, for a service with a [`Service::setup_timeout`]: the same O(1)
     /// list as `idle`, since every connection has the same timeout and so
     /// accept order is deadline order. `None` for the plaintext echo, which
@@ -256,6 +257,7 @@ impl<S: Service> EventLoop<S> {
             key,
             buf: &mut self.buf,
             budget: &mut self.budget,
+            lines: &mut self.warnings.lines,
         };
         let next = entry.handler.ready(ready, &mut turn);
         self.record.turn(key, ready, before, &entry.handler);

@@ -29,6 +29,7 @@ use mio::{Interest, Registry, Token};
 
 use super::idle::InFlight;
 use super::memory::Budget;
+use super::throttle::LineQuota;
 use crate::sock::is_peer_gone;
 
 /// Reads one connection may make in one turn of the loop before the others get
@@ -49,6 +50,11 @@ pub trait Service: Clone + Send + 'static {
     /// bytes: `echoed`, `relayed`.
     const VERB: &'static str;
 
+    /// Descriptors the service may hold besides its connections' sockets (the
+    /// relay's pipes), in the whole process: kept back from
+    /// `--max-connections` when it is fitted to the open-file limit.
+    const SPARE_DESCRIPTORS: u64 = 0;
+
     /// The log target of the loop's lines for this service, e.g.
     /// `progjar::server`: they read `INFO:server:connection from ...`, and
     /// `RUST_LOG=progjar::server=trace` selects them.
@@ -63,8 +69,8 @@ pub trait Service: Clone + Send + 'static {
         max_pending: usize,
     ) -> io::Result<Self::Handler>;
 
-    /// How long a new connection may take to be set up (a TLS handshake)
-    /// before the loop gives it one last turn with [`Readiness::EXPIRED`];
+    /// How long a new connection may take to be set up (a TLS handshake,
+    /// a relay's connect to its target) before the loop gives it one last turn with [`Readiness::EXPIRED`];
     /// `None`, the default, when a connection is ready the moment it is
     /// accepted (the plaintext echo). See [`Handler::set_up`].
     fn setup_timeout(&self) -> Option<Duration> {
@@ -116,7 +122,7 @@ pub trait Handler: Send {
     /// recording, before and after each turn.
     fn wire(&self) -> Wire;
 
-    /// Whether the connection is set up (its TLS handshake done): asked after
+    /// Whether the connection is set up (its TLS handshake done, its relay connected): asked after
     /// each of its turns, only for a service with a [`Service::setup_timeout`],
     /// until it says yes. One not set up in time gets a turn with
     /// [`Readiness::EXPIRED`].
@@ -138,6 +144,11 @@ pub struct Turn<'a> {
     pub buf: &'a mut [u8],
     /// The memory every connection's unsent bytes share (`--max-pending-total`).
     pub budget: &'a mut Budget,
+    /// The loop's quota of per-connection log lines (`connection from`,
+    /// `closing connection from`), which a service's own lines about one
+    /// connection share ([`super::throttle::Line::Detail`]): under a flood the
+    /// log stays short, and what it leaves out is counted.
+    pub lines: &'a mut LineQuota,
 }
 
 impl Turn<'_> {

@@ -67,6 +67,10 @@ pub enum Line {
     Opened,
     /// `closing connection from ...`
     Closed,
+    /// A service's own line about one connection (the relay's `received data
+    /// from client b'...'`, or its target refusing), asked for through a
+    /// handler's [`super::Turn::lines`].
+    Detail,
 }
 
 /// The per-connection lines of one-second windows: the first
@@ -85,7 +89,14 @@ impl LineQuota {
     /// Call [`LineQuota::end_window`] first, so a past window is reported
     /// before this line.
     pub fn allow(&mut self, now: Instant, line: Line) -> bool {
-        let _ = self.window.get_or_insert(now);
+        let window = *self.window.get_or_insert(now);
+        // A window that is over with nothing left unprinted has nothing to
+        // report: a new one begins here. (One with lines left unprinted is
+        // due, and the loop's timers end it and report them.)
+        if self.quiet.is_empty() && now.saturating_duration_since(window) >= INTERVAL {
+            self.window = Some(now);
+            self.printed = 0;
+        }
         if self.printed < LINES_PER_SECOND {
             self.printed += 1;
             return true;
@@ -93,6 +104,7 @@ impl LineQuota {
         match line {
             Line::Opened => self.quiet.opened += 1,
             Line::Closed => self.quiet.closed += 1,
+            Line::Detail => self.quiet.details += 1,
         }
         false
     }
@@ -130,21 +142,33 @@ pub struct Quiet {
     pub opened: u64,
     /// `closing connection from` lines.
     pub closed: u64,
+    /// A service's own lines about connections ([`Line::Detail`]).
+    pub details: u64,
 }
 
 impl Quiet {
     fn is_empty(&self) -> bool {
-        self.opened == 0 && self.closed == 0
+        self.opened == 0 && self.closed == 0 && self.details == 0
     }
 }
 
 impl fmt::Display for Quiet {
-    /// `... and 7,640 more connections opened and 7,638 closed in the last second`
+    /// `... and 7,640 more connections opened and 7,638 closed in the last
+    /// second`, or with a service's own lines: `... and 3 more connections
+    /// opened and 812 more lines about them in the last second`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let what = match (self.opened, self.closed) {
-            (o, 0) => format!("{} {} opened", grouped(o), noun(o)),
-            (0, c) => format!("{} {} closed", grouped(c), noun(c)),
-            (o, c) => format!("{} {} opened and {} closed", grouped(o), noun(o), grouped(c)),
+        let connections = match (self.opened, self.closed) {
+            (0, 0) => None,
+            (o, 0) => Some(format!("{} {} opened", grouped(o), noun(o))),
+            (0, c) => Some(format!("{} {} closed", grouped(c), noun(c))),
+            (o, c) => Some(format!("{} {} opened and {} closed", grouped(o), noun(o), grouped(c))),
+        };
+        let lines = if self.details == 1 { "line" } else { "lines" };
+        let details = grouped(self.details);
+        let what = match connections {
+            Some(c) if self.details > 0 => format!("{c} and {details} more {lines} about them"),
+            Some(c) => c,
+            None => format!("{details} more {lines} about connections"),
         };
         write!(f, "... and {what} in the last second")
     }
@@ -164,13 +188,20 @@ mod tests {
 
     #[test]
     fn counts_read_as_words() {
-        let both = Quiet { opened: 7640, closed: 7638 };
+        let both = Quiet { opened: 7640, closed: 7638, details: 0 };
         assert_eq!(
             both.to_string(),
             "... and 7,640 more connections opened and 7,638 closed in the last second"
         );
-        let one = Quiet { opened: 0, closed: 1 };
+        let one = Quiet { opened: 0, closed: 1, details: 0 };
         assert_eq!(one.to_string(), "... and 1 more connection closed in the last second");
+        let details = Quiet { opened: 3, closed: 0, details: 812 };
+        assert_eq!(
+            details.to_string(),
+            "... and 3 more connections opened and 812 more lines about them in the last second"
+        );
+        let only = Quiet { opened: 0, closed: 0, details: 1 };
+        assert_eq!(only.to_string(), "... and 1 more line about connections in the last second");
     }
 
     #[test]
@@ -185,9 +216,31 @@ mod tests {
         assert_eq!(budget.due(), Some(start + INTERVAL));
         assert_eq!(budget.end_window(start + INTERVAL / 2), None);
         let later = start + INTERVAL;
-        assert_eq!(budget.end_window(later), Some(Quiet { opened: 15, closed: 15 }));
+        assert_eq!(budget.end_window(later), Some(Quiet { opened: 15, closed: 15, details: 0 }));
         assert_eq!(budget.due(), None);
         assert!(budget.allow(later, Line::Opened), "a new window prints again");
         assert_eq!(budget.finish(), None);
+    }
+
+    #[test]
+    fn a_window_with_nothing_quiet_rolls_over_without_end_window() {
+        // A handler asks through `allow` alone: a full window that left
+        // nothing unprinted must not keep later windows quiet.
+        let start = Instant::now();
+        let mut quota = LineQuota::default();
+        for _ in 0..LINES_PER_SECOND {
+            assert!(quota.allow(start, Line::Detail));
+        }
+        let later = start + INTERVAL;
+        assert!(quota.allow(later, Line::Detail), "a second later, lines print again");
+        assert_eq!(quota.due(), None);
+        // Lines left unprinted are reported first: until the loop ends that
+        // window (its timers), the rest are counted in it.
+        for _ in 1..=LINES_PER_SECOND {
+            quota.allow(later, Line::Detail);
+        }
+        let after = later + INTERVAL;
+        assert!(!quota.allow(after, Line::Detail));
+        assert_eq!(quota.end_window(after), Some(Quiet { opened: 0, closed: 0, details: 2 }));
     }
 }

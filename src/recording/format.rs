@@ -13,7 +13,9 @@
 //! The first line is [`MAGIC`] and the server's settings. Then one line per
 //! wake-up of the loop: its time, then items in the order the loop did them:
 //! `e<token>:<kinds>` an event ([`EVENT`]; token [`LISTENER`] or [`SIGNALS`]
-//! or a connection's key; [`KINDS`]); `o<key>` a connection accepted
+//! or a connection's key, or for a server whose connections have several
+//! sockets (the relay: [`SOURCES`]`=2` in the settings) `<key>.<socket>`,
+//! e.g. `e3.1:r`, socket 1 of connection 3; [`KINDS`]); `o<key>` a connection accepted
 //! ([`OPEN`]); `t<key>:<read>:<written>:<owed>:<interest>` one turn of a
 //! connection ([`TURN`], or [`AGAIN`] when the loop came back by itself after
 //! a turn that used its read budget, or [`HANDSHAKE`] for a turn of a TLS
@@ -29,6 +31,14 @@ pub const MAGIC: &str = "progjar-record 1";
 
 /// Starts a note line.
 pub const NOTE: char = '#';
+
+/// The setting, in the first line, of a server whose connections have several
+/// sockets: `sources=2`. Absent (the echo server: one socket each), an event's
+/// token is the connection's key.
+pub const SOURCES: &str = "sources";
+
+/// Between a connection's key and its socket in an event's token: `e3.1:r`.
+pub const SOCKET: char = '.';
 
 /// An event: `e<token>:<kinds>`.
 pub const EVENT: char = 'e';
@@ -75,9 +85,26 @@ pub fn interest_bits(word: &str) -> Option<u8> {
     INTEREST.iter().position(|&w| w == word).map(|bits| bits as u8)
 }
 
+/// How an event's token is written: the key alone for a connection with one
+/// socket (every recording before relays, and the echo server's still), else
+/// `key.socket`.
+pub fn token(token: usize, sources: usize) -> (usize, Option<usize>) {
+    match sources {
+        0 | 1 => (token, None),
+        n => (token / n, Some(token % n)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tokens_name_the_key_and_for_several_sockets_the_socket() {
+        assert_eq!(token(7, 1), (7, None));
+        assert_eq!(token(7, 2), (3, Some(1)));
+        assert_eq!(token(6, 2), (3, Some(0)));
+    }
 
     #[test]
     fn interest_words_and_bits_round_trip() {

@@ -16,7 +16,7 @@ use std::io::{BufRead, Read};
 
 use super::format::{
     interest_bits, AGAIN, CLOSE, EVENT, HANDSHAKE, KINDS, LEFT_OUT, LISTENER, MAGIC, NOTE, OPEN,
-    SIGNALS, TURN,
+    SIGNALS, SOCKET, TURN,
 };
 use crate::units::grouped;
 
@@ -270,11 +270,19 @@ fn header(line: &[u8]) -> Result<String, String> {
     Ok(settings.trim().to_string())
 }
 
-/// `3:rR`: a token (or `L`, `S`) and its readiness kinds; the token.
+/// `3:rR`: a token (or `L`, `S`, or `3.1`, a connection's key and its
+/// socket) and its readiness kinds; the token.
 fn event(rest: &str) -> Result<&str, String> {
     let (token, kinds) = rest.split_once(':').ok_or(format!("event {rest:?} has no ':'"))?;
     if token != LISTENER && token != SIGNALS {
-        number::<usize>(token, "an event's token")?;
+        let (key, socket) = match token.split_once(SOCKET) {
+            Some((key, socket)) => (key, Some(socket)),
+            None => (token, None),
+        };
+        number::<usize>(key, "an event's token")?;
+        if let Some(socket) = socket {
+            number::<usize>(socket, "an event's socket")?;
+        }
     }
     if kinds.is_empty() || !kinds.chars().all(|c| KINDS.contains(&c)) {
         let all: Vec<String> = KINDS.iter().map(char::to_string).collect();
@@ -317,5 +325,48 @@ impl Cut {
             grouped(self.line),
             grouped(self.offset)
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Counts what a reading hands over.
+    #[derive(Debug, Default)]
+    struct Count {
+        opens: u64,
+        turns: u64,
+    }
+
+    impl Visit for Count {
+        fn wake(&mut self, _at: u64) {}
+        fn open(&mut self, _lane: u64, _key: usize) {
+            self.opens += 1;
+        }
+        fn close(&mut self, _lane: u64, _closed: bool) {}
+        fn turn(&mut self, _lane: u64, _turn: Turn) {
+            self.turns += 1;
+        }
+    }
+
+    fn read(text: &str) -> Result<(Reading, Count), String> {
+        let mut count = Count::default();
+        let reading = Reading::read(&mut text.as_bytes(), u64::MAX, &mut count)?;
+        Ok((reading, count))
+    }
+
+    #[test]
+    fn reads_the_echo_servers_tokens_and_a_relays_key_and_socket() {
+        let echo = "progjar-record 1 read_size=65536 max_pending=4194304 limit=16777216\n\
+                    10 eL:r o0\n20 e0:r t0:46:46:0:r\n";
+        let (r, count) = read(echo).unwrap();
+        assert_eq!((r.events, count.opens, count.turns), (2, 1, 1));
+        let relay = "progjar-record 1 read_size=65536 max_pending=4194304 limit=16777216 \
+                     sources=2\n10 eL:r o0\n20 e0.0:r t0:46:46:0:r\n30 e0.1:rw t0:46:46:0:r\n";
+        let (r, count) = read(relay).unwrap();
+        assert!(r.settings.ends_with("sources=2"), "{}", r.settings);
+        assert_eq!((r.events, count.opens, count.turns), (3, 1, 2));
+        assert!(read("progjar-record 1 x\n10 e0.x:r\n").unwrap_err().contains("socket"));
     }
 }

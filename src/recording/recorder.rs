@@ -18,8 +18,8 @@ use mio::{Events, Interest, Token};
 
 use super::file::{self, Sink};
 use super::format::{
-    interest_word, AGAIN, CLOSE, EVENT, HANDSHAKE, KINDS, LEFT_OUT, LISTENER, MAGIC, NOTE, OPEN,
-    READ, SIGNALS, TURN, WRITE,
+    interest_word, token, AGAIN, CLOSE, EVENT, HANDSHAKE, KINDS, LEFT_OUT, LISTENER, MAGIC, NOTE,
+    OPEN, READ, SIGNALS, SOCKET, SOURCES, TURN, WRITE,
 };
 use crate::background::{Pushed, Writer};
 use crate::cli::{Failure, EXIT_USAGE};
@@ -60,10 +60,13 @@ pub struct Recording(Option<Box<Recorder>>);
 impl Recording {
     /// Open the file and start the writer, or return nothing to do. Fails with
     /// one line (exit 2) when the file cannot be created, before serving.
+    /// `sources` is how many sockets each connection has ([`Handler::SOURCES`]):
+    /// with more than one, events name the socket too (`format.rs`).
     pub fn start(
         options: Option<&Options>,
         read_size: usize,
         max_pending: usize,
+        sources: usize,
     ) -> Result<Recording, Failure> {
         let Some(options) = options else { return Ok(Recording(None)) };
         let shown = options.path.display();
@@ -75,13 +78,15 @@ impl Recording {
                  (meanwhile its lines wait in memory, and past a few MiB are dropped, with a note)"
             );
         }
+        // One socket per connection (the echo) writes the header as it always has.
+        let several = if sources > 1 { format!(" {SOURCES}={sources}") } else { String::new() };
         let header = format!(
-            "{MAGIC} read_size={read_size} max_pending={max_pending} limit={}\n",
+            "{MAGIC} read_size={read_size} max_pending={max_pending} limit={}{several}\n",
             options.limit
         );
         let writer = Writer::start("record", QUEUE_BYTES, file::Output::new(sink, &options.path));
         let recorder = writer
-            .and_then(|writer| Recorder::new(writer, options.clone(), header.as_bytes()))
+            .and_then(|writer| Recorder::new(writer, options.clone(), header.as_bytes(), sources))
             .map_err(|e| Failure::new(EXIT_USAGE, format!("cannot record to {shown}: {e}")))?;
         Ok(Recording(Some(Box::new(recorder))))
     }
@@ -161,13 +166,20 @@ struct Recorder {
     total: usize,
     /// Items of this line left out for want of room (written as `+N`).
     left_out: u64,
+    /// Sockets per connection, for how an event's token is written.
+    sources: usize,
     stopped: bool,
     /// The writer; `None` once it has stopped on an error (and said why).
     writer: Option<Writer>,
 }
 
 impl Recorder {
-    fn new(writer: Writer, options: Options, header: &[u8]) -> std::io::Result<Recorder> {
+    fn new(
+        writer: Writer,
+        options: Options,
+        header: &[u8],
+        sources: usize,
+    ) -> std::io::Result<Recorder> {
         let now = Instant::now();
         let mut batch = Vec::new();
         batch.try_reserve_exact(BATCH_CAPACITY).map_err(|_| std::io::ErrorKind::OutOfMemory)?;
@@ -181,6 +193,7 @@ impl Recorder {
             batch,
             last_sent: now,
             left_out: 0,
+            sources,
             stopped: false,
             writer: Some(writer),
         })
@@ -220,7 +233,12 @@ impl Recorder {
                 event_loop::SIGNALS | event_loop::WAKER => {
                     self.put(format_args!(" {EVENT}{SIGNALS}:{kinds}"))
                 }
-                Token(key) => self.put(format_args!(" {EVENT}{key}:{kinds}")),
+                Token(t) => match token(t, self.sources) {
+                    (key, None) => self.put(format_args!(" {EVENT}{key}:{kinds}")),
+                    (key, Some(socket)) => {
+                        self.put(format_args!(" {EVENT}{key}{SOCKET}{socket}:{kinds}"))
+                    }
+                },
             }
         }
     }

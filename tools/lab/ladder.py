@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
 """Ladder diagrams of the TCP connections in lab captures, drawn in text.
 
-    ladder.py [--steps FILE] [--require-overlap STEP] [LABEL=]CAPTURE.pcap ...
+    ladder.py [--steps FILE] [--require-overlap STEP] [--require-text STEP TEXT] [LABEL=]CAPTURE.pcap ...
 
-Each capture is read with `tcpdump -r FILE -nn -tt -S` (absolute sequence numbers;
-the diagram makes them relative to each side's SYN). For every TCP connection it
+Each capture is read with `tcpdump -r FILE -nn -tt -S -x` (absolute sequence numbers,
+which the diagram makes relative to each side's SYN, and each packet's bytes in hex, as
+far as the capture kept them: what each side of a connection carried is shown as text, or
+as "encrypted" when it is not text). For every TCP connection it
 draws the client (the side that sent the SYN: mesin2 or mesin3) on the left and the
 server (mesin1) on the right, one arrow per segment: SYN, SYN-ACK, ACK, data with its
 length, FIN, RST, with the time in ms since the connection's first packet.
@@ -15,6 +17,9 @@ task with two or more connections on the bridge gets a timeline showing how they
 overlap. --require-overlap STEP exits 1 unless every connection of the task whose
 label starts with STEP had completed its handshake before any of them sent a FIN or RST,
 and each had its first byte of echo before any of them was closed (served at once).
+--require-text STEP TEXT exits 1 unless the task whose label starts with STEP has two or
+more connections on the bridge and each carried TEXT both ways, as text (the relay's two
+legs, in plain text).
 
 A capture that is cut short or corrupt gets one line on stderr and exit status 2.
 tools/lab/report.py draws the same connections as a page; both read captures here.
@@ -55,6 +60,18 @@ class Packet:
         self.ack = int(m.group(1)) if m else None
         m = LEN.search(rest)
         self.length = int(m.group(1)) if m else 0
+        self.raw = bytearray()  # the packet from its IP header on, as far as it was captured
+
+    def payload(self):
+        """The TCP payload's bytes that the capture kept (the first of them, when the
+        capture's snap length cut the packet)."""
+        if len(self.raw) < 20:
+            return b""
+        ip = (self.raw[0] & 0x0F) * 4 if self.raw[0] >> 4 == 4 else 40
+        if len(self.raw) < ip + 13:
+            return b""
+        tcp = (self.raw[ip + 12] >> 4) * 4
+        return bytes(self.raw[ip + tcp : ip + tcp + self.length])
 
     def has(self, flag):
         return flag in self.flags
@@ -91,6 +108,25 @@ class Conn:
             if start + p.length <= self.high.get(side, 0):
                 self.retrans.add(id(p))
             self.high[side] = max(self.high.get(side, 0), start + p.length)
+
+    def carried(self, from_client):
+        """What one side sent, in sequence order, each byte once, as far as the capture kept
+        it: (bytes, how many bytes it sent that the capture did not keep)."""
+        side = self.client if from_client else self.server
+        pieces = {}
+        for p in self.packets:
+            if (p.src, p.sport) == side and p.length and p.seq is not None:
+                pieces.setdefault(self.rel(side, p.seq), p)
+        out, at, missing = bytearray(), 1, 0
+        for start in sorted(pieces):
+            p = pieces[start]
+            if start + p.length <= at:
+                continue  # bytes already placed
+            data = p.payload()[max(0, at - start) :]
+            out += data
+            missing += p.length - max(0, at - start) - len(data)
+            at = start + p.length
+        return bytes(out), missing
 
     def bytes_sent(self, side):
         """Payload bytes one side sent (each byte once, retransmissions not counted)."""
@@ -170,8 +206,14 @@ def endpoint(addr, source=""):
 def read_text(lines, source, conns, others):
     """Group the TCP lines of one capture into connections, in order of their first packet."""
     live = {}
+    last = None
     for line in lines:
         line = line.rstrip("\n")
+        if line.startswith("\t0x"):  # `-x`: the last packet's bytes, 16 a line
+            if last is not None:
+                last.raw += bytes.fromhex(line.split(":", 1)[1].replace(" ", ""))
+            continue
+        last = None
         m = TCP.match(line)
         if not m:
             if line.strip():
@@ -186,6 +228,7 @@ def read_text(lines, source, conns, others):
             live[key] = conn
             conns.append(conn)
         conn.add(p)
+        last = p
 
 
 class CaptureError(Exception):
@@ -234,11 +277,11 @@ def check_pcap(path):
 
 
 def read_capture(path):
-    """The lines of `tcpdump -r PATH -nn -tt -S`; CaptureError when it cannot be read."""
+    """The lines of `tcpdump -r PATH -nn -tt -S -x`; CaptureError when it cannot be read."""
     check_pcap(path)
     try:
         out = subprocess.run(
-            ["tcpdump", "-r", path, "-nn", "-tt", "-S"], capture_output=True, text=True, check=False, timeout=120
+            ["tcpdump", "-r", path, "-nn", "-tt", "-S", "-x"], capture_output=True, text=True, check=False, timeout=120
         )
     except FileNotFoundError:
         raise CaptureError("tcpdump is needed to read captures (make deps installs it)") from None
@@ -285,12 +328,13 @@ def step_at(steps, t):
 
 def timeline_groups(conns):
     """The connections a timeline is drawn for, by step: those on the bridge (or all of
-    them when there is one capture), in steps with two or more."""
+    them when there is one capture), in steps with two or more that are not a relay's legs."""
     groups = {}
     for c in conns:
         if c.source == "bridge" or len({x.source for x in conns}) == 1:
             groups.setdefault(c.step, []).append(c)
-    return {s: g for s, g in groups.items() if len(g) >= 2 and (s or len(groups) == 1)}
+    # A relay's two legs are one conversation, not clients served together: no timeline.
+    return {s: g for s, g in groups.items() if len(g) >= 2 and (s or len(groups) == 1) and not legs(g)}
 
 
 def overlap(conns):
@@ -379,6 +423,55 @@ def summary(conn):
     return "; ".join(bits)
 
 
+PRINTABLE = set(range(0x20, 0x7F)) | {0x09, 0x0A, 0x0D}
+SHOWN = 120  # characters of a side's bytes shown as text
+
+
+def carried_words(conn, from_client):
+    """What one side carried, in words: `46 B, as text: 'INI ADALAH ...'`, or `517 B,
+    encrypted (not text)` (TLS records); None when it sent nothing."""
+    data, missing = conn.carried(from_client)
+    sent = conn.bytes_sent(conn.client if from_client else conn.server)
+    if not data and not missing:
+        return None
+    if data and any(b not in PRINTABLE for b in data):
+        return f"{sent} B, encrypted (not text)"
+    text = data.decode("ascii").replace("\r", "\\r").replace("\n", "\\n").replace("\t", "\\t")
+    shown = text[:SHOWN] + ("..." if len(text) > SHOWN or missing else "")
+    kept = f" (the capture kept the first {len(data)})" if missing else ""
+    return f"{sent} B{kept}, as text: '{shown}'"
+
+
+def carried_lines(conn):
+    """One line per side that sent data: who to whom, and what, as text or "encrypted"."""
+    cname, sname = conn.name(conn.client[0]), conn.name(conn.server[0])
+    lines = []
+    for from_client, who in ((True, f"{cname} -> {sname}"), (False, f"{sname} -> {cname}")):
+        words = carried_words(conn, from_client)
+        if words is not None:
+            lines.append(f"{who}: {words}")
+    return lines
+
+
+def legs(conns):
+    """A relay's two legs among a task's connections: (client's leg, server's leg) pairs,
+    where the first's server is the machine that opened the second."""
+    pairs = []
+    for a in conns:
+        for b in conns:
+            if a is not b and a.server[0] == b.client[0] and a.start <= b.start:
+                pairs.append((a, b))
+                break
+    return pairs
+
+
+def carries_text(conns, text):
+    """Whether two or more connections (a relay's legs) each carried `text` both ways, as text."""
+    want = text.encode()
+    both_ways = [c for c in conns if all(want in c.carried(side)[0] for side in (True, False))]
+    return len(conns) >= 2 and len(both_ways) == len(conns)
+
+
 def draw(conn, index, total):
     cname, sname = conn.name(conn.client[0]), conn.name(conn.server[0])
     print()
@@ -404,6 +497,8 @@ def draw(conn, index, total):
         line = arrow(segment_label(conn, p), conn.from_client(p))
         print(f"  {ms:>10.3f}   {line}  {segment_note(conn, p)}")
     print("  " + summary(conn))
+    for line in carried_lines(conn):
+        print("  carried: " + line)
 
 
 def skipped_lines(conn, skipped):
@@ -526,6 +621,12 @@ def main():
     ap.add_argument(
         "--require-overlap", metavar="STEP", help="exit 1 unless this task's connections overlap and are served at once"
     )
+    ap.add_argument(
+        "--require-text",
+        nargs=2,
+        metavar=("STEP", "TEXT"),
+        help="exit 1 unless this task's connections on the bridge each carried TEXT both ways, as text",
+    )
     args = ap.parse_args()
 
     try:
@@ -561,6 +662,14 @@ def main():
     if args.require_overlap and not any(s.startswith(args.require_overlap) for s in groups):
         print(f"\nno two connections found for {args.require_overlap!r}")
         ok = False
+    if args.require_text:
+        step, text = args.require_text
+        group = [c for c in conns if c.step.startswith(step) and c.source == "bridge"]
+        if carries_text(group, text):
+            print(f"\n{step} both legs carried {text!r} as text, both ways: the relay in the middle can read it")
+        else:
+            print(f"\n{step} not every leg carried {text!r} both ways as text")
+            ok = False
     return 0 if ok else 1
 
 

@@ -5,10 +5,12 @@
 
 The same facts as the text ladders of ladder.py (which reads the captures and groups
 them; nothing is parsed twice), drawn as inline SVG: per task, each TCP connection as
-a ladder (SYN, SYN-ACK, data with its size, FIN, RST; the time on the left), task 1's
-DNS query, and the timeline of task 4's two clients, beside the same task against the
-course's one-client-at-a-time server. The page is self-contained: no script, no font,
-no request (its Content-Security-Policy forbids them), so it opens by double-click.
+a ladder (SYN, SYN-ACK, data with its size, FIN, RST; the time on the left) with what
+each side carried (as text, or "encrypted" when it is not text), task 1's DNS query, the
+timeline of task 4's two clients beside the same task against the course's
+one-client-at-a-time server, and task 5's relay: its two legs' ladders side by side. The
+page is self-contained: no script, no font, no request (its Content-Security-Policy
+forbids them), so it opens by double-click.
 
 A capture cut short or corrupt, or an --out whose directory does not exist, gets one
 line on stderr and exit status 2.
@@ -40,6 +42,7 @@ table { border-collapse: collapse; margin: 6px 0; font-size: 13px; }
 td, th { padding: 2px 6px; text-align: right; } td { white-space: nowrap; }
 th { border-bottom: 1px solid #999; font-weight: 600; } td:first-child, th:first-child { text-align: left; }
 .key span { display: inline-block; width: 12px; height: 12px; margin: 0 4px 0 12px; vertical-align: -1px; }
+.carried { font: 13px/1.4 ui-monospace, monospace; margin: 2px 0; overflow-wrap: anywhere; }
 """
 
 
@@ -76,13 +79,17 @@ def arrow(x1, x2, y, colour, label):
     )
 
 
-# The ladder's columns: time, client's line, server's line, sequence numbers.
+# The ladder's columns: time, client's line, server's line, sequence numbers, width.
 T_X, C_X, S_X, N_X, L_W = 84, 250, 740, 756, 1040
 ROW, TOP = 26, 58
+WIDE = (T_X, C_X, S_X, N_X, L_W)
+# Half as wide, without the sequence numbers: a relay's two legs side by side.
+NARROW = (60, 130, 460, None, 560)
 
 
-def ladder_svg(conn):
+def ladder_svg(conn, geometry=WIDE):
     """One connection as a ladder; a long one shows its first and last segments."""
+    t_x, c_x, s_x, n_x, width = geometry
     pkts = conn.packets
     rows = [(p, None) for p in pkts]
     if len(pkts) > ladder.HEAD + ladder.TAIL + 4:
@@ -92,37 +99,39 @@ def ladder_svg(conn):
     body, y = [], TOP
     for p, skipped in rows:
         if p is None:
-            body.append(skipped_block(conn, skipped, y))
+            body.append(skipped_block(conn, skipped, y, c_x, s_x))
             y += 4 * 18 + 10
             continue
         y += ROW
         c = COLOURS[kind(p)]
-        x1, x2 = (C_X, S_X) if conn.from_client(p) else (S_X, C_X)
-        body.append(text(T_X, y + 4, f"{1000 * (p.t - conn.start):.3f}", "end"))
+        x1, x2 = (c_x, s_x) if conn.from_client(p) else (s_x, c_x)
+        body.append(text(t_x, y + 4, f"{1000 * (p.t - conn.start):.3f}", "end"))
         body.append(arrow(x1, x2, y, c, ladder.segment_label(conn, p)))
-        body.append(text(N_X, y + 4, ladder.segment_note(conn, p), colour="#616161"))
+        if n_x is not None:
+            body.append(text(n_x, y + 4, ladder.segment_note(conn, p), colour="#616161"))
     height = y + 20
     c, s = conn.client, conn.server
     head = [
-        text(T_X, 20, "time", "end", weight="bold"),
-        text(T_X, 36, "(ms)", "end", colour="#616161"),
-        text(C_X, 20, f"{conn.name(c[0])}  :{c[1]}", "middle", weight="bold"),
-        text(C_X, 36, f"{c[0]} (client)", "middle", colour="#616161"),
-        text(S_X, 20, f"{conn.name(s[0])}  :{s[1]}", "middle", weight="bold"),
-        text(S_X, 36, f"{s[0]} (server)", "middle", colour="#616161"),
-        text(L_W - 4, 36, "relative seq / ack", "end", "#616161"),
-        f'<line x1="{C_X}" y1="{TOP - 12}" x2="{C_X}" y2="{height - 8}" stroke="#9e9e9e"/>',
-        f'<line x1="{S_X}" y1="{TOP - 12}" x2="{S_X}" y2="{height - 8}" stroke="#9e9e9e"/>',
+        text(t_x, 20, "time", "end", weight="bold"),
+        text(t_x, 36, "(ms)", "end", colour="#616161"),
+        text(c_x, 20, f"{conn.name(c[0])}  :{c[1]}", "middle", weight="bold"),
+        text(c_x, 36, f"{c[0]} (client)", "middle", colour="#616161"),
+        text(s_x, 20, f"{conn.name(s[0])}  :{s[1]}", "middle", weight="bold"),
+        text(s_x, 36, f"{s[0]} (server)", "middle", colour="#616161"),
+        f'<line x1="{c_x}" y1="{TOP - 12}" x2="{c_x}" y2="{height - 8}" stroke="#9e9e9e"/>',
+        f'<line x1="{s_x}" y1="{TOP - 12}" x2="{s_x}" y2="{height - 8}" stroke="#9e9e9e"/>',
     ]
-    return svg(L_W, height, head + body, f"ladder of {ladder.describe(conn)}")
+    if n_x is not None:
+        head.append(text(width - 4, 36, "relative seq / ack", "end", "#616161"))
+    return svg(width, height, head + body, f"ladder of {ladder.describe(conn)}")
 
 
-def skipped_block(conn, skipped, y):
+def skipped_block(conn, skipped, y, c_x=C_X, s_x=S_X):
     """The segments left out of a long connection, counted, between dotted lifelines."""
     lines = ladder.skipped_lines(conn, skipped)
-    out = [rect(C_X - 2, y + 8, S_X - C_X + 4, 4 * 18 + 4, "#fff")]
+    out = [rect(c_x - 2, y + 8, s_x - c_x + 4, 4 * 18 + 4, "#fff")]
     for i, line in enumerate(lines):
-        out.append(text((C_X + S_X) / 2, y + 24 + 18 * i, line, "middle", "#424242"))
+        out.append(text((c_x + s_x) / 2, y + 24 + 18 * i, line, "middle", "#424242"))
     return "".join(out)
 
 
@@ -319,6 +328,37 @@ def comparison(groups):
     )
 
 
+def carried_html(conn):
+    """What each side of a connection carried: as text, or "encrypted" when it is not text."""
+    lines = ladder.carried_lines(conn)
+    return "".join(f'<p class="carried">{esc(line)}</p>' for line in lines)
+
+
+def legs_block(pair, conns):
+    """A relay's two legs side by side: the client's connection to the relay on the left, the
+    relay's own connection to the server on the right, and what each leg carried."""
+    a, b = pair
+    relay = a.name(a.server[0])
+    panels = []
+    for c, role in ((a, f"{a.name(a.client[0])} to the relay on {relay}"), (b, f"{relay} to the real server")):
+        n = conns.index(c) + 1
+        panels.append(
+            f'<div class="panel"><h3>Connection {n} of {len(conns)}: {esc(role)}</h3>'
+            f'<p class="muted">{esc(ladder.describe(c))}</p>'
+            + ladder_svg(c, NARROW)
+            + f'<p class="muted">{esc(ladder.summary(c))}</p>'
+            + carried_html(c)
+            + "</div>"
+        )
+    intro = (
+        f"<p>The relay in the middle: {esc(a.name(a.client[0]))} connects to {esc(relay)}, and {esc(relay)} "
+        f"opens a connection of its own to {esc(b.name(b.server[0]))} and passes the bytes on, both ways. "
+        "Each leg's bytes are shown as the capture saw them: as text when they are, "
+        "as <b>encrypted</b> when they are not.</p>"
+    )
+    return intro + f'<div class="row">{"".join(panels)}</div>'
+
+
 def sections(conns, others, steps):
     """Per step (task), its DNS lookups and the ladder of each of its connections."""
     exchange = dns_exchange(others)
@@ -340,11 +380,18 @@ def sections(conns, others, steps):
             out.append('<p class="muted">The lab has no DNS server: the query goes to resolv.conf\'s nameserver, '
                        "and the kernel answers that nothing listens there.</p>")
             out.append(dns_svg(dns))
+        pairs = ladder.legs([c for c in mine if c.source == "bridge"])
+        for pair in pairs:
+            out.append(legs_block(pair, conns))
+        paired = {id(c) for pair in pairs for c in pair}
         for c in mine:
+            if id(c) in paired:
+                continue
             n = conns.index(c) + 1
             out.append(f"<h3>Connection {n} of {len(conns)}: {esc(ladder.describe(c))} [{esc(c.source)}]</h3>")
             out.append(ladder_svg(c))
             out.append(f'<p class="muted">{esc(ladder.summary(c))}</p>')
+            out.append(carried_html(c))
     return nav, "".join(out)
 
 

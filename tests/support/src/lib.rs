@@ -5,9 +5,9 @@
 //!
 //! One concept per module:
 //! * `process`: the binaries, running a command with a time bound, its output;
-//! * `server`: a running `progjar server`, its log, and waiting for a line (or
-//!   the server in a thread of the test, for tests of a client); the course's
-//!   relay (`tools/lab/course_proxy.py`) in front of it;
+//! * `server`: a running `progjar server` (or `progjar proxy`), its log, and
+//!   waiting for a line (or the server in a thread of the test, for tests of a
+//!   client); the course's relay (`tools/lab/course_proxy.py`) in front of it;
 //! * `net`: blocking clients and what a test asserts about them;
 //! * `procfs`: `/proc` readers (RSS, CPU time, descriptors, socket queues);
 //! * `stream`: deterministic bytes, the stress tool's pattern;
@@ -54,8 +54,8 @@ pub use procfs::{
     server_side_queues, RssSampler,
 };
 pub use server::{
-    assert_no_panic, listening_addr, serve_in_thread, server_command, start_course_proxy,
-    start_server, start_server_logging, start_server_with, Server,
+    assert_no_panic, listening_addr, proxy_command, serve_in_thread, server_command,
+    start_course_proxy, start_proxy, start_server, start_server_logging, start_server_with, Server,
 };
 pub use stream::{random_bytes, Stream};
 pub use tls::{

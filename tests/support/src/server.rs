@@ -61,6 +61,20 @@ pub fn start_server_with(cmd: &mut Command) -> Server {
     Server { child, addr, log }
 }
 
+/// `progjar proxy --bind 127.0.0.1 --port 0 --to TO EXTRA...`, not started yet.
+pub fn proxy_command(to: SocketAddr, extra: &[&str]) -> Command {
+    let mut cmd = progjar();
+    cmd.args(["proxy", "--bind", "127.0.0.1", "--port", "0", "--to", &to.to_string()]).args(extra);
+    cmd
+}
+
+/// Start `progjar proxy` on 127.0.0.1, a free port, relaying to `to`, and wait
+/// for it to listen. It is a [`Server`] like any other: its log, its address,
+/// its stop (its lines read `INFO:proxy:...`).
+pub fn start_proxy(to: SocketAddr, extra: &[&str]) -> Server {
+    start_server_with(&mut proxy_command(to, extra))
+}
+
 /// The course's insecure proxy (`tools/lab/course_proxy.py`) on 127.0.0.1, a
 /// free port, relaying to `target`: recv(32) each way, each piece logged in the
 /// course's words, and a half-close never passed on (the server behind it never
@@ -199,13 +213,15 @@ impl Server {
         wait_child(&mut self.child, STEP).expect("server did not exit in time")
     }
 
-    /// Stop the server with SIGTERM (every client already gone): it must exit
-    /// 0 without a panic. Returns its summary line.
+    /// Stop the server (or `progjar proxy`) with SIGTERM (every client already
+    /// gone): it must exit 0 without a panic. Returns its summary line.
     pub fn stop(mut self) -> String {
         self.signal(libc::SIGTERM);
         let status = self.wait_exit();
         assert!(status.success(), "{status:?}: {:?}", self.log_lines());
-        let summary = self.wait_for_log("INFO:server:served ");
+        let summary = self.wait_for_line("the summary line", |l| {
+            ["INFO:server:served ", "INFO:proxy:served "].iter().any(|s| l.starts_with(s))
+        });
         assert_no_panic(&self.log_lines());
         summary
     }

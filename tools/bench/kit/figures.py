@@ -13,11 +13,11 @@ def value(r, path):
     return r if isinstance(r, (int, float)) else None
 
 
-def paired(results, key, *path):
-    """progjar ÷ tokio: the median over the rounds of each round's ratio. The two servers of a
-    round ran one right after the other, so each ratio sees the same machine; a ratio of the
-    two medians would mix rounds run minutes apart."""
-    ps, ts = results.get((key, "progjar"), []), results.get((key, "tokio"), [])
+def paired(results, key, *path, ours="progjar", ref="tokio"):
+    """progjar ÷ tokio (or `ours` ÷ `ref`): the median over the rounds of each round's ratio. The
+    two servers of a round ran one right after the other, so each ratio sees the same machine; a
+    ratio of the two medians would mix rounds run minutes apart."""
+    ps, ts = results.get((key, ours), []), results.get((key, ref), [])
     rs = [value(p, path) / value(t, path) for p, t in zip(ps, ts) if value(p, path) is not None and value(t, path)]
     return statistics.median(rs) if rs else None
 

@@ -11,12 +11,16 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 class Server:
     """progjar's server or the tokio peer, started fresh; `addr` is where it listens."""
 
-    def __init__(self, bench, name, extra=(), log_level="warn"):
+    def __init__(self, bench, name, extra=(), log_level="warn", core=None, argv=None):
+        """`core`: pin elsewhere than the server's core (a relay's backend sits beside the load
+        generator); `argv`: another program that prints `listening on` (`progjar proxy`)."""
         self.bench, self.name = bench, name
         bench.work.mkdir(parents=True, exist_ok=True)
         out = bench.work / f"{name}.stdout"
         self.err_path = bench.work / f"{name}.stderr"
-        if name == "progjar":
+        if argv is not None:
+            argv = list(argv)
+        elif name == "progjar":
             # --max-connections above the idle run's 10050; logging at warn, since the
             # peer logs nothing (a log line per connection would be charged to progjar).
             argv = [bench.progjar, "server", "--bind", bench.host, "--port", "0", "--max-connections", "15000"]
@@ -26,7 +30,7 @@ class Server:
         env = dict(bench.env, RUST_LOG=log_level)
         with open(out, "wb") as o, open(self.err_path, "wb") as e:
             # stdout to a file, not a pipe: a server that prints later never blocks or gets EPIPE.
-            self.proc = bench.children.spawn(bench.pinned(bench.server_core, argv), stdout=o, stderr=e, env=env)
+            self.proc = bench.children.spawn(bench.pinned(core or bench.server_core, argv), stdout=o, stderr=e, env=env)
         self.pid = self.proc.pid  # taskset execs the server, so this is the server's pid
         deadline = time.monotonic() + 15
         self.addr = None
