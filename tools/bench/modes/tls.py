@@ -274,6 +274,8 @@ def run(bench, s, _which):
     ctx = {"have_progjar": have_progjar, "elapsed": elapsed, "load": (load0, loadavg()), "quiet": quiet}
     out = write(bench, "tls-partial.md" if partial else "tls.md", report(bench, s, results, ctx))
     log(f"written to {bench.shown(out)}; took {elapsed / 60:.1f} min")
+    if not partial:
+        log(f"to make it the committed table: cp {bench.shown(out)} {bench.shown(bench.here / 'tls.md')}")
     measured = all(not r.get("problem") for rs in results.values() for r in rs)
     return 0 if measured else 1
 
