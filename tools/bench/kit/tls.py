@@ -11,6 +11,7 @@ import socket
 import subprocess
 import threading
 import time
+from pathlib import Path
 
 from kit.server import CLK_TCK, Server
 
@@ -34,6 +35,15 @@ class Certificate:
         self.pem = d / "haproxy.pem"
         self.pem.write_text((d / "server.crt").read_text() + (d / "server.key").read_text())
         self.pem.chmod(0o600)
+
+
+def peer_binary(bench, name, env_key):
+    """A binary of tools/bench/peer (or the one `env_key` names); a plain error when missing."""
+    path = Path(bench.env.get(env_key, str(bench.here / "target" / "release" / name)))
+    if not path.exists():
+        raise RuntimeError(f"{path} is missing; build it with: cargo build --release --manifest-path "
+                           f"tools/bench/peer/Cargo.toml --target-dir tools/bench/target")
+    return str(path)
 
 
 def progjar_has_tls(bench):
@@ -152,7 +162,7 @@ def start(bench, name, cert):
     if name == "progjar":
         return Server(bench, "progjar", extra=["--tls-cert", cert.cert, "--tls-key", cert.key])
     if name == "tokio":
-        tls_peer = bench.env.get("PEER_TLS_BIN", str(bench.here / "target" / "release" / "progjar-bench-tls-peer"))
+        tls_peer = peer_binary(bench, "progjar-bench-tls-peer", "PEER_TLS_BIN")
         return Started(bench, "tokio-tls", lambda port: [tls_peer, f"{bench.host}:{port}", cert.cert, cert.key])
     return Fronted(bench, cert)
 
@@ -178,7 +188,7 @@ class Load:
     the bench reads the server's CPU and memory exactly around the measured part."""
 
     def __init__(self, bench, mode, addr, ca, args):
-        gen = bench.env.get("TLS_LOAD_BIN", str(bench.here / "target" / "release" / "progjar-bench-tls-load"))
+        gen = peer_binary(bench, "progjar-bench-tls-load", "TLS_LOAD_BIN")
         argv = bench.pinned(bench.load_core, [gen, mode, addr, "--ca", ca] + args)
         self.err_path = bench.work / f"tls-load-{mode}.stderr"
         with open(self.err_path, "wb") as e:

@@ -28,8 +28,8 @@ from kit.figures import get, value
 from kit.report import MIB, fmt_int, fmt_ratio, loadavg, machine, mib_per_s, table, write
 from kit.server import machine_cpu
 from kit.stress import secs_arg
-from kit.tls import (TLS_SERVERS, Certificate, Load, negotiated_by_openssl, plaintext, progjar_has_tls,
-                     rusage_children_cpu, s_time, start)
+from kit.tls import (TLS_SERVERS, Certificate, Load, negotiated_by_openssl, peer_binary, plaintext,
+                     progjar_has_tls, rusage_children_cpu, s_time, start)
 from modes.file import random_file
 
 USAGE = """tls              the TLS rows: progjar's TLS server against a tokio-rustls peer and
@@ -191,15 +191,17 @@ def run_bulk(bench, s, cert, name, path):
         time.sleep(0.2)
         tls = [] if name == "plaintext" else ["--tls", "--ca", cert.ca]
         argv = bench.pinned(bench.load_core, [bench.progjar, "client", server.addr, *tls, "--file", str(path)])
-        t0 = time.monotonic()
+        c0, l0, m0, t0 = server.cpu(), rusage_children_cpu(), machine_cpu()[0], time.monotonic()
         done = subprocess.run(argv, capture_output=True, text=True, timeout=600)
-        secs = time.monotonic() - t0
+        c1, l1, m1, t1 = server.cpu(), rusage_children_cpu(), machine_cpu()[0], time.monotonic()
     finally:
         server.stop()
     line = done.stdout.strip().splitlines()[-1] if done.stdout.strip() else ""
     if done.returncode != 0 or "identical" not in line:
         return {"problem": f"progjar client exit {done.returncode}: {line} {done.stderr.strip()[-300:]}"}
-    return {"problem": "", "mib_per_s": mib_per_s(s.file_mib * MIB, secs)}
+    r = {"problem": "", "mib_per_s": mib_per_s(s.file_mib * MIB, t1 - t0)}
+    busy(r, sum(c1) - sum(c0), l1 - l0, m1 - m0, t1 - t0)
+    return r
 
 
 # ---------------------------------------------------------------- the rounds
@@ -258,6 +260,7 @@ def run(bench, s, _which):
     have_progjar = "progjar" in s.servers and progjar_has_tls(bench)
     if "progjar" in s.servers and not have_progjar:
         log("[tls] this progjar's server has no --tls-cert yet: progjar's TLS rows are left out")
+    peer_binary(bench, "progjar-bench-tls-load", "TLS_LOAD_BIN")  # before anything starts
     cert = Certificate(bench)
     rows = plan(bench, s)
     quiet, results, t0, load0 = Quiet(bench), {}, time.monotonic(), loadavg()
@@ -403,13 +406,15 @@ def bulk_section(s, results):
         return []
     rows = [[n if n != "plaintext" else "progjar, plaintext (no TLS)",
              fmt_int(get(results, key, n, "mib_per_s")),
-             fmt_ratio(ratio(results, key, n, "plaintext", "mib_per_s")) if n != "plaintext" else ""]
+             fmt_ratio(ratio(results, key, n, "plaintext", "mib_per_s")) if n != "plaintext" else "",
+             fmt_int(get(results, key, n, "server_busy")), fmt_int(get(results, key, n, "loadgen_busy"))]
             for n in names if (key, n) in results]
     intro = ["### Bulk: one connection, 1 GiB", "",
              f"`progjar client 127.0.0.1:PORT --tls --ca ca.crt --file F` of a {s.file_mib} MiB random file "
              "(every byte compared), MiB/s over the client's whole run; the plaintext row is the same "
-             "client without TLS through progjar's plaintext server.", ""]
-    return intro + table(["server", "MiB/s", "÷ plaintext"], rows) + [""]
+             "client without TLS through progjar's plaintext server. The client's two threads (a writer "
+             "and a reader) share the load core.", ""]
+    return intro + table(["server", "MiB/s", "÷ plaintext", "server core %", "client core %"], rows) + [""]
 
 
 def targets_section(results):
