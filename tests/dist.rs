@@ -128,10 +128,40 @@ fn aarch64_server_under_qemu_echoes_the_native_client_exactly() {
     assert_eq!(common::code(&out), 0, "stderr: {}", common::stderr(&out));
     assert!(out.stdout == data, "the echo through the aarch64 server differs from what was sent");
     assert!(
-        common::stderr(&out).contains("\nsent 300000 bytes, received 300000 bytes, identical, ")
+        common::stderr(&out).contains("\nsent 300,000 bytes, received 300,000 bytes, identical, ")
     );
     let summary = server.stop(); // SIGTERM through qemu: exit 0, the served summary line
     assert!(summary.ends_with(":served 1 connection, echoed 300,000 bytes"), "{summary}");
+}
+
+/// The crypto provider (aws-lc-rs, C code built by zig) works on aarch64 too: the aarch64
+/// binary makes the certificates and serves TLS, and the native client checks both.
+#[test]
+fn aarch64_tls_under_qemu_makes_certificates_and_serves_the_native_client() {
+    let Some(dist) = dist_dir() else { return };
+    let unpacked = unpack(&dist, "tls");
+    let bin = unpacked.dir("aarch64").join("progjar");
+    let (mut cert, mut cmd) = match (runner("aarch64", &bin), runner("aarch64", &bin)) {
+        (Ok(cert), Ok(cmd)) => (cert, cmd),
+        (Err(why), _) | (_, Err(why)) => return eprintln!("skipped: {why}"),
+    };
+    let certs = unpacked.dir("aarch64").join("certs");
+    let out = common::run(cert.arg("cert").arg(&certs), None);
+    assert!(out.status.success(), "progjar cert under qemu: {}", common::all_output(&out));
+    cmd.args(["server", "--bind", "127.0.0.1", "--port", "0", "--tls-cert"])
+        .arg(certs.join("server.crt"))
+        .arg("--tls-key")
+        .arg(certs.join("server.key"));
+    let server = common::start_server_with(&mut cmd);
+    let target = format!("127.0.0.1:{}", server.port());
+    let ca = certs.join("ca.crt");
+    let data = common::random_bytes(100_000, 23);
+    let args = [&target, "--tls", "--ca", ca.to_str().unwrap(), "--file", "-", "--output", "-"];
+    let out = common::client(&args, Some(data.clone()));
+    assert_eq!(common::code(&out), 0, "stderr: {}", common::stderr(&out));
+    assert!(out.stdout == data, "the TLS echo through the aarch64 server differs");
+    let summary = server.stop();
+    assert!(summary.ends_with(":served 1 connection, echoed 100,000 bytes"), "{summary}");
 }
 
 #[test]
