@@ -48,7 +48,7 @@ mod conn_tls;
 /// How long a connect may take. A SYN dropped because the server's listen
 /// backlog is full is resent after 1, 3 and 7 seconds (Linux's exponential
 /// backoff), so 10 s lets a flood of connects ride out three drops before it
-/// counts as a failure.
+/// counts as a failure. With `--tls` the handshake must be done within it too.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What this connection is for.

@@ -6,7 +6,7 @@
 
 use std::time::Instant;
 
-use progjar::sock::is_peer_gone;
+use progjar::sock::{is_peer_gone, short_read_empties_queue};
 use progjar::tls as ptls;
 
 use super::{Conn, Fault, Next, Shared, Stage};
@@ -19,7 +19,7 @@ impl Conn {
         let Some(shared) = sh.tls.as_mut() else { return Ok(Next::Keep) };
         // The last handshake flight and the first message are small writes in
         // a row: with Nagle's algorithm the second would wait for the first's
-        // ACK, which the server's delayed ACK holds up to 40 ms.
+        // ACK, which a delayed ACK holds up to 200 ms.
         let _ = self.stream.set_nodelay(true);
         self.stage = Stage::Handshaking;
         match Tls::start(shared, &mut self.stream) {
@@ -72,7 +72,7 @@ impl Conn {
                         return self.on_eof(sh);
                     }
                     // As for plaintext (`read_all`): a short read ends the turn.
-                    if !closing && progjar::sock::short_read_empties_queue(got, asked) {
+                    if !closing && short_read_empties_queue(got, asked) {
                         return Ok(Next::Keep);
                     }
                 }
@@ -143,9 +143,7 @@ impl Conn {
                 TlsError::Io(e) if is_peer_gone(&e) => ptls::handshake_ended(true),
                 TlsError::Io(e) => format!("{} in the TLS handshake", describe(&e)),
                 TlsError::TooLarge => {
-                    "the server sent a TLS handshake message larger than 64 KiB, \
-                                       which no TLS server sends"
-                        .to_string()
+                    "the server sent a TLS handshake message larger than 64 KiB".to_string()
                 }
             };
             return self.fault(format_args!("{why}"));
