@@ -520,30 +520,12 @@ fn client_config(a: ClientArgs) -> client::Config {
     }
 }
 
-/// `--tls` and its options; each of them without `--tls`, or `--tls` trusting
-/// nothing in particular, is a usage error.
+/// `--tls` and its options, by the rules `progjar-stress --tls` shares
+/// (`tls::TlsOptions::from_args`): a wrong combination is a usage error.
 fn tls_options(a: &ClientArgs) -> Option<client::TlsOptions> {
-    if !a.tls {
-        let given = [
-            ("--ca", a.ca.is_some()),
-            ("--insecure", a.insecure),
-            ("--server-name", a.server_name.is_some()),
-        ];
-        if let Some((option, _)) = given.iter().find(|(_, g)| *g) {
-            cli::usage_error(&format!("{option} is an option of --tls; add --tls"));
-        }
-        return None;
-    }
-    let trust = match (&a.ca, a.insecure) {
-        (Some(_), true) => cli::usage_error("use --ca FILE or --insecure, not both"),
-        (Some(path), false) => tls::Trust::Ca(PathBuf::from(cli::os_arg(path.clone()))),
-        (None, true) => tls::Trust::Insecure,
-        (None, false) => cli::usage_error(
-            "--tls needs --ca FILE, the certificate to trust (ca.crt from `progjar cert`, or \
-             the server's own self-signed one), or --insecure to check nothing",
-        ),
-    };
-    Some(client::TlsOptions { trust, server_name: a.server_name.clone() })
+    let ca = a.ca.clone().map(|p| PathBuf::from(cli::os_arg(p)));
+    tls::TlsOptions::from_args(a.tls, ca, a.insecure, a.server_name.clone())
+        .unwrap_or_else(|why| cli::usage_error(&why))
 }
 
 /// `--tls-cert` with `--tls-key`, and `--handshake-timeout`; one without

@@ -68,7 +68,8 @@ pub use screen::MARK;
 pub use servers::COURSE_CHUNK;
 pub use source::generated;
 pub use target::{server_port, Target};
-pub use tls::{TlsOptions, INSECURE_WARNING};
+// Written once in `tls/client.rs` for this client and the stress tool.
+pub use crate::tls::{TlsOptions, INSECURE_WARNING};
 
 /// The course client's message: 46 bytes.
 pub const DEFAULT_MESSAGE: &str = "INI ADALAH DATA YANG DIKIRIM ABCDEFGHIJKLMNOPQ";

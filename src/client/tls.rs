@@ -10,64 +10,28 @@
 use std::ffi::OsStr;
 use std::io::{self, ErrorKind};
 use std::net::TcpStream;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use log::{info, warn};
-use rustls::pki_types::ServerName;
-use rustls::{ClientConfig, ClientConnection};
+use rustls::ClientConnection;
 
-use crate::cli::{Failure, EXIT_FAILURE, EXIT_TIMEOUT, EXIT_TLS, EXIT_USAGE};
-use crate::tls::{self, CertInfo, Trust};
+use crate::cli::{Failure, EXIT_FAILURE, EXIT_TIMEOUT, EXIT_TLS};
+use crate::tls::{self, Agreed, CertInfo, ClientTls, TlsOptions};
 use crate::units::secs;
 
-/// `--tls` and its options, from the command line.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TlsOptions {
-    /// `--ca FILE` or `--insecure`.
-    pub trust: Trust,
-    /// `--server-name`: the name the certificate must be for; default the host given.
-    pub server_name: Option<String>,
-}
-
-/// What `--insecure` allows, said once at start.
-pub const INSECURE_WARNING: &str = "--insecure: the server's certificate is not checked, so \
-     anyone in the middle can pretend to be the server and read and change everything sent and \
-     received";
-
-/// The TLS settings every server of the run shares, made once (the --ca file read once).
+/// The TLS settings every server of the run shares (`tls/client.rs`, the
+/// same as `progjar-stress --tls`'s), and the blocking handshake.
 #[derive(Debug, Clone)]
-pub(super) struct Tls {
-    options: TlsOptions,
-    config: Arc<ClientConfig>,
-}
+pub(super) struct Tls(ClientTls);
 
 impl Tls {
     /// Read the --ca file (or warn about --insecure) and build the rustls settings.
     pub(super) fn new(options: &TlsOptions) -> Result<Tls, Failure> {
-        if options.trust == Trust::Insecure {
-            warn!("{INSECURE_WARNING}");
+        let tls = ClientTls::new(options)?;
+        if let Some(warning) = tls.warning() {
+            warn!("{warning}");
         }
-        let config = tls::client_config(&options.trust)?;
-        Ok(Tls { options: options.clone(), config })
-    }
-
-    /// The name the certificate must be for: --server-name, else the host as given
-    /// (an address is checked as an address).
-    fn server_name(&self, host: &OsStr) -> Result<ServerName<'static>, Failure> {
-        let name = match &self.options.server_name {
-            Some(name) => name.clone(),
-            None => host.to_string_lossy().into_owned(),
-        };
-        ServerName::try_from(name.clone()).map_err(|_| {
-            Failure::new(
-                EXIT_USAGE,
-                format!(
-                    "{name:?} is neither a host name nor an IP address, so no certificate can be \
-                     for it; give the name to check with --server-name"
-                ),
-            )
-        })
+        Ok(Tls(tls))
     }
 
     /// The handshake on `socket`, within `timeout`; logs what was agreed.
@@ -77,7 +41,7 @@ impl Tls {
         host: &OsStr,
         timeout: Duration,
     ) -> Result<ClientConnection, Failure> {
-        let name = self.server_name(host)?;
+        let target = self.0.to(host)?;
         // Every write here is whole records, and the handshake's last flight and
         // the first data are small writes in a row: with Nagle's algorithm the
         // second waits for the first's ACK, which a delayed ACK holds up to 200 ms.
@@ -85,9 +49,10 @@ impl Tls {
         info!(
             "TLS handshake with {} (checking the certificate for {})",
             socket_peer(socket),
-            name.to_str()
+            target.name()
         );
-        let mut conn = ClientConnection::new(Arc::clone(&self.config), name)
+        let mut conn = target
+            .connection()
             .map_err(|e| Failure::new(EXIT_FAILURE, format!("cannot start TLS: {e}")))?;
         let deadline = Instant::now() + timeout;
         drive(&mut conn, socket, deadline).map_err(|e| failure(e, timeout))?;
@@ -97,25 +62,14 @@ impl Tls {
 
     /// The course's client logs getpeercert(): what was agreed and who the server is.
     fn log_agreed(&self, conn: &ClientConnection) {
-        let version = match conn.protocol_version() {
-            Some(rustls::ProtocolVersion::TLSv1_3) => "TLS 1.3".to_string(),
-            Some(rustls::ProtocolVersion::TLSv1_2) => "TLS 1.2".to_string(),
-            other => format!("{other:?}"),
-        };
-        let suite = conn.negotiated_cipher_suite().map(|s| format!("{:?}", s.suite()));
-        let group = conn.negotiated_key_exchange_group().map(|g| format!("{:?}", g.name()));
-        info!(
-            "{version}, cipher suite {}, key exchange {}",
-            suite.unwrap_or_else(|| "?".into()),
-            group.unwrap_or_else(|| "?".into())
-        );
+        info!("{}", Agreed::of(conn));
         let leaf =
             conn.peer_certificates().and_then(|chain| chain.first()).and_then(CertInfo::parse);
         match leaf {
             Some(cert) => info!("server certificate: {cert}"),
             None => info!("server certificate: none that can be read"),
         }
-        if self.options.trust == Trust::Insecure {
+        if !self.0.checks_certificate() {
             warn!("the certificate above was not checked (--insecure)");
         }
     }
@@ -182,21 +136,8 @@ fn socket_stop(e: io::Error) -> Stop {
 /// One sentence for a failed handshake, with its exit status.
 fn failure(stop: Stop, timeout: Duration) -> Failure {
     match stop {
-        Stop::TimedOut => Failure::new(
-            EXIT_TIMEOUT,
-            format!(
-                "timed out in the TLS handshake after {}: the server may not speak TLS (a \
-                 plaintext server waits for a line that never comes)",
-                secs(timeout)
-            ),
-        ),
-        Stop::Closed(reset) => Failure::new(
-            EXIT_TLS,
-            format!(
-                "the server {} the connection during the TLS handshake: does it speak TLS?",
-                if reset.is_some() { "reset" } else { "closed" }
-            ),
-        ),
+        Stop::TimedOut => Failure::new(EXIT_TIMEOUT, tls::handshake_timed_out(&secs(timeout))),
+        Stop::Closed(reset) => Failure::new(EXIT_TLS, tls::handshake_ended(reset.is_some())),
         Stop::Tls(e) => Failure::new(EXIT_TLS, tls::sentence(&e)),
         Stop::Socket(e) => Failure::new(EXIT_FAILURE, format!("the TLS handshake failed: {e}")),
     }

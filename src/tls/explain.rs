@@ -5,8 +5,10 @@
 //! self-signed and not in ca.crt`. [`refused`] is called by the verifier, which
 //! has the certificate, the name asked for and the file at hand; [`sentence`]
 //! turns any error of a handshake (the verifier's sentence included) into the line
-//! the client prints. [`client_failed`] is the server's side: why it closed a
-//! client's TLS connection, in the words its log line gives.
+//! the client prints, and [`handshake_ended`] and [`handshake_timed_out`] say
+//! how a server that may not speak TLS left a client's handshake. [`client_failed`]
+//! is the server's side: why it closed a client's TLS connection, in the words
+//! its log line gives.
 
 use rustls::{AlertDescription, CertificateError, Error, PeerIncompatible};
 
@@ -137,6 +139,23 @@ pub fn sentence(error: &Error) -> String {
         }
         _ => format!("the TLS handshake failed: {error}"),
     }
+}
+
+/// The server closed (`reset` false) or reset the connection before the
+/// client's handshake was done.
+pub fn handshake_ended(reset: bool) -> String {
+    format!(
+        "the server {} the connection during the TLS handshake: does it speak TLS?",
+        if reset { "reset" } else { "closed" }
+    )
+}
+
+/// The server answered no hello within `after` (a duration in words).
+pub fn handshake_timed_out(after: &str) -> String {
+    format!(
+        "timed out in the TLS handshake after {after}: the server may not speak TLS (a \
+         plaintext server waits for a line that never comes)"
+    )
 }
 
 /// The server refused us with an alert.

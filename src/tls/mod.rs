@@ -10,6 +10,8 @@
 //! - `certificate.rs`: what a certificate says (subject, names, dates) in words.
 //! - `verify.rs`: what a client trusts (`--ca FILE` the way OpenSSL's cafile
 //!   does, or `--insecure`) and the rustls `ClientConfig`.
+//! - `client.rs`: a TLS client's options and settings, shared by `progjar
+//!   client` and `progjar-stress`: the name to check, what a handshake agreed.
 //! - `explain.rs`: a refused certificate or a failed handshake as one sentence.
 //! - `generate.rs`: `progjar cert DIR`, a CA and a server certificate it signs.
 //! - `session.rs`: one TLS connection on a readiness loop, either side, over
@@ -17,6 +19,7 @@
 //!   `outgoing.rs`: where its bytes to send go.
 
 mod certificate;
+mod client;
 mod explain;
 mod generate;
 mod identity;
@@ -27,7 +30,8 @@ pub mod session;
 mod verify;
 
 pub use certificate::{date, date_time, now, CertInfo};
-pub use explain::{client_failed, refused, sentence};
+pub use client::{Agreed, ClientTls, TlsOptions, TlsTarget, INSECURE_WARNING};
+pub use explain::{client_failed, handshake_ended, handshake_timed_out, refused, sentence};
 pub use generate::{run as cert, Config as CertConfig, DEFAULT_NAMES, FILES, VALID_DAYS};
 pub use identity::Identity;
 pub use pem::{certificates, private_key, MAX_FILE};

@@ -17,8 +17,9 @@
 //! * `lab`: a lab in network namespaces (`tools/lab`), taken down whatever happens;
 //! * `tls`: certificates made with the `openssl` command line (the course's
 //!   expired one too) and with `progjar cert`, TLS peers that are not progjar
-//!   (the course's Python TLS server and client, `openssl s_server`), and
-//!   `progjar server --tls-cert` with rustls clients of it.
+//!   (the course's Python TLS server and client, `openssl s_server`, a rustls
+//!   echo server that tells how each client ended), and `progjar server
+//!   --tls-cert` (as a process or in a thread) with rustls clients of it.
 //!
 //! Every wait here has a deadline ([`STEP`] unless the caller gives one), so a
 //! test fails with a message instead of hanging.
@@ -59,10 +60,10 @@ pub use server::{
 };
 pub use stream::{random_bytes, Stream};
 pub use tls::{
-    assert_tls_echo, client_hello, course_pair, openssl, progjar_cert, python_tls_client,
-    read_to_end, s_client_echo, scratch_dir, self_signed, start_course_tls_server,
-    start_s_server_rev, start_tls_server, tls12_trusting, tls_connect, tls_connect_with,
-    tls_server_command, trusting, TlsPeer, TlsStream,
+    assert_tls_echo, cert_in_process, client_hello, course_pair, openssl, progjar_cert,
+    python_tls_client, read_to_end, s_client_echo, scratch_dir, self_signed, serve_tls_in_thread,
+    start_course_tls_server, start_s_server_rev, start_tls_server, tls12_trusting, tls_connect,
+    tls_connect_with, tls_echo_telling_ends, tls_server_command, trusting, TlsPeer, TlsStream,
 };
 
 /// A mebibyte, the unit most transfer sizes here are written in.

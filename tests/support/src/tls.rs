@@ -1,12 +1,14 @@
 //! Certificates made the course's way (the `openssl` command line) and by
 //! `progjar cert`; TLS peers that are not progjar: the course's Python TLS
-//! server (`tools/lab/course_tls_server.py`) and client, `openssl s_server`;
-//! `progjar server --tls-cert` started, and rustls clients of it (blocking,
-//! or driven by hand on a nonblocking socket), and a ClientHello's bytes.
+//! server (`tools/lab/course_tls_server.py`) and client, `openssl s_server`,
+//! a rustls echo server that tells how each client ended; `progjar server
+//! --tls-cert` started (or in a thread, for the stress tool's tests, whose
+//! build has no `progjar` binary), and rustls clients of it (blocking, or
+//! driven by hand on a nonblocking socket), and a ClientHello's bytes.
 
 use std::fs;
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::net::{Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::{mpsc, Arc, Mutex};
@@ -15,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use progjar::tls::Trust;
 use rustls::pki_types::ServerName;
-use rustls::{ClientConfig, ClientConnection, StreamOwned};
+use rustls::{ClientConfig, ClientConnection, ServerConnection, StreamOwned};
 
 use crate::net::connect;
 use crate::process::{all_output, progjar, run, stdout, STEP};
@@ -128,6 +130,75 @@ pub fn start_s_server_rev(cert: &Path, key: &Path) -> Server {
 pub fn progjar_cert(dir: &Path) {
     let out = run(progjar().arg("cert").arg(dir), None);
     assert!(out.status.success(), "progjar cert: {}", all_output(&out));
+}
+
+/// [`progjar_cert`] in this process (`progjar::tls::cert`), for a test whose
+/// build has no `progjar` binary (the stress tool's).
+pub fn cert_in_process(dir: &Path) {
+    let config = progjar::tls::CertConfig { dir: dir.to_path_buf(), names: Vec::new() };
+    progjar::tls::cert(config).expect("progjar cert");
+}
+
+/// The real progjar TLS echo server, in a thread of this process, on a free
+/// loopback port, with the certificate and key of [`cert_in_process`]`(dir)`;
+/// it serves until the test process exits (as `server::serve_in_thread`).
+pub fn serve_tls_in_thread(dir: &Path) -> SocketAddr {
+    let config = progjar::server::Config {
+        bind: Ipv4Addr::LOCALHOST.into(),
+        port: 0,
+        ..progjar::server::Config::default()
+    };
+    let tls = progjar::server::TlsOptions {
+        cert: dir.join("server.crt"),
+        key: dir.join("server.key"),
+        handshake_timeout: progjar::server::DEFAULT_HANDSHAKE_TIMEOUT,
+    };
+    let running = progjar::server::spawn_tls(config, &tls).expect("start the TLS server");
+    let addr = running.addr;
+    std::mem::forget(running);
+    addr
+}
+
+/// A TLS echo server that is not progjar: rustls's blocking server with the
+/// certificate and key of [`cert_in_process`]`(dir)`, a thread per client, for
+/// at most `clients` clients. Once a client has ended its side, the receiver
+/// gets whether it ended with `close_notify` (true) or with a bare FIN (false,
+/// rustls's `UnexpectedEof`); the server then sends its own `close_notify` and closes.
+pub fn tls_echo_telling_ends(dir: &Path, clients: usize) -> (SocketAddr, mpsc::Receiver<bool>) {
+    let identity = progjar::tls::Identity::load(&dir.join("server.crt"), &dir.join("server.key"))
+        .expect("the server's certificate and key");
+    let config = identity.server_config().expect("a TLS server config");
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind");
+    let addr = listener.local_addr().expect("its address");
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        for _ in 0..clients {
+            let Ok((sock, _)) = listener.accept() else { return };
+            let (config, tx) = (Arc::clone(&config), tx.clone());
+            thread::spawn(move || {
+                let _ = sock.set_read_timeout(Some(STEP));
+                let conn = ServerConnection::new(config).expect("a TLS server");
+                let mut tls = StreamOwned::new(conn, sock);
+                let mut buf = [0; 16 * 1024];
+                let clean = loop {
+                    match tls.read(&mut buf) {
+                        Ok(0) => break true,
+                        Ok(n) => {
+                            if tls.write_all(&buf[..n]).is_err() {
+                                return;
+                            }
+                        }
+                        Err(e) if e.kind() == ErrorKind::UnexpectedEof => break false,
+                        Err(_) => return,
+                    }
+                };
+                tls.conn.send_close_notify();
+                let _ = tls.flush();
+                let _ = tx.send(clean);
+            });
+        }
+    });
+    (addr, rx)
 }
 
 /// `progjar server --bind 127.0.0.1 --port 0 --tls-cert CERT --tls-key KEY EXTRA...`, not started.

@@ -6,6 +6,8 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
+use progjar::tls::TlsTarget;
+
 /// When the run stops.
 #[derive(Debug, Clone, Copy)]
 pub enum Until {
@@ -40,4 +42,16 @@ pub struct Config {
     /// An echo that takes longer is late (`--echo-timeout`); one that has not
     /// come after twice as long is lost.
     pub echo_timeout: Duration,
+    /// `--tls`: talk TLS to the server.
+    pub tls: Option<TlsConfig>,
+}
+
+/// `--tls` with its trust and name, set up once (the `--ca` file read, the
+/// `--insecure` warning given) by the same code as `progjar client --tls`'s.
+#[derive(Debug, Clone)]
+pub struct TlsConfig {
+    /// The rustls settings and the name the server's certificate must be for.
+    pub target: TlsTarget,
+    /// The certificate is checked (`--ca`), not taken as it is (`--insecure`).
+    pub checked: bool,
 }

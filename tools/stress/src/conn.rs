@@ -7,6 +7,12 @@
 //! Connecting --(writable, no error, has a peer)--> Open --(all echoed, FIN sent)--> Closing --(server's EOF)--> done
 //! ```
 //!
+//! With `--tls` a connection goes through `Handshaking` between `Connecting`
+//! and `Open` (its hello sent once TCP is up; open when the handshake is
+//! done, which is when its connect time ends), and it sends `close_notify`
+//! before its FIN. Its bytes go through the TLS session (`tls.rs`), and
+//! `conn_tls.rs` holds the handlers' TLS side; the check is the same.
+//!
 //! Each connection owns only counters: how far its stream has been written
 //! (`sent`) and read back (`received`), plus the send time of each message in
 //! flight. The bytes themselves are computed from those offsets (see
@@ -34,11 +40,15 @@ use progjar::units;
 use crate::describe::describe;
 use crate::pattern::Pattern;
 use crate::stats::Stats;
+use crate::tls::{Tls, TlsShared};
+
+#[path = "conn_tls.rs"]
+mod conn_tls;
 
 /// How long a connect may take. A SYN dropped because the server's listen
 /// backlog is full is resent after 1, 3 and 7 seconds (Linux's exponential
 /// backoff), so 10 s lets a flood of connects ride out three drops before it
-/// counts as a failure.
+/// counts as a failure. With `--tls` the handshake must be done within it too.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What this connection is for.
@@ -55,6 +65,8 @@ pub enum Role {
 enum Stage {
     /// `connect()` was called; the handshake has not finished.
     Connecting,
+    /// `--tls`: TCP is up, the TLS handshake is not done yet.
+    Handshaking,
     /// Connected: sending and checking.
     Open,
     /// Everything was echoed and our FIN is sent; waiting for the server's EOF.
@@ -101,6 +113,8 @@ pub struct Shared {
     pub expect: Box<[u8]>,
     /// The run's counters.
     pub stats: Stats,
+    /// `--tls`: the session settings, the buffers TLS needs, the handshakes' tally.
+    pub tls: Option<TlsShared>,
 }
 
 impl Shared {
@@ -136,6 +150,8 @@ pub struct Conn {
     /// Send time of each message in flight, oldest first. It holds at most
     /// `pipeline` entries, so after the first messages it never allocates again.
     stamps: VecDeque<Instant>,
+    /// `--tls`: the session, once TCP is up (boxed: a plaintext run pays a pointer).
+    tls: Option<Box<Tls>>,
 }
 
 impl Conn {
@@ -159,12 +175,13 @@ impl Conn {
             received: 0,
             write_blocked: false,
             stamps,
+            tls: None,
         }
     }
 
-    /// Has the handshake finished (whatever happened since)?
+    /// Has the handshake finished (TCP's, and with `--tls` TLS's), whatever happened since?
     pub fn is_connected(&self) -> bool {
-        self.stage != Stage::Connecting
+        !matches!(self.stage, Stage::Connecting | Stage::Handshaking)
     }
 
     /// Messages sent whose echo is not complete yet.
@@ -200,6 +217,7 @@ impl Conn {
         }
         if event.is_writable() {
             self.write_blocked = false;
+            self.flush_tls(sh)?;
         }
         // A reset or the server's FIN arrives as readable, read-closed or error;
         // in every case read() tells us which, so read on any of them.
@@ -233,9 +251,14 @@ impl Conn {
             Err(e) if e.kind() == ErrorKind::NotConnected => return Ok(Next::Keep),
             Err(e) => return Err(self.fault(format_args!("connect failed: {}", describe(&e)))),
         }
-        self.stage = Stage::Open;
         self.last_progress = now;
-        sh.stats.connected(now.saturating_duration_since(self.started));
+        let latency = now.saturating_duration_since(self.started);
+        sh.stats.tcp_connected(latency);
+        if sh.tls.is_some() {
+            return self.start_tls(sh);
+        }
+        self.stage = Stage::Open;
+        sh.stats.connected(latency);
         match self.role {
             Role::Active => self.send_and_maybe_finish(sh),
             Role::Idle => Ok(Next::Keep),
@@ -245,6 +268,9 @@ impl Conn {
     /// Read everything the kernel holds for us and check it. `closing` says the
     /// event also reported the server's FIN or an error.
     fn read_all(&mut self, sh: &mut Shared, now: Instant, closing: bool) -> Result<Next, Fault> {
+        if self.tls.is_some() {
+            return self.read_all_tls(sh, now, closing);
+        }
         loop {
             match self.stream.read(&mut sh.inp) {
                 // Ok(0) is the server's FIN: it will send nothing more.
@@ -387,8 +413,10 @@ impl Conn {
         if self.write_blocked {
             return Ok(());
         }
+        if self.tls.is_some() {
+            return self.send_tls(sh);
+        }
         let goal = self.send_goal(sh);
-        let size = sh.pattern.size();
         // One clock read per burst of writes, taken only if a message starts in it
         // (see run.rs on why send times are read here and echo times per poll).
         let mut stamp: Option<Instant> = None;
@@ -407,13 +435,7 @@ impl Conn {
                 }
                 Ok(n) => {
                     let at = *stamp.get_or_insert_with(Instant::now);
-                    // Messages whose first byte was in this write are now in flight.
-                    let end = self.sent + n as u64;
-                    for _ in self.sent.div_ceil(size)..end.div_ceil(size) {
-                        self.stamps.push_back(at);
-                    }
-                    self.sent = end;
-                    sh.stats.sent(n as u64);
+                    self.wrote(n, at, sh);
                 }
                 // The socket's send buffer is full: the server is not reading as fast
                 // as we write. A writable event will come when there is room again.
@@ -436,8 +458,21 @@ impl Conn {
         Ok(())
     }
 
-    /// If every message is sent and echoed and no more may start, send our FIN.
-    fn maybe_finish(&mut self, sh: &Shared) -> Result<Next, Fault> {
+    /// `n` more bytes of the stream went out at `at`: the messages whose first
+    /// byte was among them are now in flight.
+    fn wrote(&mut self, n: usize, at: Instant, sh: &mut Shared) {
+        let size = sh.pattern.size();
+        let end = self.sent + n as u64;
+        for _ in self.sent.div_ceil(size)..end.div_ceil(size) {
+            self.stamps.push_back(at);
+        }
+        self.sent = end;
+        sh.stats.sent(n as u64);
+    }
+
+    /// If every message is sent and echoed and no more may start, send our FIN
+    /// (with `--tls`, `close_notify` first).
+    fn maybe_finish(&mut self, sh: &mut Shared) -> Result<Next, Fault> {
         let size = sh.pattern.size();
         let no_more = sh.stopping || sh.per_connection.is_some_and(|n| self.sent >= n * size);
         if self.stage != Stage::Open
@@ -445,6 +480,9 @@ impl Conn {
             || self.received < self.sent
             || self.sent < self.send_goal(sh)
         {
+            return Ok(Next::Keep);
+        }
+        if !self.close_tls(sh)? {
             return Ok(Next::Keep);
         }
         // shutdown(Write) sends FIN but keeps reading: the server sees EOF, closes,
@@ -465,7 +503,7 @@ impl Conn {
     }
 
     /// The deadline has passed (`sh.stopping` is set): close now if nothing is in flight.
-    pub fn on_stop(&mut self, sh: &Shared) -> Result<Next, Fault> {
+    pub fn on_stop(&mut self, sh: &mut Shared) -> Result<Next, Fault> {
         if self.role == Role::Active {
             self.maybe_finish(sh)
         } else {
@@ -482,6 +520,10 @@ impl Conn {
                     "connect timed out after {} (the SYN got no answer)",
                     units::secs(CONNECT_TIMEOUT)
                 )))
+            }
+            Stage::Handshaking if now.saturating_duration_since(self.started) > CONNECT_TIMEOUT => {
+                let after = units::secs(CONNECT_TIMEOUT);
+                Some(self.fault(format_args!("{}", progjar::tls::handshake_timed_out(&after))))
             }
             Stage::Open if self.received < self.sent && waited > sh.lost_after() => {
                 Some(self.fault(format_args!(

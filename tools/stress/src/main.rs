@@ -14,6 +14,10 @@
 //! * `run.rs`: the event loop, timers, stopping;
 //! * `open.rs`: starting connections at the asked rate, and the limits that stop it;
 //! * `conn.rs`: one connection's connect, write, read and check;
+//!   `conn_tls.rs`: its TLS side with `--tls` (handshake, encrypt, decrypt, `close_notify`);
+//! * `tls.rs`: one connection's TLS on progjar's own session code
+//!   (`progjar::tls::session`, the server's, in its client role), the
+//!   buffers all connections share, and the handshakes' tally;
 //! * `describe.rs`: an I/O error in words, with its errno name;
 //! * `pattern.rs`: the bytes each message carries, computed, never stored;
 //! * `stats.rs`: the counters, the latency histograms and the live line;
@@ -23,13 +27,15 @@
 //! * `lineup.rs`: the merged runs' timelines on one clock, the gaps between them cut out;
 //! * `html.rs`: the `--report` page, drawn by `chart.rs` (SVG line charts).
 //!
-//! Imports go one way: `main` → `run` → `open` → `conn` → `stats`, `pattern`,
-//! `describe`, `config`; `merge` → `lineup`, `report`, which reads only `config`,
-//! `stats` and `histogram`; `html` reads only `stats`, `report` and `chart`.
+//! Imports go one way: `main` → `run` → `open` → `conn` → `tls`, `stats`,
+//! `pattern`, `describe`, `config`; `merge` → `lineup`, `report`, which reads
+//! only `config`, `stats`, `histogram` and `tls`'s tally; `html` reads only
+//! `stats`, `report` and `chart`.
 //!
 //! Exit status: 0 when every connection asked for connected and every byte came
 //! back right, 1 when a byte or a connection did not (the summary says which
-//! connection and where), 2 for a bad command line, 4 for a name that does not
+//! connection and where; with `--tls`, a refused certificate or a server that
+//! does not speak TLS too), 2 for a bad command line, 4 for a name that does not
 //! resolve, 8 when nothing went wrong but the run ended before every connection
 //! asked for had connected (INCOMPLETE: it did not test what was asked), 130
 //! when a second signal ended the run at once (the summary still comes out).
@@ -47,6 +53,7 @@ mod open;
 mod report;
 mod run;
 mod stats;
+mod tls;
 
 use std::ffi::OsStr;
 use std::fs::File;
@@ -59,11 +66,12 @@ use std::time::Duration;
 use argh::FromArgs;
 use progjar::cli::{self, Failure};
 use progjar::client::Target;
+use progjar::tls::{ClientTls, TlsOptions};
 use progjar::{parse, resolve, units};
 // The pattern lives in the crate's library, which the tests reuse.
 use progjar_stress::pattern;
 
-use crate::config::{Config, Until};
+use crate::config::{Config, TlsConfig, Until};
 use crate::report::Report;
 
 /// The course's port, for a target given without one.
@@ -100,7 +108,8 @@ const DEFAULT_DURATION: Duration = Duration::from_secs(10);
 ///
 /// A live line goes to stderr every second; the summary goes to stdout.
 /// Exit status: 0 all bytes echoed right, 1 a byte lost or wrong or a
-/// connection failed (the summary names the connection and offset), 2 bad
+/// connection failed (the summary names the connection and offset; with
+/// --tls also a refused certificate or a server not speaking TLS), 2 bad
 /// arguments, 8 incomplete (the run ended before every connection asked for
 /// had connected), 130 stopped at once by a second Ctrl-C.
 #[derive(FromArgs)]
@@ -151,6 +160,22 @@ struct Args {
     /// ~28000 local ports (default: the kernel chooses)
     #[argh(option)]
     source: Vec<IpAddr>,
+    /// talk TLS to the server (with --ca FILE or --insecure); the connect
+    /// time then includes the TLS handshake (default off)
+    #[argh(switch)]
+    tls: bool,
+    /// with --tls: trust the CAs in this PEM file, e.g. ca.crt from `progjar cert`,
+    /// and a self-signed certificate listed in it (as OpenSSL's cafile does)
+    #[argh(option)]
+    ca: Option<String>,
+    /// with --tls: check nothing about the server's certificate (the course's
+    /// CERT_NONE); anyone in the middle can then read and change everything
+    #[argh(switch)]
+    insecure: bool,
+    /// with --tls: the name the server's certificate must be for (default: the
+    /// host given; an address is checked as an address)
+    #[argh(option)]
+    server_name: Option<String>,
     /// print the summary as one JSON object on stdout instead of text
     /// (default off)
     #[argh(switch)]
@@ -275,9 +300,10 @@ fn write_report(
 ) -> Result<(), Failure> {
     let c = report.config;
     let title = format!(
-        "{} to {}, {} messages, pipeline {}",
+        "{} to {}{}, {} messages, pipeline {}",
         units::plural(c.connections.into(), "connection"),
         c.target,
+        if c.tls.is_some() { " over TLS" } else { "" },
         units::bytes(c.message_size as u64),
         c.pipeline
     );
@@ -370,10 +396,27 @@ fn merge_runs(args: MergeArgs) -> Result<(), Failure> {
     total.verdict()
 }
 
+/// `--tls` and its options, by `progjar client --tls`'s rules and code: a
+/// wrong combination is a usage error, the `--ca` file is read once here (a
+/// missing one exits 2 before any connection), `--insecure` warns.
+fn tls_config(args: &Args) -> Result<Option<TlsConfig>, Failure> {
+    let ca = args.ca.clone().map(|p| PathBuf::from(cli::os_arg(p)));
+    let options = TlsOptions::from_args(args.tls, ca, args.insecure, args.server_name.clone())
+        .unwrap_or_else(|why| cli::usage_error(&why));
+    let Some(options) = options else { return Ok(None) };
+    let client = ClientTls::new(&options)?;
+    if let Some(warning) = client.warning() {
+        log::warn!("{warning}");
+    }
+    let target = client.to(&args.target.host)?;
+    Ok(Some(TlsConfig { target, checked: client.checks_certificate() }))
+}
+
 /// Resolve, run, print the summary; a failed run is a [`Failure`] (exit 1, or
 /// 130 after a second signal).
 fn stress(args: &Args, until: Until) -> Result<(), Failure> {
     let page_file = args.report.clone().map(|p| create_report(&PathBuf::from(cli::os_arg(p))));
+    let tls = tls_config(args)?;
     let target = resolve(&args.target)?;
     for &ip in &args.source {
         if let Err(why) = open::check_source(ip, target) {
@@ -391,6 +434,7 @@ fn stress(args: &Args, until: Until) -> Result<(), Failure> {
         echo_timeout: args.echo_timeout,
         per_connection: args.per_connection,
         sources: args.source.clone(),
+        tls,
     };
     let outcome = run::run(&config)?;
     let report = Report {
@@ -399,6 +443,7 @@ fn stress(args: &Args, until: Until) -> Result<(), Failure> {
         stats: &outcome.stats,
         notes: &outcome.notes,
         interrupted: outcome.interrupted,
+        tls: outcome.tls.as_ref(),
     };
     let summary = report.summary();
     let text = summary.text();

@@ -212,6 +212,10 @@ fn add_counts(total: &mut Summary, run: &Summary) -> Result<(), &'static str> {
     add(&mut total.messages_late, run.messages_late, "messages_late")?;
     add(&mut total.bytes_sent, run.bytes_sent, "bytes_sent")?;
     add(&mut total.bytes_received, run.bytes_received, "bytes_received")?;
+    if let (Some(sum), Some(more)) = (&mut total.tls, &run.tls) {
+        add(&mut sum.handshakes, more.handshakes, "tls.handshakes")?;
+        add(&mut sum.other_agreements, more.other_agreements, "tls.other_agreements")?;
+    }
     add(&mut total.error_count, run.error_count, "error_count")
 }
 
@@ -256,6 +260,18 @@ fn differences(runs: &[(String, Summary)]) -> Vec<String> {
     check("messages per connection", &|r| {
         r.messages_per_connection != first.messages_per_connection
     });
+    // TLS or not, and what was agreed; the handshakes are added up all the same.
+    let agreed = |r: &Summary| {
+        r.tls.as_ref().map(|t| {
+            (
+                t.version.clone(),
+                t.cipher_suite.clone(),
+                t.key_exchange.clone(),
+                t.certificate_checked,
+            )
+        })
+    };
+    check("TLS", &|r| agreed(r) != agreed(first));
     notes
 }
 

@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::{Config, Until};
 use crate::histogram;
 use crate::stats::{unlisted, ErrorGroup, Stats, Timeline};
+use crate::tls::Tally;
 use progjar::units;
 
 /// The finished run: its settings, how long it measured, and its counters.
@@ -33,6 +34,8 @@ pub struct Report<'a> {
     pub notes: &'a [String],
     /// A signal stopped the run early.
     pub interrupted: bool,
+    /// `--tls`: the handshakes, and what they agreed on.
+    pub tls: Option<&'a Tally>,
 }
 
 impl Report<'_> {
@@ -83,6 +86,7 @@ impl Report<'_> {
             result: Verdict::Ok,
             incomplete: self.incomplete(),
             timeline: self.stats.timeline().clone(),
+            tls: self.tls.map(TlsSummary::of),
         };
         summary.derive();
         summary
@@ -196,6 +200,75 @@ pub struct Summary {
     /// `merge`, the runs' seconds on one clock, added up.
     #[serde(default)]
     pub timeline: Timeline,
+    /// `--tls`: what the handshakes agreed on, and how many there were.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsSummary>,
+}
+
+/// `--tls`: what the handshakes agreed on and how many there were, in the
+/// JSON as `"tls"` (left out without `--tls`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TlsSummary {
+    /// `TLS 1.3` or `TLS 1.2`, as the first handshake agreed; `None` when none finished.
+    pub version: Option<String>,
+    /// rustls's name of the cipher suite, e.g. `TLS13_AES_128_GCM_SHA256`.
+    pub cipher_suite: Option<String>,
+    /// rustls's name of the key exchange group, e.g. `X25519MLKEM768`.
+    pub key_exchange: Option<String>,
+    /// Handshakes that agreed on something else than the first (0: all alike).
+    pub other_agreements: u64,
+    /// Handshakes finished (each one inside its connection's connect time).
+    pub handshakes: u64,
+    /// Handshakes per second, over `seconds`.
+    pub handshakes_per_sec: f64,
+    /// The server's certificate was checked (`--ca`); false with `--insecure`.
+    pub certificate_checked: bool,
+}
+
+impl TlsSummary {
+    /// The summary of `tally` (its rate is left to [`Summary::derive`]).
+    fn of(tally: &Tally) -> TlsSummary {
+        let agreed = tally.agreed.as_ref();
+        TlsSummary {
+            version: agreed.map(|a| a.version()),
+            cipher_suite: agreed.map(|a| a.cipher_suite()),
+            key_exchange: agreed.map(|a| a.key_exchange()),
+            other_agreements: tally.other,
+            handshakes: tally.handshakes,
+            handshakes_per_sec: 0.0,
+            certificate_checked: tally.checked,
+        }
+    }
+
+    /// Its lines in the summary: what was agreed, and how many handshakes
+    /// (per second too when connections are `renewed`, `--per-connection`).
+    fn write(&self, t: &mut String, renewed: bool) {
+        let checked = match self.certificate_checked {
+            true => "the certificate checked (--ca)",
+            false => "the certificate NOT checked (--insecure)",
+        };
+        let (Some(version), Some(suite), Some(group)) =
+            (&self.version, &self.cipher_suite, &self.key_exchange)
+        else {
+            let _ = writeln!(t, "tls:         no handshake finished; {checked}");
+            return;
+        };
+        let others = match self.other_agreements {
+            0 => String::new(),
+            n => format!("; {} agreed on something else", units::plural(n, "handshake")),
+        };
+        let _ =
+            writeln!(t, "tls:         {version}, {suite}, key exchange {group}; {checked}{others}");
+        let rate = match renewed {
+            true => format!(" = {}/s", units::grouped(self.handshakes_per_sec.round() as u64)),
+            false => String::new(),
+        };
+        let _ = writeln!(
+            t,
+            "handshakes:  {}{rate} (each inside its connection's connect time)",
+            units::grouped(self.handshakes)
+        );
+    }
 }
 
 /// Latency percentiles in µs, and the histogram they come from; connect
@@ -245,6 +318,9 @@ impl Summary {
         self.connections_per_sec = rate(self.connections_ok);
         self.gbit_per_sec_sent = units::gbit_rate(self.bytes_sent, seconds);
         self.gbit_per_sec_received = units::gbit_rate(self.bytes_received, seconds);
+        if let Some(tls) = &mut self.tls {
+            tls.handshakes_per_sec = rate(tls.handshakes);
+        }
         self.result = if self.error_count > 0 || self.connections_failed > 0 {
             Verdict::Failed
         } else if self.incomplete.is_some() {
@@ -351,12 +427,17 @@ impl Summary {
             g(self.messages_abandoned),
             if late > 0 { format!(", {} late", g(late)) } else { String::new() }
         );
-        if self.duration_secs.is_some() && self.messages_per_connection.is_some() {
+        let renewed = self.duration_secs.is_some() && self.messages_per_connection.is_some();
+        if renewed {
+            let tls = if self.tls.is_some() { "TLS handshake, " } else { "" };
             let _ = writeln!(
                 t,
-                "connects:    {} connections/s (connect, messages, close, as netperf's TCP_CRR)",
+                "connects:    {} connections/s (connect, {tls}messages, close, as netperf's TCP_CRR)",
                 g(self.connections_per_sec.round() as u64)
             );
+        }
+        if let Some(tls) = &self.tls {
+            tls.write(t, renewed);
         }
         let _ = writeln!(
             t,
@@ -392,10 +473,11 @@ impl Summary {
         if l.count > 0 {
             let _ = writeln!(
                 t,
-                "connect:     p50 {}  p99 {}  max {}",
+                "connect:     p50 {}  p99 {}  max {}{}",
                 units::micros(l.p50),
                 units::micros(l.p99),
-                units::micros(l.max)
+                units::micros(l.max),
+                if self.tls.is_some() { " (TCP connect + TLS handshake)" } else { "" }
             );
         }
     }

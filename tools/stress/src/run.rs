@@ -68,6 +68,7 @@ use crate::conn::{Conn, Fault, Next, Role, Shared};
 use crate::open::{warn_about_limits, Opener};
 use crate::pattern::Pattern;
 use crate::stats::{End, Stats};
+use crate::tls::{Tally, TlsShared};
 
 /// Events taken from the kernel per `poll()`. Larger batches mean fewer
 /// `epoll_wait` calls when thousands of connections are busy; 1024 already makes
@@ -102,6 +103,8 @@ pub struct Outcome {
     pub interrupted: bool,
     /// A second signal ended the run at once.
     pub forced: bool,
+    /// `--tls`: the handshakes, and what they agreed on.
+    pub tls: Option<Tally>,
 }
 
 /// The moments the loop must wake up for, besides socket events.
@@ -180,6 +183,12 @@ impl Stress {
             })?;
         let start = Instant::now();
         let pipeline = u64::from(config.pipeline);
+        let tls = config
+            .tls
+            .as_ref()
+            .map(|t| TlsShared::new(t.target.clone(), t.checked, READ_CHUNK, WRITE_CHUNK));
+        // With TLS a read's data is decrypted into `inp`: as long as the TLS bytes it came in.
+        let inp = tls.as_ref().map_or(READ_CHUNK, |t| t.incoming.len());
         let (stop, per_connection) = match config.until {
             Until::After(d) => (Some(start + d), config.per_connection),
             Until::Messages(n) => (None, Some(n)),
@@ -201,9 +210,10 @@ impl Stress {
                 stopping: false,
                 echo_timeout: config.echo_timeout,
                 out: vec![0; WRITE_CHUNK].into_boxed_slice(),
-                inp: vec![0; READ_CHUNK].into_boxed_slice(),
-                expect: vec![0; READ_CHUNK].into_boxed_slice(),
+                inp: vec![0; inp].into_boxed_slice(),
+                expect: vec![0; inp].into_boxed_slice(),
                 stats: Stats::new(start),
+                tls,
             },
             start,
             notes: Vec::new(),
@@ -361,7 +371,7 @@ impl Stress {
                 self.close(key, End::Unfinished { asked });
                 continue;
             }
-            match conn.on_stop(&self.shared) {
+            match conn.on_stop(&mut self.shared) {
                 Ok(Next::Keep) => {}
                 Ok(Next::Done) => self.close(key, End::Ok),
                 Err(fault) => self.close(key, End::Failed(fault.conn, fault.what)),
@@ -422,6 +432,7 @@ impl Stress {
         self.shared.stats.end(end);
         let requests = self.escalation.requests();
         let (interrupted, forced) = (requests > 0, requests > 1);
-        Outcome { stats: self.shared.stats, seconds, notes: self.notes, interrupted, forced }
+        let tls = self.shared.tls.map(|t| t.tally);
+        Outcome { stats: self.shared.stats, seconds, notes: self.notes, interrupted, forced, tls }
     }
 }

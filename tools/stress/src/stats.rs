@@ -219,7 +219,8 @@ pub struct Stats {
     /// Per-message latency in µs: from handing the message's first byte to the
     /// kernel to noticing its last echoed byte.
     latency: Histogram<u64>,
-    /// Connect latency in µs: from `connect()` to the socket reporting it is connected.
+    /// Connect latency in µs: from `connect()` to the socket reporting it is
+    /// connected, and with `--tls` to the end of the TLS handshake.
     connect_latency: Histogram<u64>,
     /// Message latencies of the current second only, for the live line.
     window_latency: Histogram<u64>,
@@ -306,15 +307,21 @@ impl Stats {
         self.counts.connecting += 1;
     }
 
-    /// A connect finished after `latency`: the connection is open.
+    /// TCP's handshake finished after `latency`; one over a second had its
+    /// SYN dropped and sent again (a TLS handshake after it is not counted here).
+    pub fn tcp_connected(&mut self, latency: Duration) {
+        if latency > SLOW_CONNECT {
+            self.counts.slow_connects += 1;
+        }
+    }
+
+    /// The connection is open after `latency`: its TCP connect, and with
+    /// `--tls` its TLS handshake too.
     pub fn connected(&mut self, latency: Duration) {
         self.connect_latency.saturating_record(micros(latency));
         self.counts.connecting -= 1;
         self.counts.open += 1;
         self.counts.peak_open = self.counts.peak_open.max(self.counts.open);
-        if latency > SLOW_CONNECT {
-            self.counts.slow_connects += 1;
-        }
     }
 
     /// A connection was closed: `was_connected` says whether it got past its

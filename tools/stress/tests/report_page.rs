@@ -10,7 +10,10 @@ use std::path::{Path, PathBuf};
 use std::thread;
 
 use progjar::units::grouped;
-use progjar_testkit::{all_output, browser, serve_in_thread, stress, STRESS_LIMIT};
+use progjar_testkit::{
+    all_output, browser, cert_in_process, serve_in_thread, serve_tls_in_thread, stress,
+    STRESS_LIMIT,
+};
 use serde_json::Value;
 
 /// A fresh directory for one test's files.
@@ -90,6 +93,35 @@ fn a_short_run_writes_a_page_with_its_own_numbers_that_the_browser_shows() {
     }
     // Self-contained: nothing fetched from anywhere (the SVG namespace is a name, not a load).
     assert!(!dom.replace("xmlns=\"http://www.w3.org/2000/svg\"", "").contains("http"));
+}
+
+/// `--tls --per-connection 1`: the page shows the run's TLS lines (what was
+/// agreed, the handshakes per second) in its summary, and its title says TLS.
+#[test]
+fn a_tls_run_writes_its_page_with_the_tls_lines() {
+    let dir = scratch("tls_run");
+    cert_in_process(&dir);
+    let page = dir.join("tls.html");
+    let addr = serve_tls_in_thread(&dir).to_string();
+    let ca = dir.join("ca.crt");
+    let (ca_arg, page_arg) = (ca.to_str().expect("UTF-8"), page.to_str().expect("UTF-8"));
+    let args = ["--tls", "--ca", ca_arg, "-c", "4", "--per-connection", "1", "-d", "2"];
+    let (o, _) = stress(&[&[addr.as_str()][..], &args, &["--report", page_arg]].concat());
+    let out = all_output(&o);
+    assert!(o.status.success(), "{out}");
+    let text = String::from_utf8_lossy(&o.stdout);
+    let tls_lines: Vec<&str> =
+        text.lines().filter(|l| l.starts_with("tls:") || l.starts_with("handshakes:")).collect();
+    assert_eq!(tls_lines.len(), 2, "{out}");
+
+    let Some(chromium) = browser::chromium() else { return };
+    let loaded = chromium.load(&page, &dir.join("tls.png"));
+    loaded.assert_sound(browser::WINDOW.0);
+    for line in tls_lines {
+        assert!(loaded.dom.contains(&as_dom_text(line)), "{line:?} missing from the page");
+    }
+    assert!(loaded.dom.contains(" over TLS, "), "the title says TLS");
+    assert!(loaded.dom.contains("OK"), "the result");
 }
 
 /// Echo the first 1000 bytes, then close: each connection fails the same way.
