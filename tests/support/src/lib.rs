@@ -61,8 +61,8 @@ pub use stream::{random_bytes, Stream};
 pub use tls::{
     assert_tls_echo, client_hello, course_pair, openssl, progjar_cert, python_tls_client,
     read_to_end, s_client_echo, scratch_dir, self_signed, start_course_tls_server,
-    start_s_server_rev, start_tls_server, tls12_trusting, tls_connect, tls_connect_with,
-    tls_server_command, trusting, TlsPeer, TlsStream,
+    start_intercepting_proxy, start_s_server_rev, start_tls_server, tls12_trusting, tls_connect,
+    tls_connect_with, tls_server_command, trusting, TlsPeer, TlsStream,
 };
 
 /// A mebibyte, the unit most transfer sizes here are written in.
