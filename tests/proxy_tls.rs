@@ -300,6 +300,30 @@ fn a_realserver_that_floods_a_client_that_does_not_read_is_paused() {
     }
 }
 
+/// A budget for all connections together far below one connection's bound:
+/// intercepted connections owed bytes pause on it (their TLS buffers counted
+/// in it), and every byte still arrives.
+#[test]
+fn a_tiny_total_budget_pauses_intercepted_clients_and_every_byte_still_arrives() {
+    let (real, mitm) = certs("budget");
+    let server = start_tls_server(&real, &[]);
+    let proxy = start_intercepting_proxy(server.addr, &mitm, &["--max-pending-total", "64KiB"]);
+    let port = proxy.addr.port();
+    let clients: Vec<_> = (0..4)
+        .map(|_| thread::spawn(move || tls_client(port, &["--insecure", "--size", "4MB"])))
+        .collect();
+    for (i, c) in clients.into_iter().enumerate() {
+        let out = c.join().unwrap();
+        assert_eq!(code(&out), 0, "client {i}: {}", common::all_output(&out));
+        assert!(stdout(&out).contains(", identical, "), "client {i}: {}", stdout(&out));
+    }
+    let summary = proxy.stop();
+    assert!(summary.contains("served 4 connections, relayed 33,554,432 bytes"), "{summary}");
+    for dir in [real, mitm] {
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}
+
 // ------------------------------------------------------------ half-close
 
 #[test]
@@ -357,6 +381,41 @@ fn the_realservers_close_notify_reaches_the_client_which_may_still_send() {
     }
 }
 
+/// At SIGTERM the proxy gives open connections `--grace`, then ends their
+/// output the TLS way: `close_notify`, then the FIN, on both legs.
+#[test]
+fn a_graceful_stop_sends_close_notify_on_both_legs() {
+    let (real, mitm) = certs("stop");
+    let backend = tls_backend(&real, |tls| read_to_end_of(tls));
+    let proxy = start_intercepting_proxy(backend.addr, &mitm, &["--grace", "300ms"]);
+    let mut tls = tls_connect(proxy.addr, &mitm.join("ca.crt"));
+    tls.write_all(b"still here").unwrap();
+    tls.flush().unwrap();
+    proxy.wait_for_log("sending to realserver b'still here'");
+    proxy.signal(libc::SIGTERM);
+    assert_eq!(read_to_end(&mut tls), (Vec::new(), true), "the client gets close_notify");
+    assert_eq!(backend.outcome(), (b"still here".to_vec(), true), "so does the realserver");
+    let mut proxy = proxy;
+    assert!(proxy.wait_exit().success(), "{:?}", proxy.log_lines());
+    for dir in [real, mitm] {
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}
+
+/// Read until the peer ends: what came, and whether it ended with `close_notify`.
+fn read_to_end_of(tls: &mut TlsServerStream) -> (Vec<u8>, bool) {
+    let mut got = Vec::new();
+    let mut buf = [0; 4096];
+    loop {
+        match tls.read(&mut buf) {
+            Ok(0) => return (got, true),
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == ErrorKind::UnexpectedEof => return (got, false),
+            Err(e) => panic!("reading the proxy: {e}"),
+        }
+    }
+}
+
 // ------------------------------------------------------ resets, bad peers
 
 #[test]
@@ -401,6 +460,16 @@ fn a_realserver_that_does_not_speak_tls_is_one_line_and_the_client_is_told() {
     assert_eq!(proxy.log_count("TLS with the realserver failed"), 1);
     let close = proxy.wait_for_log("closing connection from");
     assert!(close.contains("(its realserver's TLS failed)"), "{close}");
+    // A realserver that takes the connection and never answers our hello:
+    // the setup timeout bounds its handshake.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let to = listener.local_addr().unwrap();
+    let proxy = start_intercepting_proxy(to, &mitm, &["--connect-timeout", "300ms"]);
+    let out = tls_client(proxy.addr.port(), &["--insecure"]);
+    assert_eq!(code(&out), i32::from(EXIT_TLS), "{}", common::all_output(&out));
+    let line = proxy.wait_for_log("TLS with the realserver failed");
+    assert!(line.contains("did not finish within --connect-timeout"), "{line}");
+    drop(listener);
     for dir in [real, mitm] {
         std::fs::remove_dir_all(dir).unwrap();
     }
