@@ -60,7 +60,8 @@ fn assert_no_message(proxy: &Server) {
 
 /// A one-client TLS realserver on 127.0.0.1 with `dir`'s certificate
 /// (rustls, blocking), in a thread: it runs `serve` on its connection once
-/// the handshake is done.
+/// the handshake is done. (`first`: data it sends as soon as TLS 1.3 lets
+/// it, right after its handshake flight, before the client's Finished.)
 struct Backend<T> {
     addr: SocketAddr,
     /// The proxy's port on the connection, once accepted.
@@ -75,6 +76,14 @@ fn tls_backend<T: Send + 'static>(
     dir: &Path,
     serve: impl FnOnce(&mut TlsServerStream) -> T + Send + 'static,
 ) -> Backend<T> {
+    tls_backend_first(dir, b"", serve)
+}
+
+fn tls_backend_first<T: Send + 'static>(
+    dir: &Path,
+    first: &'static [u8],
+    serve: impl FnOnce(&mut TlsServerStream) -> T + Send + 'static,
+) -> Backend<T> {
     let identity = progjar::tls::Identity::load(&dir.join("server.crt"), &dir.join("server.key"))
         .expect("the real server's identity");
     let config = identity.server_config().expect("a server config");
@@ -86,7 +95,8 @@ fn tls_backend<T: Send + 'static>(
         let _ = leg_tx.send(peer.port());
         sock.set_read_timeout(Some(STEP)).unwrap();
         sock.set_write_timeout(Some(STEP)).unwrap();
-        let conn = ServerConnection::new(Arc::clone(&config)).expect("a TLS server");
+        let mut conn = ServerConnection::new(Arc::clone(&config)).expect("a TLS server");
+        conn.writer().write_all(first).expect("the early data");
         let mut tls = StreamOwned::new(conn, sock);
         while tls.conn.is_handshaking() {
             tls.conn.complete_io(&mut tls.sock).expect("the handshake with the proxy");
@@ -413,6 +423,29 @@ fn read_to_end_of(tls: &mut TlsServerStream) -> (Vec<u8>, bool) {
             Err(e) if e.kind() == ErrorKind::UnexpectedEof => return (got, false),
             Err(e) => panic!("reading the proxy: {e}"),
         }
+    }
+}
+
+/// A realserver that speaks first, in TLS 1.3's "0.5-RTT" data right after its
+/// handshake flight: the proxy decrypts it before the client's leg has a
+/// handshake to encrypt it with, keeps it (one read's worth, counted), and
+/// the client gets it once its own handshake is done.
+#[test]
+fn a_realserver_that_speaks_first_is_heard_once_the_clients_handshake_is_done() {
+    let (real, mitm) = certs("first");
+    let backend = tls_backend_first(&real, b"220 mesin1 ready", |tls| read_to_end_of(tls));
+    let proxy = start_intercepting_proxy(backend.addr, &mitm, &[]);
+    let mut tls = tls_connect(proxy.addr, &mitm.join("ca.crt"));
+    let mut banner = [0; 16];
+    tls.read_exact(&mut banner).unwrap();
+    assert_eq!(&banner, b"220 mesin1 ready");
+    proxy.wait_for_log("received data from realserver b'220 mesin1 ready'");
+    tls.write_all(b"QUIT").unwrap();
+    tls.conn.send_close_notify();
+    tls.flush().unwrap();
+    assert_eq!(backend.outcome(), (b"QUIT".to_vec(), true));
+    for dir in [real, mitm] {
+        std::fs::remove_dir_all(dir).unwrap();
     }
 }
 
