@@ -563,3 +563,106 @@ fn intercept_options_come_in_pairs_and_bad_files_are_one_sentence() {
         std::fs::remove_dir_all(dir).unwrap();
     }
 }
+
+// ------------------------------------------------------------ measured
+
+/// The proxy's resident memory grown per relayed client, over `n` clients
+/// opened by `open` and left idle, in bytes.
+fn memory_per_client(proxy: &Server, n: usize, mut open: impl FnMut() -> Box<dyn Send>) -> f64 {
+    let pid = proxy.child.id();
+    // Warm up: the first clients touch the code and the allocator's arenas.
+    let warm: Vec<_> = (0..50).map(|_| open()).collect();
+    let before = rss_kib(pid);
+    let held: Vec<_> = (0..n).map(|_| open()).collect();
+    proxy.wait_for_open(n + warm.len());
+    let after = rss_kib(pid);
+    drop((held, warm));
+    (after.saturating_sub(before) * 1024) as f64 / n as f64
+}
+
+/// Measured, not asserted (docs/proxy.md has the figures): run with
+/// `cargo test --release --test proxy_tls -- --ignored --nocapture memory`.
+#[test]
+#[ignore]
+fn memory_per_idle_intercepted_client_after_one_echo() {
+    common::raise_nofile(12_000);
+    let (real, mitm) = certs("memory");
+    let ca = mitm.join("ca.crt");
+    for n in [1000, 5000] {
+        let plain = start_server(&[]);
+        let relay = start_proxy(plain.addr, &[]);
+        let per_plain = memory_per_client(&relay, n, || {
+            let mut s = connect(relay.addr);
+            common::assert_echo(&mut s, &[b'x'; 64]);
+            Box::new(s)
+        });
+        let server = start_tls_server(&real, &[]);
+        let proxy = start_intercepting_proxy(server.addr, &mitm, &[]);
+        let per_tls = memory_per_client(&proxy, n, || {
+            let mut s = tls_connect(proxy.addr, &ca);
+            s.write_all(&[b'x'; 64]).unwrap();
+            let mut echo = [0; 64];
+            s.read_exact(&mut echo).unwrap();
+            Box::new(s)
+        });
+        println!(
+            "{n} idle relayed clients after one 64-byte echo: plain relay {per_plain:.0} B each, \
+             intercepting {per_tls:.0} B each"
+        );
+    }
+    for dir in [real, mitm] {
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}
+
+/// Proxy CPU time per 64-byte echo over 50 established connections: the
+/// plain relay (plaintext clients), and intercepting (TLS clients, TLS
+/// realserver): run with
+/// `cargo test --release --test proxy_tls -- --ignored --nocapture cpu`.
+#[test]
+#[ignore]
+fn cpu_per_intercepted_echo_at_50_connections() {
+    let (real, mitm) = certs("cpu");
+    let echoes = |pid: u32, conns: &mut [Box<dyn ReadWrite>]| {
+        let (before, rounds) = (common::cpu_time(pid), 2000);
+        let mut echo = [0; 64];
+        for _ in 0..rounds {
+            for c in conns.iter_mut() {
+                c.write_all(&[b'y'; 64]).unwrap();
+            }
+            for c in conns.iter_mut() {
+                c.read_exact(&mut echo).unwrap();
+            }
+        }
+        (common::cpu_time(pid) - before).as_secs_f64() * 1e6 / (rounds * conns.len()) as f64
+    };
+    let plain = start_server(&[]);
+    let relay = start_proxy(plain.addr, &[]);
+    let mut plain_conns: Vec<Box<dyn ReadWrite>> = (0..50)
+        .map(|_| {
+            let s = connect(relay.addr);
+            s.set_nodelay(true).unwrap();
+            Box::new(s) as Box<dyn ReadWrite>
+        })
+        .collect();
+    let server = start_tls_server(&real, &[]);
+    let proxy = start_intercepting_proxy(server.addr, &mitm, &[]);
+    let mut tls_conns: Vec<Box<dyn ReadWrite>> = (0..50)
+        .map(|_| Box::new(tls_connect(proxy.addr, &mitm.join("ca.crt"))) as Box<dyn ReadWrite>)
+        .collect();
+    let through_relay = echoes(relay.child.id(), &mut plain_conns);
+    let (before, intercepting) =
+        (common::cpu_time(server.child.id()), echoes(proxy.child.id(), &mut tls_conns));
+    let server_cpu = (common::cpu_time(server.child.id()) - before).as_secs_f64() * 1e6 / 100_000.0;
+    println!(
+        "64-byte echoes over 50 connections: proxy CPU per echo, plain relay {through_relay:.2} µs, \
+         intercepting {intercepting:.2} µs (the TLS server behind it: {server_cpu:.2} µs)"
+    );
+    for dir in [real, mitm] {
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}
+
+/// A connection of either kind, for the measurements.
+trait ReadWrite: Read + Write {}
+impl<T: Read + Write> ReadWrite for T {}
