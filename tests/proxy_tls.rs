@@ -396,7 +396,7 @@ fn the_realservers_close_notify_reaches_the_client_which_may_still_send() {
 #[test]
 fn a_graceful_stop_sends_close_notify_on_both_legs() {
     let (real, mitm) = certs("stop");
-    let backend = tls_backend(&real, |tls| read_to_end_of(tls));
+    let backend = tls_backend(&real, read_to_end_of);
     let proxy = start_intercepting_proxy(backend.addr, &mitm, &["--grace", "300ms"]);
     let mut tls = tls_connect(proxy.addr, &mitm.join("ca.crt"));
     tls.write_all(b"still here").unwrap();
@@ -433,7 +433,7 @@ fn read_to_end_of(tls: &mut TlsServerStream) -> (Vec<u8>, bool) {
 #[test]
 fn a_realserver_that_speaks_first_is_heard_once_the_clients_handshake_is_done() {
     let (real, mitm) = certs("first");
-    let backend = tls_backend_first(&real, b"220 mesin1 ready", |tls| read_to_end_of(tls));
+    let backend = tls_backend_first(&real, b"220 mesin1 ready", read_to_end_of);
     let proxy = start_intercepting_proxy(backend.addr, &mitm, &[]);
     let mut tls = tls_connect(proxy.addr, &mitm.join("ca.crt"));
     let mut banner = [0; 16];
