@@ -525,6 +525,12 @@ fn a_client_that_is_not_tls_or_says_nothing_is_one_close_line() {
     let close = proxy.wait_for_close(silent.local_addr().unwrap().port());
     assert!(close.contains("(its TLS handshake did not finish within --connect-timeout)"));
     assert!(started.elapsed() < STEP, "closed after {:?}", started.elapsed());
+    // One that connects and leaves without a word (a port check): closed at once, quietly.
+    let quiet = connect(proxy.addr);
+    let port = quiet.local_addr().unwrap().port();
+    drop(quiet);
+    let close = proxy.wait_for_close(port);
+    assert!(close.contains("(peer closed): 0 bytes relayed"), "{close}");
     // Someone owed nothing is served all the while.
     let out = tls_client(proxy.addr.port(), &["--insecure"]);
     assert_eq!(code(&out), 0, "{}", common::all_output(&out));

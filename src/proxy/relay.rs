@@ -330,12 +330,12 @@ impl RelayConnection {
     }
 
     /// `from` sent its FIN: once the other leg has every byte (and, on a TLS
-    /// leg, its handshake is done), pass it on: its `close_notify` too, if
-    /// `from` ended with one.
+    /// leg, its handshake is done, or never will be: its peer left), pass it
+    /// on: its `close_notify` too, if `from` ended with one.
     fn pass_fin(&mut self, from: Side, budget: &mut Budget) -> Result<(), Ended> {
         let (peer, max_pending) = (self.peer, self.max_pending);
         let (src, dst) = self.direction(from);
-        if src.eof && !dst.shut && dst.owed() == 0 && !dst.handshaking() {
+        if src.eof && !dst.shut && dst.owed() == 0 && (!dst.handshaking() || dst.eof) {
             let clean = src.tls().is_some_and(|t| t.peer_closed());
             trace!("{peer}: {from}'s end passed on (close_notify: {clean})");
             let ended = dst.end_output(clean, max_pending, budget);
