@@ -190,10 +190,9 @@ impl Leg {
     ) -> Result<(), Broke> {
         let Leg { socket, unsent, tls, .. } = self;
         match tls {
-            None => match send_into(socket, unsent, data, max_pending, budget) {
-                Ok(_) => Ok(()),
-                Err(e) => Err(Broke::Io(e)),
-            },
+            None => {
+                send_into(socket, unsent, data, max_pending, budget).map(|_| ()).map_err(Broke::Io)
+            }
             Some(tls) => tls.deliver(data, Leg::io(socket, unsent, max_pending, budget), room),
         }
     }
@@ -214,22 +213,21 @@ impl Leg {
 
     /// Pass the other leg's end on: on a TLS leg `close_notify` first if the
     /// other leg's peer ended with one (`clean`), then (once it is written)
-    /// `shutdown(SHUT_WR)`. True once the FIN is sent.
+    /// `shutdown(SHUT_WR)`.
     pub fn end_output(
         &mut self,
         clean: bool,
         max_pending: usize,
         budget: &mut Budget,
-    ) -> Result<bool, Broke> {
+    ) -> Result<(), Broke> {
         let Leg { socket, unsent, tls, .. } = self;
         if let Some(tls) = tls.as_deref_mut().filter(|_| clean) {
             tls.close(Leg::io(socket, unsent, max_pending, budget))?;
         }
         if self.owed() > 0 {
-            return Ok(false); // the close_notify waits for the socket
+            return Ok(()); // the close_notify waits for the socket: here again once it is sent
         }
-        self.shut_down()?;
-        Ok(true)
+        Ok(self.shut_down()?)
     }
 
     /// The proxy stops: `close_notify` if nothing is owed, then the FIN.

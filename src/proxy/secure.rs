@@ -320,22 +320,22 @@ impl Secure {
     /// The peer's FIN: the end of its input, or of a handshake or a record it
     /// had not finished.
     fn end_of_input(&self, carried: usize, read_before: u64) -> Result<(), Broke> {
-        let server = self.is_client_role();
+        let realserver = self.is_client_role();
         let failed = match (self.handshaking(), read_before > 0, carried > 0) {
             // A client that connected and left without a word (a port check).
-            (true, false, _) if !server => return Ok(()),
+            (true, false, _) if !realserver => return Ok(()),
             (true, false, _) => Failed::server(
                 "the realserver closed the connection without answering our TLS hello: does it \
                  speak TLS?"
                     .into(),
             ),
-            (true, true, _) if !server => {
+            (true, true, _) if !realserver => {
                 Failed::client("it closed the connection in the middle of the TLS handshake")
             }
             (true, true, _) => Failed::server(
                 "the realserver closed the connection in the middle of the TLS handshake".into(),
             ),
-            (false, _, true) if !server => {
+            (false, _, true) if !realserver => {
                 Failed::client("its connection ended in the middle of a TLS record")
             }
             (false, _, true) => Failed::server(
