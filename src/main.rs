@@ -200,9 +200,10 @@ on_the_loop! {
     /// and its bytes go both ways as they come, each piece logged in the
     /// course's words (`received data from client b'...'`); a FIN from either
     /// side is passed on (shutdown SHUT_WR), a reset resets the other side, and a
-    /// realserver that refuses or does not answer resets the client. Signals,
-    /// --loops, --record and every bound work as for the server. More in
-    /// docs/proxy.md.
+    /// realserver that refuses or does not answer resets the client. With
+    /// --intercept-cert it answers each client's TLS itself and reads what a
+    /// client that does not check certificates sends. Signals, --loops,
+    /// --record and every bound work as for the server. More in docs/proxy.md.
     #[derive(FromArgs)]
     #[argh(subcommand, name = "proxy", help_triggers("-h", "--help"))]
     struct ProxyArgs {
