@@ -37,7 +37,8 @@
 //!   server's (`Handler::SOURCES` = 2), each a leg with the bytes it has not
 //!   taken yet; backpressure, FINs and resets passed on both ways, a
 //!   nonblocking connect bounded by a setup timeout, busy directions by
-//!   `splice(2)`, the log in the course's words (`proxy/relay.rs`).
+//!   `splice(2)`, the log in the course's words (`proxy/relay.rs`); with
+//!   `--intercept-cert` a TLS session on each leg (`proxy/secure.rs`).
 //! - [`recording`]: `--record FILE`, one line per wake-up of the loop, written
 //!   by a thread of its own (nothing but an `Option` check when off), and
 //!   `progjar record-page`, which reads it back in bounded memory and draws it

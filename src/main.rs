@@ -200,9 +200,10 @@ on_the_loop! {
     /// and its bytes go both ways as they come, each piece logged in the
     /// course's words (`received data from client b'...'`); a FIN from either
     /// side is passed on (shutdown SHUT_WR), a reset resets the other side, and a
-    /// realserver that refuses or does not answer resets the client. Signals,
-    /// --loops, --record and every bound work as for the server. More in
-    /// docs/proxy.md.
+    /// realserver that refuses or does not answer resets the client. With
+    /// --intercept-cert it answers each client's TLS itself and reads what a
+    /// client that does not check certificates sends. Signals, --loops,
+    /// --record and every bound work as for the server. More in docs/proxy.md.
     #[derive(FromArgs)]
     #[argh(subcommand, name = "proxy", help_triggers("-h", "--help"))]
     struct ProxyArgs {
@@ -221,6 +222,15 @@ on_the_loop! {
         /// compare the two (Linux splices; elsewhere it is always so)
         #[argh(switch)]
         no_splice: bool,
+        /// intercept TLS: answer each client's TLS with this certificate (PEM,
+        /// e.g. server.crt of a second `progjar cert` directory) and read what
+        /// it sends, on the proxy's own TLS to --to (whose certificate is not
+        /// checked); needs --intercept-key. A lab tool: see docs/proxy.md
+        #[argh(option)]
+        intercept_cert: Option<String>,
+        /// the private key of --intercept-cert (PEM: PKCS#8, PKCS#1 or SEC1)
+        #[argh(option)]
+        intercept_key: Option<String>,
     }
 }
 
@@ -549,6 +559,21 @@ fn server_tls(a: &ServerArgs) -> Option<server::TlsOptions> {
     }
 }
 
+/// `--intercept-cert` and `--intercept-key`, both or neither.
+fn intercept_files(a: &ProxyArgs) -> Option<proxy::InterceptFiles> {
+    let path = |p: &String| PathBuf::from(cli::os_arg(p.clone()));
+    match (&a.intercept_cert, &a.intercept_key) {
+        (Some(cert), Some(key)) => Some(proxy::InterceptFiles { cert: path(cert), key: path(key) }),
+        (Some(_), None) => {
+            cli::usage_error("--intercept-cert needs --intercept-key, the certificate's key")
+        }
+        (None, Some(_)) => {
+            cli::usage_error("--intercept-key needs --intercept-cert, the certificate it is for")
+        }
+        (None, None) => None,
+    }
+}
+
 fn main() -> ExitCode {
     let args: Progjar = cli::parse_command::<Progjar, Command>(env!("CARGO_PKG_VERSION"));
     // A loop must never wait for stderr, so the server and the proxy log through a queue.
@@ -571,6 +596,7 @@ fn main() -> ExitCode {
             }),
             connect_timeout: a.connect_timeout,
             splice: !a.no_splice,
+            intercept: intercept_files(&a),
         })),
         Command::Client(a) => cli::finish(client::run(client_config(a))),
         Command::RecordPage(a) => cli::finish(progjar::recording::command::run(

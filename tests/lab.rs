@@ -1,5 +1,5 @@
 //! The lab in a box (`tools/lab/lab`): the course's three machines in network
-//! namespaces, with task 4 replayed under tcpdump, and the page it draws.
+//! namespaces, with tasks 4 and 5 replayed under tcpdump, and the page it draws.
 //!
 //! The lab's tests need root, `ip netns` and tcpdump (CI runs as root and `make test`
 //! installs tcpdump), and the page's also Chromium. Anywhere else they print why and
@@ -198,49 +198,102 @@ fn task4_two_clients_overlap_in_the_capture_and_the_lab_is_gone_after() {
     );
 }
 
-/// Task 5, the plaintext run: `progjar proxy` on mesin3 between mesin2's client and the
-/// server on mesin1. The message is in the capture on both legs, and in the proxy's log in
-/// the course's words; each leg carried it both ways and closed with a FIN each way.
+/// Task 5, the man in the middle: `progjar proxy` on mesin3 between mesin2's client and the
+/// server on mesin1, four runs. Plaintext: the message in the proxy's log and on both legs of
+/// the capture. TLS through the plain relay: the echo verified, none of the message in the
+/// log or the capture. Intercepted (`--insecure`): the message in the proxy's log, none on
+/// the wire. Refused (`--ca`): exit 9 with the certificate's sentence, the client's leg a
+/// handshake it ended with an alert. Each leg's FINs, and the one reset (the refused run's
+/// leg to mesin1), read back from the capture.
 #[test]
-fn task5_the_proxy_on_mesin3_reads_the_message_on_both_legs() {
+fn task5_the_proxy_reads_plaintext_relays_tls_intercepts_and_is_refused() {
     skip_unless_lab!();
     let lab = new_lab('e');
     let (code, out) = lab.run(&["task5"], &[], RUN_LIMIT);
     assert_eq!(code, Some(0), "lab task5 failed:\n{out}");
-    assert!(out.contains("ok: echo verified through the proxy"), "{out}");
-    assert!(out.contains("ok: the proxy's log shows the message both ways"), "{out}");
-    assert!(lab.leftovers().is_empty(), "left behind after lab task5:\n{out}");
-    let log = fs::read_to_string(lab.dir.join("logs/task5-proxy.log")).expect("the proxy's log");
-    let message = "INI ADALAH DATA YANG DIKIRIM ABCDEFGHIJKLMNOPQ";
-    for line in [
-        format!("INFO:proxy:received data from client b'{message}'"),
-        format!("INFO:proxy:sending to realserver b'{message}'"),
-        "INFO:proxy:no more data from client (after 46 bytes): passing its FIN on to realserver"
-            .into(),
+    for ok in [
+        "ok: echo verified through the proxy",
+        "ok: TLS echo verified through the proxy",
+        "ok: TLS echo verified through the intercepting proxy",
+        "ok: the client refused the proxy's certificate (exit 9): the server's certificate is not \
+         signed by",
+        "ok: the proxy's log says the client refused its certificate",
     ] {
-        assert!(log.contains(&line), "the proxy's log lacks {line:?}:\n{log}");
+        assert!(out.contains(ok), "no {ok:?}:\n{out}");
     }
-    let capture = lab.dir.join("task5.pcap");
-    for (leg, filter) in
-        [("mesin2 <-> mesin3", "tcp port 15000"), ("mesin3 <-> mesin1", "tcp port 12000")]
+    assert_eq!(out.matches("ok: the proxy's log shows the message both ways").count(), 2, "{out}");
+    assert_eq!(out.matches("ok: the proxy's log shows none of the message").count(), 2, "{out}");
+    if has_python() {
+        for verdict in [
+            "task 5, plaintext: both legs carried 'INI ADALAH",
+            "task 5, TLS: both legs carried only TLS records",
+            "task 5, intercepted: both legs carried only TLS records",
+            "task 5, refused: the client ended the TLS handshake with an alert",
+        ] {
+            assert!(out.contains(verdict), "the ladder does not say {verdict:?}:\n{out}");
+        }
+    }
+    assert!(lab.leftovers().is_empty(), "left behind after lab task5:\n{out}");
+    let log = |name: &str| {
+        let path = lab.dir.join("logs").join(name);
+        fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    };
+    let message = "INI ADALAH DATA YANG DIKIRIM ABCDEFGHIJKLMNOPQ";
+    for (proxy, reads) in [("task5", true), ("task5t", false), ("task5i", true), ("task5r", false)]
     {
+        let text = log(&format!("{proxy}-proxy.log"));
+        let line = format!("INFO:proxy:received data from client b'{message}'");
+        assert_eq!(text.contains(&line), reads, "{proxy}'s proxy log:\n{text}");
+        assert_eq!(text.contains("INI ADALAH"), reads, "{proxy}'s proxy log:\n{text}");
+    }
+    // A TLS record (Python's quotes: b"..." when the hello's random bytes hold a ').
+    let relayed = log("task5t-proxy.log");
+    let hello = ["client b'\\x16\\x03", "client b\"\\x16\\x03"];
+    assert!(hello.iter().any(|h| relayed.contains(h)), "{relayed}");
+    assert!(log("task5i-proxy.log").contains("the client took our certificate"));
+    assert!(log("task5r-proxy.log").contains("(it refused our certificate"));
+    assert!(log("task5r-client.log").contains("progjar: error: the server's certificate is not"));
+
+    // From the capture: 8 connections, each run's two legs in turn.
+    let conns = connections(&read_capture(&lab.dir.join("task5.pcap")));
+    assert_eq!(conns.len(), 8, "{conns:#?}\n{out}");
+    for (i, (client, server, segments)) in conns.iter().enumerate() {
+        let run = ["plaintext", "TLS", "intercepted", "refused"][i / 2];
+        let want =
+            [("172.16.16.102.", "172.16.16.103.15000"), ("172.16.16.103.", "172.16.16.101.12000")];
+        let (from, to) = want[i % 2];
+        assert!(client.starts_with(from) && server == to, "{run}: {client} -> {server}");
+        let (ip, port) = client.rsplit_once('.').expect("ADDR.PORT");
         let mut cmd = Command::new("tcpdump");
-        cmd.arg("-r").arg(&capture).args(["-nn", "-A", filter]);
+        cmd.arg("-r").arg(lab.dir.join("task5.pcap"));
+        cmd.args(["-nn", "-A", &format!("host {ip} and port {port}")]);
         let text = common::stdout(&common::run(&mut cmd, None));
-        assert_eq!(text.matches(message).count(), 2, "{leg}: the message once each way:\n{text}");
+        let seen = text.matches(message).count();
+        assert_eq!(seen, if run == "plaintext" { 2 } else { 0 }, "{run}, {client}:\n{text}");
+        let fins = segments.iter().filter(|s| s.flags.contains('F')).count();
+        let resets = segments.iter().filter(|s| s.flags.contains('R')).count();
+        // The refused run's leg to mesin1 is reset by the proxy; every other leg ends with a FIN each way.
+        let ends = if run == "refused" && i % 2 == 1 { (0, 1) } else { (2, 0) };
+        assert_eq!((fins, resets), ends, "{run}, {client} -> {server}: FINs and resets");
     }
-    let segments = read_capture(&capture);
-    for (client, server) in
-        [("172.16.16.102.", "172.16.16.103.15000"), ("172.16.16.103.", "172.16.16.101.12000")]
-    {
-        let fins = segments
-            .iter()
-            .filter(|s| s.flags.contains('F'))
-            .filter(|s| (s.src.starts_with(client) && s.dst == server) || s.src == server)
-            .count();
-        assert_eq!(fins, 2, "{client} -> {server}: a FIN each way\n{out}");
-        assert!(!segments.iter().any(|s| s.flags.contains('R')), "a reset in the capture");
+}
+
+/// The TCP connections of a capture in the order they began: (client, server, segments).
+fn connections(segments: &[Segment]) -> Vec<(String, String, Vec<Segment>)> {
+    let mut conns: Vec<(String, String, Vec<Segment>)> = Vec::new();
+    for s in segments {
+        let known = conns
+            .iter_mut()
+            .find(|(c, v, _)| (*c == s.src && *v == s.dst) || (*c == s.dst && *v == s.src));
+        match known {
+            Some((_, _, list)) => list.push(s.clone()),
+            None if s.syn() && !s.ack() => {
+                conns.push((s.src.clone(), s.dst.clone(), vec![s.clone()]))
+            }
+            None => {}
+        }
     }
+    conns
 }
 
 #[test]
@@ -328,6 +381,12 @@ fn replay_writes_a_page_that_chromium_shows_with_every_connection() {
         "mesin2 to the relay on mesin3", // task 5's two legs, side by side
         "mesin3 to the real server",
         "46 B, as text: 'INI ADALAH DATA YANG DIKIRIM ABCDEFGHIJKLMNOPQ'", // what they carried
+        "Task 5, TLS", // the three TLS runs, each its own section
+        "Task 5, intercepted",
+        "Task 5, refused",
+        "encrypted (TLS: ClientHello, ChangeCipherSpec, ", // what the TLS legs carried
+        "an encrypted record of 19 B (an alert's size)",   // the refusal
+        "only mesin2's check of the certificate could tell",
     ] {
         assert!(dom.contains(want), "the page lacks {want:?}");
     }

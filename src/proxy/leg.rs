@@ -3,12 +3,13 @@
 //!
 //! A relayed client has two legs, the client's and the real server's, and the
 //! relay (`relay.rs`) moves bytes from one leg's reads into the other leg's
-//! writes. Everything that is about one socket is here, so that either leg
-//! can later be something else that reads and writes bytes (a TLS session)
-//! without the relay changing.
+//! writes. Everything that is about one socket is here, so that a leg can be
+//! something else that reads and writes bytes without the relay changing:
+//! intercepting, each leg is a TLS session (`secure.rs`), and a read of it
+//! brings plaintext, a write takes plaintext.
 
 use std::fmt;
-use std::io::{self, ErrorKind, Write};
+use std::io::{self, ErrorKind, Read, Write};
 use std::net::Shutdown;
 use std::time::Duration;
 
@@ -17,6 +18,7 @@ use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
 
 use super::pipe::{self, Pipe};
+use super::secure::{Broke, Io, Received, Scratch, Secure};
 use super::unsent::Unsent;
 use crate::event_loop::{Budget, InFlight};
 use crate::sock;
@@ -92,6 +94,8 @@ pub struct Leg {
     pub starved: bool,
     /// Bytes read from this socket so far.
     pub read: u64,
+    /// Intercepting: the leg's TLS (boxed: a plain relay's legs pay one pointer).
+    tls: Option<Box<Secure>>,
 }
 
 impl Leg {
@@ -107,7 +111,134 @@ impl Leg {
             shut: false,
             starved: false,
             read: 0,
+            tls: None,
         }
+    }
+
+    /// A leg for `socket` whose bytes go through `tls`.
+    pub fn secure(socket: TcpStream, tls: Secure) -> Leg {
+        Leg { tls: Some(Box::new(tls)), ..Leg::new(socket) }
+    }
+
+    /// Its TLS, if it speaks TLS.
+    pub fn tls(&self) -> Option<&Secure> {
+        self.tls.as_deref()
+    }
+
+    /// True while its TLS handshake is not done (never on a plain leg).
+    pub fn handshaking(&self) -> bool {
+        self.tls().is_some_and(Secure::handshaking)
+    }
+
+    /// Bytes of data taken from this leg so far: the plaintext of a TLS leg.
+    pub fn taken(&self) -> u64 {
+        self.tls().map_or(self.read, |t| t.taken)
+    }
+
+    /// Bytes of the other leg's data known to have left through this socket,
+    /// given what the other leg took (`from`).
+    pub fn delivered(&self, from: u64) -> u64 {
+        self.tls().map_or(from.saturating_sub(self.owed() as u64), |t| t.delivered)
+    }
+
+    /// After a turn: once nothing is owed, everything given so far has left.
+    pub fn note_delivered(&mut self) {
+        if self.owed() == 0 {
+            if let Some(t) = &mut self.tls {
+                t.delivered = t.given;
+            }
+        }
+    }
+
+    /// The TLS session's way out through this leg's socket.
+    fn io<'a>(
+        socket: &'a mut TcpStream,
+        unsent: &'a mut Unsent,
+        max_pending: usize,
+        budget: &'a mut Budget,
+    ) -> Io<'a> {
+        Io { socket, unsent, max_pending, budget, sent: 0 }
+    }
+
+    /// Read once: the bytes themselves, or on a TLS leg the plaintext of the
+    /// records they complete (answering the handshake on this socket).
+    pub fn receive(
+        &mut self,
+        scratch: &mut Scratch<'_>,
+        max_pending: usize,
+        budget: &mut Budget,
+    ) -> Result<Received, Broke> {
+        let read = self.read;
+        let Leg { socket, unsent, tls, .. } = self;
+        match tls {
+            None => match socket.read(scratch.input)? {
+                0 => Ok(Received::END),
+                n => Ok(Received::plain(n, scratch.input.len())),
+            },
+            Some(tls) => tls.receive(Leg::io(socket, unsent, max_pending, budget), scratch, read),
+        }
+    }
+
+    /// Take `data` from the other leg: write it now, after what already
+    /// waits (encrypted first, on a TLS leg); keep what the socket will not take.
+    pub fn deliver(
+        &mut self,
+        data: &[u8],
+        room: &mut [u8],
+        max_pending: usize,
+        budget: &mut Budget,
+    ) -> Result<(), Broke> {
+        let Leg { socket, unsent, tls, .. } = self;
+        match tls {
+            None => {
+                send_into(socket, unsent, data, max_pending, budget).map(|_| ()).map_err(Broke::Io)
+            }
+            Some(tls) => tls.deliver(data, Leg::io(socket, unsent, max_pending, budget), room),
+        }
+    }
+
+    /// Begin its TLS handshake (the realserver's leg: our hello).
+    pub fn start_tls(
+        &mut self,
+        room: &mut [u8],
+        max_pending: usize,
+        budget: &mut Budget,
+    ) -> Result<(), Broke> {
+        let Leg { socket, unsent, tls, .. } = self;
+        match tls {
+            None => Ok(()),
+            Some(tls) => tls.start(Leg::io(socket, unsent, max_pending, budget), room),
+        }
+    }
+
+    /// Pass the other leg's end on: on a TLS leg `close_notify` first if the
+    /// other leg's peer ended with one (`clean`), then (once it is written)
+    /// `shutdown(SHUT_WR)`.
+    pub fn end_output(
+        &mut self,
+        clean: bool,
+        max_pending: usize,
+        budget: &mut Budget,
+    ) -> Result<(), Broke> {
+        let Leg { socket, unsent, tls, .. } = self;
+        if let Some(tls) = tls.as_deref_mut().filter(|_| clean) {
+            tls.close(Leg::io(socket, unsent, max_pending, budget))?;
+        }
+        if self.owed() > 0 {
+            return Ok(()); // the close_notify waits for the socket: here again once it is sent
+        }
+        Ok(self.shut_down()?)
+    }
+
+    /// The proxy stops: `close_notify` if nothing is owed, then the FIN.
+    pub fn stop(&mut self) {
+        if self.owed() == 0 {
+            if let Some(tls) = &mut self.tls {
+                tls.close_now(&mut self.socket);
+            }
+        }
+        // The peer may be gone already: nothing to do about it then.
+        let _ = self.socket.shutdown(Shutdown::Write);
     }
 
     /// The socket, to read from it, ask it about its connect, or set options.
@@ -120,15 +251,23 @@ impl Leg {
         &self.socket
     }
 
-    /// Bytes waiting for this socket.
+    /// Bytes waiting for this leg: for its socket, and on a TLS leg the
+    /// plaintext waiting for its handshake.
     pub fn owed(&self) -> usize {
+        self.to_write() + self.tls().map_or(0, Secure::waiting)
+    }
+
+    /// Bytes waiting for its socket (it wants WRITABLE while there are any).
+    pub fn to_write(&self) -> usize {
         self.unsent.len() + self.pipe.as_ref().map_or(0, |p| p.len)
     }
 
     /// Memory held for them, as charged to the budget (a pipe's kernel
-    /// memory counts, whatever it holds).
+    /// memory counts, whatever it holds; so does a TLS session's carry).
     pub fn held(&self) -> usize {
-        self.unsent.capacity() + self.pipe.as_ref().map_or(0, |_| pipe::CAPACITY)
+        self.unsent.capacity()
+            + self.pipe.as_ref().map_or(0, |_| pipe::CAPACITY)
+            + self.tls().map_or(0, Secure::held)
     }
 
     /// Whether the other leg's bytes come by `splice` now.
@@ -219,31 +358,6 @@ impl Leg {
         self.unsent.reserve(extra, max_pending, budget)
     }
 
-    /// Write `data` now, after what already waits; keep what the socket will
-    /// not take. Returns the bytes written now.
-    pub fn send(
-        &mut self,
-        data: &[u8],
-        max_pending: usize,
-        budget: &mut Budget,
-    ) -> io::Result<usize> {
-        let mut written = 0;
-        // Bytes already waiting must go first: never write past them.
-        if self.unsent.is_empty() {
-            written = write_some(&mut self.socket, data)?;
-        }
-        let rest = &data[written..];
-        if !rest.is_empty() {
-            if !self.unsent.reserve(rest.len(), max_pending, budget) {
-                // Only a leg owed nothing gets here (the others made room
-                // before reading): its bytes cannot be kept, so it ends, alone.
-                return Err(ErrorKind::OutOfMemory.into());
-            }
-            self.unsent.push(rest);
-        }
-        Ok(written)
-    }
-
     /// Write as much of what waits as the socket takes: the buffer's bytes,
     /// then the pipe's.
     pub fn flush(&mut self, budget: &mut Budget) -> io::Result<()> {
@@ -252,6 +366,9 @@ impl Leg {
             let len = front.len();
             let n = write_some(&mut self.socket, front)?;
             self.unsent.consume(n, budget);
+            if let Some(tls) = &mut self.tls {
+                tls.sent += n as u64;
+            }
             if n > 0 {
                 self.starved = false; // memory freed up: the other leg may be read again
             }
@@ -282,8 +399,34 @@ impl Leg {
     }
 }
 
+/// Write `data` to `socket` now, after what already waits in `unsent`; keep
+/// what the socket will not take. Returns the bytes written now.
+pub fn send_into(
+    socket: &mut TcpStream,
+    unsent: &mut Unsent,
+    data: &[u8],
+    max_pending: usize,
+    budget: &mut Budget,
+) -> io::Result<usize> {
+    let mut written = 0;
+    // Bytes already waiting must go first: never write past them.
+    if unsent.is_empty() {
+        written = write_some(socket, data)?;
+    }
+    let rest = &data[written..];
+    if !rest.is_empty() {
+        if !unsent.reserve(rest.len(), max_pending, budget) {
+            // Only a leg owed nothing gets here (the others made room
+            // before reading): its bytes cannot be kept, so it ends, alone.
+            return Err(ErrorKind::OutOfMemory.into());
+        }
+        unsent.push(rest);
+    }
+    Ok(written)
+}
+
 /// Write as much of `data` as the socket takes now; return how much it took.
-fn write_some(socket: &mut TcpStream, data: &[u8]) -> io::Result<usize> {
+pub fn write_some(socket: &mut TcpStream, data: &[u8]) -> io::Result<usize> {
     let mut written = 0;
     while written < data.len() {
         match socket.write(&data[written..]) {

@@ -21,31 +21,47 @@
 //!   FIN bookkeeping; `unsent.rs`: the buffer that exists only while bytes
 //!   wait; `pipe.rs`: the pipe a busy direction's bytes take by `splice(2)`.
 //! - `relay.rs`: the pair as the loop's [`Handler`]: read one leg, write the
-//!   other, pause, pass FINs and resets on.
+//!   other, pause, pass FINs on; `relay/end.rs`: resets passed on, and why.
+//! - `secure.rs`: a leg that speaks TLS, for `--intercept-cert`: the active
+//!   man in the middle, who reads what a client that checks nothing sends.
 //! - `words.rs`: the log, in the course's words, under the loop's quota.
 
 mod leg;
 mod pipe;
 mod relay;
+mod secure;
 mod target;
 mod unsent;
 pub mod words;
 
 use std::io;
 use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
-use log::info;
+use log::{info, warn};
 use mio::net::TcpStream;
+use rustls::pki_types::ServerName;
+use rustls::{ClientConfig, ServerConfig};
 
 use crate::cli::Failure;
 use crate::client::Target;
 #[cfg(doc)]
 use crate::event_loop::Handler;
-use crate::event_loop::{self, Service};
+use crate::event_loop::{self, Service, MAX_READ_SIZE};
 pub use crate::event_loop::{Running, Summary};
+use crate::tls::session::{self, ClientSession, ServerSession};
+use crate::tls::{self, Identity, Trust};
+use leg::Leg;
 pub use relay::RelayConnection;
+use secure::{Secure, Session};
 pub use target::parse as parse_target;
+
+/// What `--intercept-cert` does, said once at start.
+pub const INTERCEPT_WARNING: &str = "--intercept-cert: each client's TLS ends here, with our \
+     certificate (a client that checks it refuses it; one that does not is read in plaintext), \
+     and the realserver's certificate is not checked: a lab tool, never for traffic of others";
 
 /// `--connect-timeout`'s default: as long as the client waits for its
 /// connection (`progjar client --timeout`), far past any answer on a network
@@ -68,10 +84,22 @@ pub struct Config {
     pub connect_timeout: Duration,
     /// Busy directions go by `splice(2)` (Linux), unless `--no-splice`.
     pub splice: bool,
+    /// `--intercept-cert` and `--intercept-key`: end each client's TLS here.
+    pub intercept: Option<InterceptFiles>,
+}
+
+/// `--intercept-cert` and `--intercept-key`: the certificate (PEM, a chain
+/// allowed) the proxy answers each client's TLS with, and its key.
+#[derive(Debug, Clone)]
+pub struct InterceptFiles {
+    /// The certificate.
+    pub cert: PathBuf,
+    /// Its private key.
+    pub key: PathBuf,
 }
 
 /// The relay service: every admitted client gets a [`RelayConnection`] to `to`.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Relay {
     /// The realserver's address (resolved already).
     pub to: SocketAddr,
@@ -79,6 +107,35 @@ pub struct Relay {
     pub connect_timeout: Duration,
     /// See [`Config::splice`].
     pub splice: bool,
+    /// Intercepting: the TLS both legs speak.
+    pub intercept: Option<Intercept>,
+}
+
+/// The TLS of an intercepting relay, set up once at start.
+#[derive(Debug, Clone)]
+pub struct Intercept {
+    /// The client's leg: the proxy's certificate.
+    pub server: Arc<ServerConfig>,
+    /// The realserver's leg: a client that checks nothing (`--insecure`).
+    pub client: Arc<ClientConfig>,
+    /// The name the hello asks the realserver for (`--to`'s host).
+    pub name: ServerName<'static>,
+    /// Bytes asked of each read (`--read-size`).
+    pub read_size: usize,
+}
+
+impl Intercept {
+    /// The two legs for `client` and `server`, each with its session.
+    fn legs(&self, client: TcpStream, server: TcpStream) -> io::Result<[Leg; 2]> {
+        let cannot = |e: rustls::Error| io::Error::other(format!("cannot start TLS: {e}"));
+        let ours = ServerSession::server(Arc::clone(&self.server)).map_err(cannot)?;
+        let theirs =
+            ClientSession::client(Arc::clone(&self.client), self.name.clone()).map_err(cannot)?;
+        Ok([
+            Leg::secure(client, Secure::new(Session::Server(ours), self.read_size)),
+            Leg::secure(server, Secure::new(Session::Client(theirs), self.read_size)),
+        ])
+    }
 }
 
 impl Service for Relay {
@@ -99,11 +156,23 @@ impl Service for Relay {
         let _ = socket.set_nodelay(true);
         let _ = socket2::SockRef::from(&socket).set_out_of_band_inline(true);
         let (server, started) = target::connect(self.to)?;
-        Ok(RelayConnection::new((socket, server), started, peer, max_pending, self.splice))
+        let legs = match &self.intercept {
+            None => [Leg::new(socket), Leg::new(server)],
+            Some(intercept) => intercept.legs(socket, server)?,
+        };
+        Ok(RelayConnection::new(legs, started, peer, max_pending, self.splice))
     }
 
+    /// The connect to the realserver and, intercepting, both TLS handshakes.
     fn setup_timeout(&self) -> Option<Duration> {
         Some(self.connect_timeout)
+    }
+
+    fn buffer_size(&self, read_size: usize) -> usize {
+        match self.intercept {
+            None => read_size,
+            Some(_) => session::scratch_size(read_size),
+        }
     }
 }
 
@@ -117,7 +186,34 @@ fn relay_for(config: &Config) -> Result<Relay, Failure> {
             info!(target: words::LOG, "relaying every client to the realserver {label} ({to})")
         }
     }
-    Ok(Relay { to, connect_timeout: config.connect_timeout, splice: config.splice })
+    let intercept = match &config.intercept {
+        None => None,
+        Some(files) => Some(intercept_for(config, files, to)?),
+    };
+    // Records go through the proxy's memory, never by splice.
+    let splice = config.splice && intercept.is_none();
+    Ok(Relay { to, connect_timeout: config.connect_timeout, splice, intercept })
+}
+
+/// Load the certificate the proxy shows clients, say so, and warn what it does.
+fn intercept_for(
+    config: &Config,
+    files: &InterceptFiles,
+    to: SocketAddr,
+) -> Result<Intercept, Failure> {
+    let identity = Identity::load(&files.cert, &files.key)?;
+    let server = identity.server_config()?;
+    let client = tls::client_config(&Trust::Insecure)?;
+    info!(target: words::LOG, "intercepting TLS with {}: {}", identity.cert_file, identity.leaf);
+    if let Some(warning) = identity.warning(tls::now()) {
+        warn!(target: words::LOG, "{warning}");
+    }
+    warn!(target: words::LOG, "{INTERCEPT_WARNING}");
+    // The hello names --to's host (an address names none).
+    let host = config.to.host.to_string_lossy().into_owned();
+    let name = ServerName::try_from(host).unwrap_or_else(|_| ServerName::from(to.ip()));
+    let read_size = config.serve.read_size.clamp(1, MAX_READ_SIZE);
+    Ok(Intercept { server, client, name, read_size })
 }
 
 /// Run `progjar proxy`: resolve `--to`, bind, print `listening on ADDR:PORT`,

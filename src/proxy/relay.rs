@@ -27,20 +27,31 @@
 //! at once, the client is not read until the kernel says the connect is done,
 //! and a connect that fails, or is not done within `--connect-timeout`
 //! (the loop's setup timeout, [`Readiness::EXPIRED`]), resets the client.
+//!
+//! **Intercepting** (`--intercept-cert`), each leg is a TLS session
+//! (`secure.rs`) and all of the above holds with plaintext in place of bytes.
+//! The realserver's handshake comes first: the client's leg is not read (its
+//! hello waits in the kernel) until it is done. A `close_notify` is passed on
+//! as `close_notify` and the FIN, a bare FIN as a FIN; the connect and both
+//! handshakes share the setup timeout; a leg whose TLS fails gets its alert
+//! and its FIN, and the other leg is reset.
 
-use std::io::{self, ErrorKind, Read};
+use std::io::{self, ErrorKind};
 use std::net::SocketAddr;
 
 use log::{debug, trace, warn};
-use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
 
 use super::leg::{Leg, Side};
+use super::secure::{Broke, Failed, Received, Scratch, Secure};
 use super::{pipe, target, words};
 use crate::event_loop::{
     Budget, Closed, Handler, InFlight, Next, Readiness, Turn, Wire, READS_PER_TURN,
 };
 use crate::sock::short_read_empties_queue;
+use end::Ended;
+
+mod end;
 
 /// Where the connect to the realserver is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,15 +62,6 @@ enum Phase {
     Failed(i32),
     /// Done: bytes flow.
     Open,
-}
-
-/// Why a relayed connection ends before both its directions have.
-#[derive(Debug)]
-enum Ended {
-    /// The connect to the realserver failed or took too long.
-    Connect(io::Error),
-    /// A leg's socket failed: its peer reset, or is gone.
-    Leg(Side, io::Error),
 }
 
 /// One relayed client: its socket and the realserver's, and what each owes.
@@ -77,10 +79,11 @@ pub struct RelayConnection {
 }
 
 impl RelayConnection {
-    /// Relay `client` through `server`, whose connect `started` (or failed at
-    /// once); busy directions by `splice` if `splice`.
+    /// Relay the client's leg through the server's, whose connect `started`
+    /// (or failed at once); busy directions by `splice` if `splice` (plain
+    /// legs only).
     pub fn new(
-        (client, server): (TcpStream, TcpStream),
+        legs: [Leg; 2],
         started: io::Result<()>,
         peer: SocketAddr,
         max_pending: usize,
@@ -90,8 +93,12 @@ impl RelayConnection {
             Ok(()) => Phase::Connecting,
             Err(e) => Phase::Failed(e.raw_os_error().unwrap_or(libc::EIO)),
         };
-        let legs = [Leg::new(client), Leg::new(server)];
         RelayConnection { legs, peer, max_pending, phase, splice }
+    }
+
+    /// The legs speak TLS (intercepting).
+    fn tls(&self) -> bool {
+        self.leg(Side::Client).tls().is_some()
     }
 
     fn leg(&self, side: Side) -> &Leg {
@@ -112,12 +119,21 @@ impl RelayConnection {
     }
 
     /// True while the leg that feeds `to` must not be read: `to` owes
-    /// `max_pending`, or owes anything while the budget is spent or its
-    /// buffer could not grow. A leg owed nothing never stops the other.
+    /// `max_pending`, or owes anything while the budget is spent, its
+    /// buffer could not grow or its handshake is not done. A leg owed nothing
+    /// never stops the other.
     fn paused(&self, to: Side, budget: &Budget) -> bool {
         let leg = self.leg(to);
         let owed = leg.owed();
-        leg.blocked || owed >= self.max_pending || (owed > 0 && (leg.starved || budget.spent()))
+        leg.blocked
+            || owed >= self.max_pending
+            || (owed > 0 && (leg.starved || budget.spent() || leg.handshaking()))
+    }
+
+    /// The client's leg is not read while the realserver's TLS handshake is
+    /// going on: its hello is answered once the realserver has answered ours.
+    fn gated(&self, from: Side) -> bool {
+        from == Side::Client && self.leg(Side::Server).handshaking()
     }
 
     /// Paused by the budget alone, in some direction with more to read.
@@ -156,11 +172,21 @@ impl RelayConnection {
                 }
                 debug!(target: words::LOG, "{}: connected to the realserver", self.peer);
                 self.phase = Phase::Open;
+                let scratch = Scratch::new(turn.buf, self.tls());
+                let (max_pending, server) = (self.max_pending, self.leg_mut(Side::Server));
+                let hello = server.start_tls(scratch.room, max_pending, turn.budget);
+                hello.map_err(|b| Ended::on(Side::Server, b))?;
                 // What each side sent meanwhile raised no event we acted on:
                 // read both as if the loop came back by itself.
                 self.relay(Readiness::AGAIN, turn)
             }
-            Phase::Open if ready.expired => Ok(false),
+            Phase::Open if ready.expired => {
+                // Still in a handshake: the realserver's first (the client's waits for it).
+                match Side::BOTH.into_iter().rev().find(|&side| self.leg(side).handshaking()) {
+                    Some(side) => Err(Ended::Tls(side, Failed::timed_out(side == Side::Client))),
+                    None => Ok(false),
+                }
+            }
             Phase::Open => self.relay(ready, turn),
         }
     }
@@ -173,10 +199,10 @@ impl RelayConnection {
             let to = from.other();
             let was_paused = self.paused(to, turn.budget);
             let to_ready = !ready.again && ready.source == to.index();
-            if to_ready && (ready.writable || ready.write_closed) && self.leg(to).owed() > 0 {
+            if to_ready && (ready.writable || ready.write_closed) && self.leg(to).to_write() > 0 {
                 self.leg_mut(to).flush(turn.budget).map_err(|e| Ended::Leg(to, e))?;
             }
-            self.pass_fin(from)?;
+            self.pass_fin(from, turn.budget)?;
             // Read if the event says so, or if the flush just ended a pause:
             // data (or the FIN) that came meanwhile raised no new event.
             let resumed = was_paused && !self.paused(to, turn.budget);
@@ -192,57 +218,78 @@ impl RelayConnection {
     /// Read `from` and write each piece into the other leg, until the kernel
     /// has nothing more, the other leg is full, or the turn's reads are used.
     /// `drain` reads until `WouldBlock` even after a short read (a FIN may be
-    /// queued behind the data, or no event announces what waits).
+    /// queued behind the data, or no event announces what waits). True when
+    /// the loop should come back (more is probably queued, or a handshake
+    /// finished and the other leg may be read now).
     fn pump(&mut self, from: Side, drain: bool, turn: &mut Turn<'_>) -> Result<bool, Ended> {
         let (to, peer, max_pending, splice) =
             (from.other(), self.peer, self.max_pending, self.splice);
         if self.leg(to).piped() {
             return self.splice_burst(from, turn);
         }
+        let mut scratch = Scratch::new(turn.buf, self.tls());
         for _ in 0..READS_PER_TURN {
-            if self.leg(from).eof || self.paused(to, turn.budget) {
+            if self.leg(from).eof || self.paused(to, turn.budget) || self.gated(from) {
                 return Ok(false);
             }
             let (src, dst) = self.direction(from);
             // Owing bytes already, a read may have to be kept whole: make room
             // first, so that a failed allocation stops reading instead of
             // losing bytes already read. (Owing nothing, the hot path, skips this.)
-            if dst.owed() > 0 && !dst.reserve(turn.buf.len(), max_pending, turn.budget) {
+            if dst.owed() > 0 && !dst.reserve(scratch.one_read(), max_pending, turn.budget) {
                 warn!(target: words::LOG, "{peer}: out of memory for unsent bytes; reading paused");
                 dst.starved = true;
                 return Ok(false);
             }
-            match src.socket().read(turn.buf) {
-                Ok(0) => {
-                    trace!("{peer}: {from} sent its FIN");
-                    src.eof = true;
-                    words::no_more_data(turn.lines, from, to, src.read);
-                    self.pass_fin(from)?;
-                    return Ok(false);
-                }
-                Ok(n) => {
-                    let data = &turn.buf[..n];
-                    words::piece(turn.lines, from, to, data, src.read);
-                    src.read += n as u64;
-                    dst.send(data, max_pending, turn.budget).map_err(|e| Ended::Leg(to, e))?;
-                    if !drain && short_read_empties_queue(n, turn.buf.len()) {
-                        return Ok(false);
-                    }
-                    // A full buffer, all of it taken, after a pipe's worth: a burst,
-                    // whose rest goes by splice. (Before that, and with small reads
-                    // such as --read-size 32, every piece is read and can be logged.)
-                    let burst = n == turn.buf.len() && src.read >= pipe::CAPACITY as u64;
-                    if burst && splice && dst.open_pipe(turn.budget) {
-                        return self.splice_burst(from, turn);
-                    }
-                }
-                Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(false),
-                Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(e) => return Err(Ended::Leg(from, e)),
+            let before = src.taken();
+            let got = match src.receive(&mut scratch, max_pending, turn.budget) {
+                Ok(got) => got,
+                Err(Broke::Io(e)) if e.kind() == ErrorKind::WouldBlock => return Ok(false),
+                Err(Broke::Io(e)) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(broke) => return Err(Ended::on(from, broke)),
+            };
+            src.read += got.wire as u64;
+            let (data, room) = scratch.data(&got);
+            if !data.is_empty() {
+                words::piece(turn.lines, from, to, data, before);
+                let delivered = dst.deliver(data, room, max_pending, turn.budget);
+                delivered.map_err(|b| Ended::on(to, b))?;
+            }
+            if got.secured || got.end {
+                return self.turned(from, got, turn);
+            }
+            if !drain && short_read_empties_queue(got.wire, got.asked) {
+                return Ok(false);
+            }
+            // A full buffer, all of it taken, after a pipe's worth: a burst,
+            // whose rest goes by splice. (Before that, and with small reads
+            // such as --read-size 32, every piece is read and can be logged.)
+            let burst = got.wire == got.asked && !got.decrypted;
+            if burst && src.read >= pipe::CAPACITY as u64 && splice && dst.open_pipe(turn.budget) {
+                return self.splice_burst(from, turn);
             }
         }
         trace!("{peer}: {from} made a turn's {READS_PER_TURN} reads, back after the others");
         Ok(true)
+    }
+
+    /// A read finished `from`'s TLS handshake, or its input: say so, and pass
+    /// its end on. After a handshake the loop comes back for both legs: the
+    /// other may be read now, or owes less.
+    fn turned(&mut self, from: Side, got: Received, turn: &mut Turn<'_>) -> Result<bool, Ended> {
+        let (peer, src) = (self.peer, &mut self.legs[from.index()]);
+        if got.secured {
+            words::secured(turn.lines, peer, from, src.tls().map(Secure::agreed));
+        }
+        if got.end {
+            trace!("{peer}: {from} sent its FIN");
+            src.eof = true;
+            let tls_end = src.tls().is_some_and(Secure::peer_closed);
+            let how = if tls_end { "close_notify" } else { "FIN" };
+            words::no_more_data(turn.lines, from, from.other(), src.taken(), how);
+            self.pass_fin(from, turn.budget)?;
+        }
+        Ok(got.secured)
     }
 
     /// A burst out of `from`: its bytes go to the other leg through the
@@ -265,8 +312,8 @@ impl RelayConnection {
                 Ok(0) => {
                     src.eof = true;
                     dst.close_pipe(turn.budget);
-                    words::no_more_data(turn.lines, from, to, src.read);
-                    self.pass_fin(from)?;
+                    words::no_more_data(turn.lines, from, to, src.read, "FIN");
+                    self.pass_fin(from, turn.budget)?;
                     return Ok(false);
                 }
                 Ok(n) => {
@@ -282,13 +329,17 @@ impl RelayConnection {
         Ok(true)
     }
 
-    /// `from` sent its FIN: once the other leg has every byte, pass it on.
-    fn pass_fin(&mut self, from: Side) -> Result<(), Ended> {
-        let peer = self.peer;
+    /// `from` sent its FIN: once the other leg has every byte (and, on a TLS
+    /// leg, its handshake is done, or never will be: its peer left), pass it
+    /// on: its `close_notify` too, if `from` ended with one.
+    fn pass_fin(&mut self, from: Side, budget: &mut Budget) -> Result<(), Ended> {
+        let (peer, max_pending) = (self.peer, self.max_pending);
         let (src, dst) = self.direction(from);
-        if src.eof && !dst.shut && dst.owed() == 0 {
-            trace!("{peer}: {from}'s FIN passed on (shutdown SHUT_WR)");
-            dst.shut_down().map_err(|e| Ended::Leg(from.other(), e))?;
+        if src.eof && !dst.shut && dst.owed() == 0 && (!dst.handshaking() || dst.eof) {
+            let clean = src.tls().is_some_and(|t| t.peer_closed());
+            trace!("{peer}: {from}'s end passed on (close_notify: {clean})");
+            let ended = dst.end_output(clean, max_pending, budget);
+            ended.map_err(|b| Ended::on(from.other(), b))?;
         }
         Ok(())
     }
@@ -309,7 +360,7 @@ impl RelayConnection {
             // Only a leg's own bound changes its interest, as in the echo: paused
             // by the budget it stays READABLE and an event merely finds it paused.
             let read = !leg.eof && other_owes < self.max_pending;
-            let write = leg.owed() > 0 || (connecting && side == Side::Server);
+            let write = leg.to_write() > 0 || (connecting && side == Side::Server);
             let wanted = match (read, write) {
                 (true, true) => Interest::READABLE | Interest::WRITABLE,
                 (true, false) => Interest::READABLE,
@@ -323,23 +374,6 @@ impl RelayConnection {
             }
         }
         None
-    }
-
-    /// End the connection early: both legs reset, one line saying why.
-    fn abort(&mut self, ended: Ended, turn: &mut Turn<'_>) -> Next {
-        for leg in &self.legs {
-            leg.reset_on_close();
-        }
-        match ended {
-            Ended::Connect(e) => {
-                words::cannot_connect(turn.lines, self.peer, &e);
-                Next::Close(Closed::Error(e.kind()))
-            }
-            Ended::Leg(side, e) => {
-                words::reset(turn.lines, self.peer, side, &e);
-                Next::Close(Closed::from_error(&e))
-            }
-        }
     }
 }
 
@@ -374,6 +408,9 @@ impl Handler for RelayConnection {
         if self.waits_for_room(turn.budget) {
             turn.budget.wait(turn.key);
         }
+        for leg in &mut self.legs {
+            leg.note_delivered();
+        }
         match self.settle(turn.registry, turn.key) {
             Some(why) => Next::Close(why),
             None if more => Next::Again,
@@ -396,9 +433,8 @@ impl Handler for RelayConnection {
     }
 
     fn stop(&mut self) {
-        // Both peers may be gone already: nothing to do about it then.
         for leg in &mut self.legs {
-            let _ = leg.socket().shutdown(std::net::Shutdown::Write);
+            leg.stop();
         }
     }
 
@@ -407,9 +443,8 @@ impl Handler for RelayConnection {
     }
 
     fn moved(&self) -> u64 {
-        // Bytes read from one leg and no longer owed to the other were written there.
-        let delivered =
-            |from: Side| self.leg(from).read.saturating_sub(self.leg(from.other()).owed() as u64);
+        // Data taken from one leg and no longer owed to the other was written there.
+        let delivered = |from: Side| self.leg(from.other()).delivered(self.leg(from).taken());
         Side::BOTH.into_iter().map(delivered).sum()
     }
 
@@ -417,14 +452,18 @@ impl Handler for RelayConnection {
         let interest = self.legs.iter().filter_map(Leg::interest).reduce(|a, b| a | b);
         Wire {
             read: self.legs.iter().map(|l| l.read).sum(),
-            written: self.moved(),
+            written: match self.tls() {
+                true => self.legs.iter().filter_map(Leg::tls).map(|t| t.sent).sum(),
+                // (spliced bytes are never seen: counted as they leave the pipe)
+                false => self.moved(),
+            },
             owed: self.legs.iter().map(Leg::owed).sum(),
             interest,
-            handshake: false,
+            handshake: self.legs.iter().any(Leg::handshaking),
         }
     }
 
     fn set_up(&self) -> bool {
-        self.phase != Phase::Connecting
+        self.phase != Phase::Connecting && !self.legs.iter().any(Leg::handshaking)
     }
 }

@@ -70,14 +70,42 @@ fn doubling(before: u64, n: u64) -> Option<u64> {
     (mark > before && mark > PIECES_UP_TO).then_some(mark)
 }
 
-/// `from` sent its FIN; it goes on to `to` once `to` has every byte.
-pub fn no_more_data(lines: &mut LineQuota, from: Side, to: Side, relayed: u64) {
+/// `from` ended its input with `how` (its `FIN`, or TLS's `close_notify`);
+/// it goes on to `to` once `to` has every byte.
+pub fn no_more_data(lines: &mut LineQuota, from: Side, to: Side, relayed: u64, how: &str) {
     if log_enabled!(target: LOG, Level::Info) && allowed(lines) {
+        let passed = match how {
+            "FIN" => "its FIN",
+            _ => "its close_notify and FIN",
+        };
         info!(
             target: LOG,
-            "no more data from {from} (after {}): passing its FIN on to {to}",
+            "no more data from {from} (after {}): passing {passed} on to {to}",
             units::plural(relayed, "byte")
         );
+    }
+}
+
+/// Intercepting: client `peer`'s TLS with `side` is up, on the terms `agreed`.
+/// On the client's leg that means the client took the proxy's certificate.
+pub fn secured(lines: &mut LineQuota, peer: SocketAddr, side: Side, agreed: Option<String>) {
+    if log_enabled!(target: LOG, Level::Info) && allowed(lines) {
+        let agreed = agreed.unwrap_or_default();
+        match side {
+            Side::Server => info!(target: LOG, "{peer}: TLS with the realserver: {agreed}"),
+            Side::Client => info!(
+                target: LOG,
+                "{peer}: the client took our certificate (TLS: {agreed}): what it sends is read here"
+            ),
+        }
+    }
+}
+
+/// Intercepting: the TLS with client `peer`'s realserver failed (`why`):
+/// that leg is closed after its alert, and the client reset.
+pub fn tls_failed(lines: &mut LineQuota, peer: SocketAddr, why: &str) {
+    if allowed(lines) {
+        warn!(target: LOG, "{peer}: TLS with the realserver failed ({why}): resetting the client");
     }
 }
 

@@ -61,6 +61,34 @@ pub const MAX_RECORD: usize = MAX_FRAGMENT + 2048 + 5;
 /// session may carry that much, in records, during the handshake.
 pub const MAX_HANDSHAKE_MESSAGE: usize = 0xffff;
 
+/// The room for TLS bytes to send is this much larger than the decrypted data
+/// of one read: each record's header and tag (under 30 bytes a record).
+const ROOM_MARGIN: usize = 4096;
+
+/// Room for TLS bytes read: `read_size` (at least 64 KiB, so that a whole
+/// handshake message fits) after a carried record. So a read always asks for
+/// `read_size` once the handshake is done.
+fn incoming_size(read_size: usize) -> usize {
+    read_size.max(MAX_HANDSHAKE_MESSAGE + 1) + MAX_RECORD
+}
+
+/// The size of a loop's one shared buffer when its connections speak TLS and
+/// read `read_size` bytes at a time: [`split_scratch`]'s three parts.
+pub fn scratch_size(read_size: usize) -> usize {
+    3 * incoming_size(read_size) + ROOM_MARGIN
+}
+
+/// The loop's one buffer ([`scratch_size`] long), split: TLS bytes read
+/// (after a carried record), their decrypted data (never more than the TLS
+/// bytes it came in), and the room TLS bytes to send are gathered in. Every
+/// TLS connection on the loop uses it in turn, so none owns a buffer.
+pub fn split_scratch(buf: &mut [u8]) -> (&mut [u8], &mut [u8], &mut [u8]) {
+    let part = buf.len().saturating_sub(ROOM_MARGIN) / 3;
+    let (incoming, rest) = buf.split_at_mut(part);
+    let (plain, room) = rest.split_at_mut(part);
+    (incoming, plain, room)
+}
+
 /// What a session needs from rustls's two connection types: one pass of the
 /// state machine over a buffer, and the state every side shares.
 pub trait Side: Send {

@@ -1,12 +1,14 @@
 #!/usr/bin/env python3
 """Ladder diagrams of the TCP connections in lab captures, drawn in text.
 
-    ladder.py [--steps FILE] [--require-overlap STEP] [--require-text STEP TEXT] [LABEL=]CAPTURE.pcap ...
+    ladder.py [--steps FILE] [--require-overlap STEP] [--require-text STEP TEXT]
+              [--require-encrypted STEP TEXT] [--require-refusal STEP TEXT] [LABEL=]CAPTURE.pcap ...
 
 Each capture is read with `tcpdump -r FILE -nn -tt -S -x` (absolute sequence numbers,
 which the diagram makes relative to each side's SYN, and each packet's bytes in hex, as
 far as the capture kept them: what each side of a connection carried is shown as text, or
-as "encrypted" when it is not text). For every TCP connection it
+as "encrypted" when it is not text, with the TLS records it was made of: tlsrec.py).
+For every TCP connection it
 draws the client (the side that sent the SYN: mesin2 or mesin3) on the left and the
 server (mesin1) on the right, one arrow per segment: SYN, SYN-ACK, ACK, data with its
 length, FIN, RST, with the time in ms since the connection's first packet.
@@ -19,7 +21,10 @@ label starts with STEP had completed its handshake before any of them sent a FIN
 and each had its first byte of echo before any of them was closed (served at once).
 --require-text STEP TEXT exits 1 unless the task whose label starts with STEP has two or
 more connections on the bridge and each carried TEXT both ways, as text (the relay's two
-legs, in plain text).
+legs, in plain text). --require-encrypted STEP TEXT exits 1 unless they each carried TLS
+records both ways and TEXT in neither (the relay's legs, encrypted). --require-refusal STEP
+TEXT exits 1 unless the client's leg shows a TLS handshake the client ended with an alert
+instead of its Finished, and TEXT is on no leg. Each may be given more than once.
 
 A capture that is cut short or corrupt gets one line on stderr and exit status 2.
 tools/lab/report.py draws the same connections as a page; both read captures here.
@@ -31,6 +36,8 @@ import re
 import struct
 import subprocess
 import sys
+
+import tlsrec
 
 NAMES = {}
 for _n in (1, 2, 3):
@@ -428,12 +435,16 @@ SHOWN = 120  # characters of a side's bytes shown as text
 
 
 def carried_words(conn, from_client):
-    """What one side carried, in words: `46 B, as text: 'INI ADALAH ...'`, or `517 B,
-    encrypted (not text)` (TLS records); None when it sent nothing."""
+    """What one side carried, in words: `46 B, as text: 'INI ADALAH ...'`, or `1753 B,
+    encrypted (TLS: ClientHello, ChangeCipherSpec, 2 encrypted records)`, or `517 B,
+    encrypted (not text)`; None when it sent nothing."""
     data, missing = conn.carried(from_client)
     sent = conn.bytes_sent(conn.client if from_client else conn.server)
     if not data and not missing:
         return None
+    recs = tlsrec.records(data)
+    if recs:
+        return f"{sent} B, encrypted (TLS: {tlsrec.words(recs)})"
     if data and any(b not in PRINTABLE for b in data):
         return f"{sent} B, encrypted (not text)"
     text = data.decode("ascii").replace("\r", "\\r").replace("\n", "\\n").replace("\t", "\\t")
@@ -470,6 +481,48 @@ def carries_text(conns, text):
     want = text.encode()
     both_ways = [c for c in conns if all(want in c.carried(side)[0] for side in (True, False))]
     return len(conns) >= 2 and len(both_ways) == len(conns)
+
+
+def hides_text(conns, text):
+    """Whether `text` is in none of the connections' bytes, either way."""
+    want = text.encode()
+    return not any(want in c.carried(side)[0] for c in conns for side in (True, False))
+
+
+def carries_tls(conns, text):
+    """Whether two or more connections (a relay's legs) each carried TLS records both ways,
+    and `text` in neither: the relay's two legs, encrypted."""
+    tls = [c for c in conns if all(tlsrec.records(c.carried(side)[0]) for side in (True, False))]
+    return len(conns) >= 2 and len(tls) == len(conns) and hides_text(conns, text)
+
+
+def shows_refusal(conns, text):
+    """Whether a relay's client leg shows a TLS handshake the client ended with an alert
+    (tlsrec.refusal), and `text` is on no leg."""
+    pairs = legs(conns)
+    first = pairs[0][0] if pairs else None
+    ok = first is not None and tlsrec.refusal(first.carried(True)[0], first.carried(False)[0])
+    return ok and hides_text(conns, text)
+
+
+# What each --require-... of a relay's legs checks, and what it says when they pass or fail.
+LEG_CHECKS = {
+    "text": (carries_text, "both legs carried {text!r} as text, both ways: the relay in the middle can read it",
+             "not every leg carried {text!r} both ways as text"),
+    "encrypted": (carries_tls, "both legs carried only TLS records, {text!r} in neither: encrypted",
+                  "not every leg carried only TLS records without {text!r}"),
+    "refusal": (shows_refusal, "the client ended the TLS handshake with an alert, {text!r} on no leg: it refused",
+                "the client's leg shows no TLS handshake ended by the client's alert (or shows {text!r})"),
+}
+
+
+def check_legs(conns, kind, step, text):
+    """One --require-... check of the task whose label starts with `step`; prints its verdict."""
+    test, good, bad = LEG_CHECKS[kind]
+    group = [c for c in conns if c.step.startswith(step) and c.source == "bridge"]
+    ok = test(group, text)
+    print(f"\n{step} " + (good if ok else bad).format(text=text))
+    return ok
 
 
 def draw(conn, index, total):
@@ -621,12 +674,19 @@ def main():
     ap.add_argument(
         "--require-overlap", metavar="STEP", help="exit 1 unless this task's connections overlap and are served at once"
     )
-    ap.add_argument(
-        "--require-text",
-        nargs=2,
-        metavar=("STEP", "TEXT"),
-        help="exit 1 unless this task's connections on the bridge each carried TEXT both ways, as text",
-    )
+    for kind, what in (
+        ("text", "each carried TEXT both ways, as text"),
+        ("encrypted", "each carried only TLS records both ways, and TEXT in neither"),
+        ("refusal", "show a TLS handshake the client ended with an alert, and TEXT on no leg"),
+    ):
+        ap.add_argument(
+            f"--require-{kind}",
+            nargs=2,
+            action="append",
+            default=[],
+            metavar=("STEP", "TEXT"),
+            help=f"exit 1 unless this task's connections on the bridge {what}",
+        )
     args = ap.parse_args()
 
     try:
@@ -662,14 +722,9 @@ def main():
     if args.require_overlap and not any(s.startswith(args.require_overlap) for s in groups):
         print(f"\nno two connections found for {args.require_overlap!r}")
         ok = False
-    if args.require_text:
-        step, text = args.require_text
-        group = [c for c in conns if c.step.startswith(step) and c.source == "bridge"]
-        if carries_text(group, text):
-            print(f"\n{step} both legs carried {text!r} as text, both ways: the relay in the middle can read it")
-        else:
-            print(f"\n{step} not every leg carried {text!r} both ways as text")
-            ok = False
+    for kind in LEG_CHECKS:
+        for step, text in getattr(args, f"require_{kind}"):
+            ok &= check_legs(conns, kind, step, text)
     return 0 if ok else 1
 
 

@@ -8,7 +8,9 @@ them; nothing is parsed twice), drawn as inline SVG: per task, each TCP connecti
 a ladder (SYN, SYN-ACK, data with its size, FIN, RST; the time on the left) with what
 each side carried (as text, or "encrypted" when it is not text), task 1's DNS query, the
 timeline of task 4's two clients beside the same task against the course's
-one-client-at-a-time server, and task 5's relay: its two legs' ladders side by side. The
+one-client-at-a-time server, and task 5's relay in each of its runs (plaintext, TLS,
+intercepted, refused): its two legs' ladders side by side, each leg's bytes as text or as
+"encrypted" with the TLS records they were. The
 page is self-contained: no script, no font, no request (its Content-Security-Policy
 forbids them), so it opens by double-click.
 
@@ -334,6 +336,21 @@ def carried_html(conn):
     return "".join(f'<p class="carried">{esc(line)}</p>' for line in lines)
 
 
+# What each of task 5's runs shows, under its two legs.
+RUNS = {
+    "task 5, plaintext": "Without TLS the message is on both legs, for the relay and anyone on the wire.",
+    "task 5, TLS": "TLS from mesin2 to mesin1: the relay passes records it cannot read, and both legs carry "
+    "the same bytes (one TLS connection, end to end). mesin2 checked mesin1's certificate.",
+    "task 5, intercepted": "The relay ends mesin2's TLS with a certificate of its own and opens its own TLS to "
+    "mesin1: two TLS connections with keys of their own (the legs' bytes differ), and the message is read "
+    "between them. On the wire this looks like the run above: only mesin2's check of the certificate could "
+    "tell, and it did not check (--insecure, the course's CERT_NONE).",
+    "task 5, refused": "mesin2 checks the certificate against mesin1's CA and refuses mesin3's: it answers "
+    "the server's flight with an alert (a 19-byte encrypted record) instead of its Finished, and closes. "
+    "The relay resets its own connection to mesin1. Not a byte of the message was sent.",
+}
+
+
 def legs_block(pair, conns):
     """A relay's two legs side by side: the client's connection to the relay on the left, the
     relay's own connection to the server on the right, and what each leg carried."""
@@ -354,9 +371,11 @@ def legs_block(pair, conns):
         f"<p>The relay in the middle: {esc(a.name(a.client[0]))} connects to {esc(relay)}, and {esc(relay)} "
         f"opens a connection of its own to {esc(b.name(b.server[0]))} and passes the bytes on, both ways. "
         "Each leg's bytes are shown as the capture saw them: as text when they are, "
-        "as <b>encrypted</b> when they are not.</p>"
+        "as <b>encrypted</b> when they are not (with the TLS records they were).</p>"
     )
-    return intro + f'<div class="row">{"".join(panels)}</div>'
+    run = next((note for step, note in RUNS.items() if a.step.startswith(step + ":")), None)
+    after = f'<p class="verdict">{esc(run)}</p>' if run else ""
+    return intro + f'<div class="row">{"".join(panels)}</div>' + after
 
 
 def sections(conns, others, steps):

@@ -62,8 +62,9 @@ pub use stream::{random_bytes, Stream};
 pub use tls::{
     assert_tls_echo, cert_in_process, client_hello, course_pair, openssl, progjar_cert,
     python_tls_client, read_to_end, s_client_echo, scratch_dir, self_signed, serve_tls_in_thread,
-    start_course_tls_server, start_s_server_rev, start_tls_server, tls12_trusting, tls_connect,
-    tls_connect_with, tls_echo_telling_ends, tls_server_command, trusting, TlsPeer, TlsStream,
+    start_course_tls_server, start_intercepting_proxy, start_s_server_rev, start_tls_server,
+    tls12_trusting, tls_connect, tls_connect_with, tls_echo_telling_ends, tls_server_command,
+    trusting, TlsPeer, TlsStream,
 };
 
 /// A mebibyte, the unit most transfer sizes here are written in.

@@ -21,7 +21,7 @@ use rustls::{ClientConfig, ClientConnection, ServerConnection, StreamOwned};
 
 use crate::net::connect;
 use crate::process::{all_output, progjar, run, stdout, STEP};
-use crate::server::{server_command, start_server_with, Server};
+use crate::server::{proxy_command, server_command, start_server_with, Server};
 
 /// A fresh directory for one test under the system's temporary directory
 /// (`progjar-PREFIX-PID-NAME`); the test removes it when it passes.
@@ -217,6 +217,16 @@ pub fn start_tls_server(dir: &Path, extra: &[&str]) -> Server {
     ))
 }
 
+/// Start `progjar proxy` relaying to `to` and intercepting TLS with the
+/// certificate and key of [`progjar_cert`]`(dir)` (a CA of its own: clients that
+/// trust another refuse it).
+pub fn start_intercepting_proxy(to: SocketAddr, dir: &Path, extra: &[&str]) -> Server {
+    let mut cmd = proxy_command(to, &[]);
+    cmd.arg("--intercept-cert").arg(dir.join("server.crt"));
+    cmd.arg("--intercept-key").arg(dir.join("server.key")).args(extra);
+    start_server_with(&mut cmd)
+}
+
 /// A blocking TLS client (rustls) with the handshake done.
 pub type TlsStream = StreamOwned<ClientConnection, TcpStream>;
 
@@ -333,6 +343,23 @@ impl TlsPeer {
             }
         }
         taken
+    }
+
+    /// Send `byte` over and over until the server takes nothing more for
+    /// 300 ms (it stopped reading us, and the kernel's buffers are full);
+    /// returns how many bytes it took.
+    pub fn send_until_stalled(&mut self, byte: u8) -> u64 {
+        let chunk = vec![byte; 64 * 1024];
+        let (mut sent, mut last) = (0u64, Instant::now());
+        let deadline = Instant::now() + STEP;
+        while last.elapsed() < Duration::from_millis(300) {
+            assert!(Instant::now() < deadline, "never stalled");
+            match self.send_some(&chunk) {
+                0 => thread::sleep(Duration::from_millis(5)),
+                n => (sent, last) = (sent + n as u64, Instant::now()),
+            }
+        }
+        sent
     }
 
     /// Read all the server sent so far and decrypt it into `into`; false

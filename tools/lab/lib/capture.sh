@@ -10,9 +10,10 @@ start_capture() {
     # --immediate-mode -U: hand over and write every packet at once (otherwise the
     # last packets can still sit in the kernel's buffer when tcpdump is stopped);
     # -B: 8 MiB of buffer; -Z root: Debian's tcpdump would otherwise drop to user
-    # tcpdump and not be allowed to write into the repo; -s 256: headers and the
-    # start of each payload; -c: bounded.
-    local args=(-i lo --immediate-mode -U -B 8192 -Z root -s 256 -c 2000000 -w "$file")
+    # tcpdump and not be allowed to write into the repo; -s 1600: whole packets on
+    # the bridge (MTU 1,500), so that each side's TLS records can be read whole
+    # (tlsrec.py), the first 1,600 bytes of each on lo; -c: bounded.
+    local args=(-i lo --immediate-mode -U -B 8192 -Z root -s 1600 -c 2000000 -w "$file")
     if [[ $where == bridge ]]; then
         args[1]=$BR
         timeout "$LAB_CAPTURE_MAX" tcpdump "${args[@]}" 2>"$log" &
