@@ -83,8 +83,11 @@
 //! - [`svg`]: the pages' kit: escaping, the 1-2-5 axis step, a time axis with
 //!   ticks (the lab's Python page follows it in `tools/lab/svg.py`).
 //!
-//! `main.rs` only parses arguments, starts logging and calls [`server::run`],
-//! [`proxy::run`], [`client::run`], [`info::run`] or [`recording::command::run`].
+//! `main.rs` only parses arguments (the binary's `command_line/`: argh structs,
+//! one file per kind of command, the loop's options declared once for the
+//! server and the proxy), starts logging and calls [`server::run`],
+//! [`proxy::run`], [`client::run`], [`info::run`], [`tls::cert`] or
+//! [`recording::command::run`].
 
 #![warn(missing_docs, missing_debug_implementations)]
 
