@@ -45,7 +45,7 @@ use std::sync::Arc;
 use rustls::client::{ClientConnectionData, UnbufferedClientConnection};
 use rustls::pki_types::ServerName;
 use rustls::server::{ServerConnectionData, UnbufferedServerConnection};
-use rustls::unbuffered::{ConnectionState, UnbufferedStatus};
+use rustls::unbuffered::{ConnectionState, UnbufferedStatus, WriteTraffic};
 use rustls::{ClientConfig, CommonState, ServerConfig};
 
 use super::outgoing::{close_into, encode_into, encrypt_into};
@@ -381,15 +381,9 @@ fn drive<S: Side, T: Transmit>(
                 flags.peer_closed = true;
                 None
             }
-            ConnectionState::WriteTraffic(mut write) => Some(match task {
-                Task::Read => true,
-                Task::Send(data) => encrypt_into(&mut write, data, out).map(|()| true)?,
-                Task::Close => {
-                    close_into(&mut write, out)?;
-                    flags.close_sent = true;
-                    true
-                }
-            }),
+            ConnectionState::WriteTraffic(mut write) => {
+                Some(perform(&mut write, task, flags, out)?)
+            }
             ConnectionState::BlockedHandshake | ConnectionState::Closed => Some(false),
             // Early data is never enabled, and rustls may add states.
             other => {
@@ -402,6 +396,24 @@ fn drive<S: Side, T: Transmit>(
             return Ok((done, task_done));
         }
     }
+}
+
+/// Data may be sent now: do `task` (nothing more to do for a read). True: done.
+fn perform<D, T: Transmit>(
+    write: &mut WriteTraffic<'_, D>,
+    task: Task<'_>,
+    flags: &mut Flags,
+    out: &mut Out<'_, T>,
+) -> Result<bool, Error> {
+    match task {
+        Task::Read => {}
+        Task::Send(data) => encrypt_into(write, data, out)?,
+        Task::Close => {
+            close_into(write, out)?;
+            flags.close_sent = true;
+        }
+    }
+    Ok(true)
 }
 
 /// rustls failed and queued an alert saying why: put it in `out`. Only what
