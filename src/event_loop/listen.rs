@@ -25,7 +25,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 use super::admission::Admission;
 use super::idle::IdleList;
 use super::memory;
-use super::{Budget, Config, EventLoop, Handler, Service, Stopper, Summary, Warnings};
+use super::{Budget, Config, EventLoop, Handler, Service, Stalls, Stopper, Summary, Warnings};
 use super::{LISTENER, MAX_READ_SIZE, SIGNALS, WAKER};
 use crate::cli::{Failure, EXIT_FAILURE};
 use crate::limits;
@@ -176,6 +176,7 @@ impl<S: Service> EventLoop<S> {
             again: Vec::with_capacity(max_connections),
             again_now: Vec::with_capacity(max_connections),
             budget: Budget::new(share.pending_total, max_connections),
+            stalls: Stalls::new(max_connections),
             shutdown_at: None,
             summary: Summary { verb: S::VERB, ..Summary::default() },
             warnings: Warnings::default(),

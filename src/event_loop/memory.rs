@@ -21,7 +21,8 @@
 //! at most the budget's room plus one read. So the bytes held for pending
 //! data never exceed `--max-pending-total + (open connections + 1) × one read`
 //! (`--read-size`, 64 KiB by default: 625 MiB more at 10000 connections, 12.5
-//! MiB at 200).
+//! MiB at 200). One exception, for a connection whose TCP stalled while it
+//! waited: it may read what the kernel holds for it (`stall.rs`).
 //!
 //! The default is derived from the memory the process may use ([`default_total`]).
 
@@ -39,6 +40,9 @@ use crate::units;
 pub struct Budget {
     limit: usize,
     used: usize,
+    /// Room opened past `limit` for one turn of a stalled connection
+    /// (`stall.rs`); 0 otherwise.
+    grant: usize,
     /// Connections (slab keys) that stopped reading because the budget was
     /// spent, oldest first.
     waiting: VecDeque<usize>,
@@ -54,6 +58,7 @@ impl Budget {
         Budget {
             limit,
             used: 0,
+            grant: 0,
             waiting: VecDeque::with_capacity(connections),
             queued: vec![false; connections],
         }
@@ -71,12 +76,25 @@ impl Budget {
 
     /// True once the bound is reached: connections that owe bytes stop reading.
     pub fn spent(&self) -> bool {
-        self.used >= self.limit
+        self.used >= self.limit.saturating_add(self.grant)
     }
 
     /// How much more may be held before the bound is reached.
     pub fn room(&self) -> usize {
-        self.limit.saturating_sub(self.used)
+        self.limit.saturating_add(self.grant).saturating_sub(self.used)
+    }
+
+    /// Open room for `bytes` more, whatever is held now, until [`end_grant`]:
+    /// for the one turn of a stalled connection (`stall.rs`).
+    ///
+    /// [`end_grant`]: Budget::end_grant
+    pub fn grant(&mut self, bytes: usize) {
+        self.grant = self.used.saturating_sub(self.limit).saturating_add(bytes);
+    }
+
+    /// The bound is `limit` again.
+    pub fn end_grant(&mut self) {
+        self.grant = 0;
     }
 
     /// A pending buffer grew by `bytes`.
@@ -106,6 +124,12 @@ impl Budget {
     /// How many connections wait for room.
     pub fn waiting(&self) -> usize {
         self.waiting.len()
+    }
+
+    /// The `i`th connection waiting for room, oldest first, without taking it
+    /// off the list.
+    pub fn waiting_key(&self, i: usize) -> Option<usize> {
+        self.waiting.get(i).copied()
     }
 
     /// The connection that has waited longest, if there is room for it. The

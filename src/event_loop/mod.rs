@@ -16,7 +16,7 @@
 //!     }
 //!     connections that made all a turn's reads get another turn
 //!     connections waiting for memory get a turn, as it frees (memory.rs)
-//!     timers(now)                      // idle and handshake timeouts, accept retry, grace
+//!     timers(now)                      // idle and handshake timeouts, stalls, accept retry, grace
 //! }
 //! ```
 //!
@@ -54,6 +54,7 @@ mod listen;
 mod loops;
 pub mod memory;
 mod service;
+mod stall;
 mod stop;
 mod summary;
 pub mod throttle;
@@ -82,6 +83,7 @@ use crate::units::{grouped, plural};
 use admission::Admission;
 use idle::IdleList;
 use service::Entry;
+use stall::Stalls;
 use throttle::{Line, LineQuota, Throttle};
 
 /// The listening socket's token.
@@ -163,6 +165,8 @@ pub struct EventLoop<S: Service> {
     again_now: Vec<usize>,
     /// The memory every connection's unsent bytes share, and who waits for it.
     budget: Budget,
+    /// Those waiting whose TCP stopped, found by looking once a second.
+    stalls: Stalls,
     /// Set when shutdown begins: the end of the grace time.
     shutdown_at: Option<Instant>,
     summary: Summary,

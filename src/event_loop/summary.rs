@@ -23,6 +23,9 @@ pub struct Summary {
     pub handshake_timeouts: u64,
     /// Closed because their TLS failed (not TLS, a bad hello, nothing in common).
     pub tls_failed: u64,
+    /// Turns in which a connection whose TCP stopped while it waited for
+    /// memory read its socket empty past `--max-pending-total` (`stall.rs`).
+    pub stall_reads: u64,
     /// Stopped at once (a second signal) instead of finishing.
     pub forced: bool,
 }
@@ -36,6 +39,7 @@ impl Summary {
         self.idle_closed += other.idle_closed;
         self.handshake_timeouts += other.handshake_timeouts;
         self.tls_failed += other.tls_failed;
+        self.stall_reads += other.stall_reads;
         self.forced |= other.forced;
     }
 
@@ -60,6 +64,10 @@ impl Summary {
         }
         if self.tls_failed > 0 {
             closed += &format!("; {} closed on a TLS error", grouped(self.tls_failed));
+        }
+        if self.stall_reads > 0 {
+            let n = plural(self.stall_reads, "time");
+            closed += &format!("; stalled connections read past --max-pending-total {n}");
         }
         format!(
             "served {}, {} {}{}{closed}",

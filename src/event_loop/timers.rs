@@ -1,6 +1,7 @@
 //! What the loop does by the clock and when asked to stop: idle timeouts,
-//! connections not set up in time (a TLS handshake), the accept retry, the shutdown a stop request begins and its grace time,
-//! and the summary at the end.
+//! connections not set up in time (a TLS handshake), connections waiting for
+//! memory whose TCP stopped (`stall.rs`), the accept retry, the shutdown a
+//! stop request begins and its grace time, and the summary at the end.
 //!
 //! With `--loops N` every loop has its own signal pipe (each signal is one
 //! byte in each), so one SIGTERM begins the shutdown of every loop at once and
@@ -67,6 +68,8 @@ impl<S: Service> EventLoop<S> {
             || self.retry_accept_at.is_some()
             || self.shutdown_at.is_some()
             || self.warnings.lines.due().is_some()
+            || self.budget.waiting() > 0
+            || self.stalls.next_look().is_some()
     }
 
     /// The earliest timer, which bounds how long `poll` may sleep.
@@ -74,7 +77,11 @@ impl<S: Service> EventLoop<S> {
         let idle = self.idle.as_ref().and_then(IdleList::next_deadline);
         let setup = self.setup.as_ref().and_then(IdleList::next_deadline);
         let quiet = self.warnings.lines.due();
-        [idle, setup, self.retry_accept_at, self.shutdown_at, quiet].into_iter().flatten().min()
+        let look = self.stalls.next_look();
+        [idle, setup, self.retry_accept_at, self.shutdown_at, quiet, look]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// Run the timers that are due; idle and setup timeouts only if `expire_idle`.
@@ -113,6 +120,7 @@ impl<S: Service> EventLoop<S> {
             }
             self.turn(key, Readiness::EXPIRED, Some(now));
         }
+        self.look_for_stalls(now);
         if self.retry_accept_at.is_some_and(|at| at <= now) {
             self.retry_accept_at = None;
             self.accept();

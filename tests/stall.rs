@@ -1,0 +1,117 @@
+//! Under a one-byte `--max-pending-total`, 300 clients that echo 16 MiB each
+//! and read slowly all finish (issue 15, point 11; `src/event_loop/stall.rs`
+//! says why some froze for good before).
+//!
+//! This test puts the kernel's TCP memory under pressure on purpose (that is
+//! what drops the segments behind a stall), so it is alone in its file: cargo
+//! runs test files one after another, and no other test shares the pressure.
+//! Before the fix it failed in 3 of 3 runs here (1 or 2 clients frozen each
+//! time); the stall needs the kernel to drop segments, so a machine with more
+//! TCP memory may not show it.
+
+use progjar_testkit as common;
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpStream};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::{raise_nofile, random_bytes, start_server, MIB};
+
+const CLIENTS: usize = 300;
+const EACH: u64 = 16 * MIB as u64;
+/// Each client reads at most this much, then pauses: a slow reader.
+const READ: usize = 64 * 1024;
+const PAUSE: Duration = Duration::from_millis(10);
+/// A client whose read waits this long is frozen. Generous: the whole run
+/// takes about 30 s here, and a stall recovers within a few seconds.
+const FROZEN: Duration = Duration::from_secs(60);
+
+/// The pattern each client repeats: a prime length, so that no read or write
+/// boundary lines up with it and a piece echoed twice, lost or out of place
+/// shows. Cheap to check (one `memcmp` a read), so that the clients, not the
+/// test's checking, set the pace: the stall needs traffic heavy enough to
+/// press on the kernel's TCP memory.
+const PATTERN: usize = 65_521;
+
+/// One client: a thread sends `EACH` bytes of its pattern and half-closes,
+/// this one reads the echo slowly and checks every byte. Returns the bytes
+/// checked, or why it stopped.
+fn slow_echo(addr: std::net::SocketAddr, seed: u64, got: &AtomicU64) -> Result<u64, String> {
+    let pattern = random_bytes(PATTERN, seed);
+    let mut socket = TcpStream::connect(addr).map_err(|e| format!("connect: {e}"))?;
+    socket.set_read_timeout(Some(FROZEN)).map_err(|e| e.to_string())?;
+    let mut writer = socket.try_clone().map_err(|e| e.to_string())?;
+    let sent = pattern.clone();
+    thread::spawn(move || {
+        let mut left = EACH;
+        while left > 0 {
+            let piece = &sent[..sent.len().min(left as usize)];
+            if writer.write_all(piece).is_err() {
+                return;
+            }
+            left -= piece.len() as u64;
+        }
+        let _ = writer.shutdown(Shutdown::Write);
+    });
+    let (mut buf, mut total) = (vec![0; READ], 0u64);
+    loop {
+        let n = match socket.read(&mut buf) {
+            Ok(0) => return Ok(total),
+            Ok(n) => n,
+            Err(e) => return Err(format!("after {total} bytes: {e}")),
+        };
+        let mut checked = 0;
+        while checked < n {
+            let at = ((total + checked as u64) % PATTERN as u64) as usize;
+            let len = (n - checked).min(PATTERN - at);
+            if buf[checked..checked + len] != pattern[at..at + len] {
+                return Err(format!(
+                    "a wrong byte within {len} at offset {}",
+                    total + checked as u64
+                ));
+            }
+            checked += len;
+        }
+        total += n as u64;
+        got.store(total, Ordering::Relaxed);
+        thread::sleep(PAUSE);
+    }
+}
+
+#[test]
+fn every_slow_reader_finishes_under_a_one_byte_total() {
+    raise_nofile(CLIENTS as u64 * 2 + 256);
+    let server = start_server(&["--max-pending-total", "1"]);
+    let progress: Arc<Vec<AtomicU64>> = Arc::new((0..CLIENTS).map(|_| AtomicU64::new(0)).collect());
+    let start = Instant::now();
+    let clients: Vec<_> = (0..CLIENTS)
+        .map(|i| {
+            let (addr, progress) = (server.addr, Arc::clone(&progress));
+            thread::spawn(move || slow_echo(addr, i as u64, &progress[i]))
+        })
+        .collect();
+    let mut failed = Vec::new();
+    for (i, client) in clients.into_iter().enumerate() {
+        match client.join().expect("client thread") {
+            Ok(EACH) => {}
+            Ok(n) => failed.push(format!("client {i}: {n} of {EACH} bytes, then EOF")),
+            Err(why) => failed.push(format!("client {i}: {why}")),
+        }
+    }
+    let frozen = progress.iter().filter(|p| p.load(Ordering::Relaxed) < EACH).count();
+    assert!(
+        failed.is_empty(),
+        "{frozen} of {CLIENTS} clients did not get their echo in {:?}: {failed:?}\nlog: {:?}",
+        start.elapsed(),
+        server.log_lines()
+    );
+    let summary = server.stop();
+    let bytes = progjar::units::grouped(EACH * CLIENTS as u64);
+    assert!(
+        summary.contains(&format!("served {CLIENTS} connections, echoed {bytes} bytes")),
+        "{summary}"
+    );
+}
