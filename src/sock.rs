@@ -57,3 +57,14 @@ pub fn queued(socket: &impl AsRawFd) -> io::Result<(u32, u32)> {
     };
     Ok((queue(libc::FIONREAD)?, queue(libc::TIOCOUTQ)?))
 }
+
+/// What every client socket of a loop gets at accept: no Nagle delay (a
+/// small echo or relayed piece goes at once, not after the previous one is
+/// acknowledged), and urgent (`MSG_OOB`) bytes kept in the stream, so they
+/// are echoed or relayed in place (out of it, a TLS record would break).
+/// Either failing only makes the service slower or loses urgent bytes, so
+/// neither refuses the client.
+pub fn serve_at_once(socket: &mio::net::TcpStream) {
+    let _ = socket.set_nodelay(true);
+    let _ = socket2::SockRef::from(socket).set_out_of_band_inline(true);
+}

@@ -151,10 +151,7 @@ impl Service for Relay {
         peer: SocketAddr,
         max_pending: usize,
     ) -> io::Result<RelayConnection> {
-        // As in the echo server: small pieces go on at once, and urgent bytes
-        // stay in the stream (relayed in place). Neither failing refuses anyone.
-        let _ = socket.set_nodelay(true);
-        let _ = socket2::SockRef::from(&socket).set_out_of_band_inline(true);
+        crate::sock::serve_at_once(&socket);
         let (server, started) = target::connect(self.to)?;
         let legs = match &self.intercept {
             None => [Leg::new(socket), Leg::new(server)],

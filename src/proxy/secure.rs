@@ -286,25 +286,17 @@ impl Secure {
             Err(e) => return Err(Broke::Io(e)),
         };
         let handshaking = self.handshaking();
-        let (mut len, mut overflow) = (0, false);
-        let plain = &mut *scratch.plain;
-        let mut gather = |data: &[u8]| match plain.get_mut(len..len + data.len()) {
-            Some(to) => {
-                to.copy_from_slice(data);
-                len += data.len();
-            }
-            None => overflow = true,
-        };
         let mut out = Out::new(&mut *scratch.room, io);
         let tls = &mut scratch.input[..carried + n];
-        if let Err(e) = either!(&mut self.session, s => s.receive(tls, &mut gather, &mut out)) {
-            // The alert saying why is gathered in `out`: send it, then fail.
-            let _ = out.finish();
-            return Err(self.failed(e));
-        }
-        if overflow {
-            return Err(self.failed(session::Error::TooLarge));
-        }
+        let plain = &mut *scratch.plain;
+        let len = match either!(&mut self.session, s => s.receive_into(tls, plain, &mut out)) {
+            Ok(len) => len,
+            Err(e) => {
+                // The alert saying why is gathered in `out`: send it, then fail.
+                let _ = out.finish();
+                return Err(self.failed(e));
+            }
+        };
         let mut io = out.finish()?;
         self.charge(&mut io);
         let secured = handshaking && !self.handshaking();

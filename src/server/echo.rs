@@ -168,25 +168,8 @@ impl Handler for EchoConnection {
             Ok(more) => more,
             Err(e) => return Next::Close(Closed::from_error(&e)),
         };
-        // Stopped reading because the budget is spent: no event will say when
-        // it is not, so ask the loop to come back then.
-        if self.pending.owed() > 0 && self.pending.waits_for_room(turn.budget, self.read_closed) {
-            turn.budget.wait(turn.key);
-        }
-        let wanted = self.pending.interest(self.read_closed);
-        let (registry, token) = (turn.registry, Token(turn.key));
-        match pending::settle(
-            &mut self.socket,
-            &mut self.interest,
-            wanted,
-            registry,
-            token,
-            self.peer,
-        ) {
-            Some(why) => Next::Close(why),
-            None if more => Next::Again,
-            None => Next::Wait,
-        }
+        let (socket, interest) = (&mut self.socket, &mut self.interest);
+        pending::end_turn(&self.pending, socket, interest, self.read_closed, self.peer, turn, more)
     }
 
     fn held(&self) -> usize {

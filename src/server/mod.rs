@@ -62,13 +62,7 @@ impl Service for Echo {
         peer: SocketAddr,
         max_pending: usize,
     ) -> io::Result<EchoConnection> {
-        // Nagle's algorithm would hold back a small echo while an earlier one
-        // is unacknowledged; an echo server answers at once. (Either option
-        // failing only makes the echo slower or urgent bytes lost, so neither
-        // refuses the client.)
-        let _ = socket.set_nodelay(true);
-        // Urgent (MSG_OOB) bytes stay in the stream, so they are echoed in place.
-        let _ = socket2::SockRef::from(&socket).set_out_of_band_inline(true);
+        crate::sock::serve_at_once(&socket);
         Ok(EchoConnection::new(socket, peer, max_pending))
     }
 }

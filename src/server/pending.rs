@@ -23,7 +23,7 @@ use log::{trace, warn};
 use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
 
-use crate::event_loop::{Budget, Closed};
+use crate::event_loop::{Budget, Closed, Next, Turn};
 
 /// After a burst is sent, a pending buffer larger than this is freed rather
 /// than kept: 64 KiB is one full read, so a connection that overflows now and
@@ -188,9 +188,34 @@ impl Pending {
     }
 }
 
+/// The end of an echo's turn, the same with or without TLS: wait for the
+/// budget if it paused reading, ask for the readiness `pending` needs now,
+/// and tell the loop what next (`more`: the turn made all its reads).
+pub fn end_turn(
+    pending: &Pending,
+    socket: &mut TcpStream,
+    registered: &mut Option<Interest>,
+    read_closed: bool,
+    peer: SocketAddr,
+    turn: &mut Turn<'_>,
+    more: bool,
+) -> Next {
+    // Stopped reading because the budget is spent: no event will say when
+    // it is not, so ask the loop to come back then.
+    if pending.owed() > 0 && pending.waits_for_room(turn.budget, read_closed) {
+        turn.budget.wait(turn.key);
+    }
+    let wanted = pending.interest(read_closed);
+    match settle(socket, registered, wanted, turn.registry, Token(turn.key), peer) {
+        Some(why) => Next::Close(why),
+        None if more => Next::Again,
+        None => Next::Wait,
+    }
+}
+
 /// After a turn: ask for `wanted` if it is not what `socket` asks for already
 /// (`registered`), or say the connection is finished when it wants nothing.
-pub fn settle(
+fn settle(
     socket: &mut TcpStream,
     registered: &mut Option<Interest>,
     wanted: Option<Interest>,

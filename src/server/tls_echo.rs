@@ -52,7 +52,7 @@ use crate::event_loop::{
 use crate::preview::preview;
 use crate::sock::{self, short_read_empties_queue};
 use crate::tls::client_failed;
-use crate::tls::session::{self, Out, ServerSession, Transmit, MAX_HANDSHAKE_MESSAGE, MAX_RECORD};
+use crate::tls::session::{self, Out, ServerSession, Transmit};
 
 /// The TLS echo service: every admitted client gets a [`TlsConnection`].
 #[derive(Debug, Clone)]
@@ -82,10 +82,7 @@ impl Service for TlsEcho {
         peer: SocketAddr,
         max_pending: usize,
     ) -> io::Result<TlsConnection> {
-        // As for the plaintext echo (`server/mod.rs`): no Nagle delay, and an
-        // urgent byte stays in the stream (out of it, a record would break).
-        let _ = socket.set_nodelay(true);
-        let _ = socket2::SockRef::from(&socket).set_out_of_band_inline(true);
+        sock::serve_at_once(&socket);
         let session = ServerSession::server(Arc::clone(&self.config))
             .map_err(|e| io::Error::other(format!("cannot start TLS: {e}")))?;
         Ok(TlsConnection {
@@ -109,28 +106,8 @@ impl Service for TlsEcho {
     }
 
     fn buffer_size(&self, read_size: usize) -> usize {
-        3 * incoming_size(read_size) + ROOM_MARGIN
+        session::scratch_size(read_size)
     }
-}
-
-/// Room for TLS bytes read: `--read-size` (at least 64 KiB, so that a whole
-/// handshake message fits) after a carried record. So a read always asks for
-/// `--read-size` once the handshake is done.
-fn incoming_size(read_size: usize) -> usize {
-    read_size.max(MAX_HANDSHAKE_MESSAGE + 1) + MAX_RECORD
-}
-
-/// The room for TLS bytes to send is this much larger than the decrypted data
-/// of one read: each record's header and tag (under 30 bytes a record).
-const ROOM_MARGIN: usize = 4096;
-
-/// The loop's one buffer, split: TLS bytes read, their decrypted data (never
-/// more than the TLS bytes it came in), TLS bytes to send.
-fn split(buf: &mut [u8]) -> (&mut [u8], &mut [u8], &mut [u8]) {
-    let part = (buf.len() - ROOM_MARGIN) / 3;
-    let (incoming, rest) = buf.split_at_mut(part);
-    let (plain, room) = rest.split_at_mut(part);
-    (incoming, plain, room)
 }
 
 /// The state of one TLS echo client.
@@ -216,7 +193,7 @@ impl TlsConnection {
             more = self.echo(buf, ready.read_closed || resumed || ready.again, budget)?;
         }
         if self.read_closed && !self.session.close_sent() && !self.session.handshaking() {
-            let (_, _, room) = split(buf);
+            let (_, _, room) = session::split_scratch(buf);
             let peer = self.peer;
             let to = ToClient {
                 socket: &mut self.socket,
@@ -236,7 +213,7 @@ impl TlsConnection {
 
     /// Read what the kernel holds, a read at a time, and echo each.
     fn echo(&mut self, buf: &mut [u8], drain: bool, budget: &mut Budget) -> Result<bool, Closed> {
-        let (incoming, plain, room) = split(buf);
+        let (incoming, plain, room) = session::split_scratch(buf);
         let mut reads = 0;
         while !self.read_closed && !self.pending.paused(budget) {
             if reads == READS_PER_TURN {
@@ -298,14 +275,6 @@ impl TlsConnection {
         budget: &mut Budget,
     ) -> Result<(), Closed> {
         let handshaking = self.session.handshaking();
-        let (mut len, mut overflow) = (0, false);
-        let mut gather = |data: &[u8]| match plain.get_mut(len..len + data.len()) {
-            Some(to) => {
-                to.copy_from_slice(data);
-                len += data.len();
-            }
-            None => overflow = true,
-        };
         let peer = self.peer;
         let to = ToClient {
             socket: &mut self.socket,
@@ -315,14 +284,14 @@ impl TlsConnection {
             written: &mut self.written,
         };
         let mut out = Out::new(room, to);
-        if let Err(e) = self.session.receive(tls, &mut gather, &mut out) {
-            // The alert saying why is gathered in `out`: send it, then close.
-            let _ = out.finish();
-            return Err(failed(&self.session, peer, e));
-        }
-        if overflow {
-            return Err(failed(&self.session, peer, session::Error::TooLarge));
-        }
+        let len = match self.session.receive_into(tls, plain, &mut out) {
+            Ok(len) => len,
+            Err(e) => {
+                // The alert saying why is gathered in `out`: send it, then close.
+                let _ = out.finish();
+                return Err(failed(&self.session, peer, e));
+            }
+        };
         if handshaking && !self.session.handshaking() {
             handshake_done(&self.session, peer);
         }
@@ -388,23 +357,8 @@ impl Handler for TlsConnection {
             Ok(more) => more,
             Err(why) => return Next::Close(why),
         };
-        if self.pending.owed() > 0 && self.pending.waits_for_room(turn.budget, self.read_closed) {
-            turn.budget.wait(turn.key);
-        }
-        let wanted = self.pending.interest(self.read_closed);
-        let (registry, token) = (turn.registry, Token(turn.key));
-        match pending::settle(
-            &mut self.socket,
-            &mut self.interest,
-            wanted,
-            registry,
-            token,
-            self.peer,
-        ) {
-            Some(why) => Next::Close(why),
-            None if more => Next::Again,
-            None => Next::Wait,
-        }
+        let (socket, interest) = (&mut self.socket, &mut self.interest);
+        pending::end_turn(&self.pending, socket, interest, self.read_closed, self.peer, turn, more)
     }
 
     fn held(&self) -> usize {

@@ -264,6 +264,31 @@ impl<S: Side> Session<S> {
         self.keep(&buf[done..])
     }
 
+    /// [`Session::receive`], with the decrypted data gathered at the front of
+    /// `plain`: returns its length. Data never outgrows the TLS bytes it came
+    /// in, so a `plain` as long as `buf` always has room; a shorter one that
+    /// overflows is [`Error::TooLarge`].
+    pub fn receive_into<T: Transmit>(
+        &mut self,
+        buf: &mut [u8],
+        plain: &mut [u8],
+        out: &mut Out<'_, T>,
+    ) -> Result<usize, Error> {
+        let (mut len, mut overflow) = (0, false);
+        let mut gather = |data: &[u8]| match plain.get_mut(len..len + data.len()) {
+            Some(to) => {
+                to.copy_from_slice(data);
+                len += data.len();
+            }
+            None => overflow = true,
+        };
+        self.receive(buf, &mut gather, out)?;
+        if overflow {
+            return Err(Error::TooLarge);
+        }
+        Ok(len)
+    }
+
     /// Encrypt `data` into `out`; false (nothing sent) while the handshake
     /// does not let data be sent yet.
     pub fn send<T: Transmit>(&mut self, data: &[u8], out: &mut Out<'_, T>) -> Result<bool, Error> {

@@ -214,26 +214,14 @@ impl Tls {
             }
         };
         let handshaking = self.session.handshaking();
-        let (mut len, mut overflow) = (0, false);
-        let mut gather = |data: &[u8]| match plain.get_mut(len..len + data.len()) {
-            Some(to) => {
-                to.copy_from_slice(data);
-                len += data.len();
-            }
-            None => overflow = true,
-        };
         let to = ToSocket { stream, unsent: &mut self.unsent };
         let mut out = Out::new(&mut shared.room, to);
         let taken =
-            self.session.receive(&mut shared.incoming[..carried + got], &mut gather, &mut out);
+            self.session.receive_into(&mut shared.incoming[..carried + got], plain, &mut out);
         // On an error, the alert saying why is in `out`: it goes too.
         let finished = out.finish();
-        taken.map_err(|e| TlsError::of(e, handshaking))?;
+        let len = taken.map_err(|e| TlsError::of(e, handshaking))?;
         finished.map_err(TlsError::Io)?;
-        // Data never outgrows the TLS bytes it came in, so this cannot happen.
-        if overflow {
-            return Err(TlsError::TooLarge);
-        }
         Ok(Got::Data { plain: len, got, asked })
     }
 
