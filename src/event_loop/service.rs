@@ -104,7 +104,8 @@ pub trait Handler: Send {
     fn held(&self) -> usize;
 
     /// What is on its way between the client and us, for `--idle-timeout`
-    /// (asked only when a connection's timer runs out, never per event).
+    /// and for a stalled connection's turn (`stall.rs`): asked only when a
+    /// timer runs out, never per event.
     fn in_flight(&self) -> io::Result<InFlight>;
 
     /// The grace time is over: end the connection's output (our FIN, or TLS's
@@ -119,7 +120,8 @@ pub trait Handler: Send {
     fn moved(&self) -> u64;
 
     /// Its counters as the recording shows them (`--record`): asked only while
-    /// recording, before and after each turn.
+    /// recording, before and after each turn, and once a second while it
+    /// waits for memory (`stall.rs`: a stall is a count that does not move).
     fn wire(&self) -> Wire;
 
     /// Whether the connection is set up (its TLS handshake done, its relay connected): asked after
