@@ -25,7 +25,8 @@
 //! [`Service`]'s [`Handler`] (the echo server's is `server/echo.rs`). The loop
 //! owns `Poll`, the listener, the slab of connections and every bound: who is
 //! admitted (`admission.rs`), the memory all connections' unsent bytes share
-//! (`memory.rs`), idle timeouts and the time a connection may take to set up
+//! (`memory.rs`) and the connections whose TCP stalled while they waited for
+//! it (`stall.rs`), idle timeouts and the time a connection may take to set up
 //! (a TLS handshake), both in O(1) (`idle.rs`), a short log under floods
 //! (`throttle.rs`). Beside it: `accept.rs`
 //! (taking clients), `timers.rs` (idle timeouts, stopping, the grace time),
