@@ -25,7 +25,7 @@ const READ: usize = 64 * 1024;
 const PAUSE: Duration = Duration::from_millis(10);
 /// A client whose read waits this long is frozen. A stalled client moves
 /// again at its TCP's next retransmission, and Linux backs that timer off to
-/// at most 120 s (`TCP_RTO_MAX`); the whole run takes 5-12 s here.
+/// at most 120 s (`TCP_RTO_MAX`); the whole run takes 6-15 s here.
 const FROZEN: Duration = Duration::from_secs(150);
 
 /// The pattern each client repeats: a prime length, so that no read or write

@@ -22,18 +22,22 @@
 //! every [`LOOK_EVERY`]. One that wrote nothing since the last look gets a
 //! turn with the budget opened by what its receive queue holds
 //! ([`Budget::grant`](super::memory::Budget::grant)): it reads the queue
-//! empty, the client's next retransmission is taken, and with it the window
-//! update. The client's TCP has backed off by then, so recovering takes up to
-//! its retransmission timer's time (seconds; two minutes at worst): a tiny
-//! total costs time, never a frozen client.
+//! empty, its window opens, and the client's next retransmission, then its
+//! next acknowledgement, get in. That may take more than one such turn (the
+//! retransmission fills the hole, and what the kernel held after it comes in
+//! at once), so a connection that goes on writing nothing gets another after
+//! 2, 4, 8... looks. The client's TCP has backed off by then, so recovering
+//! takes up to its retransmission timer's time (seconds; two minutes at
+//! worst): a tiny total costs time, never a frozen client.
 //!
 //! **The bound.** This is the one place the loop lets a connection past
 //! `--max-pending-total`, by what its receive queue holds (`tcp_rmem` bounds
 //! it; a window that stayed closed keeps it near the 128 KiB default), and
 //! only `--max-pending` bounds the connection then. Those bytes were the
 //! kernel's already, and reading them frees the kernel's copy (a cgroup counts
-//! both). A connection gets one such turn per stall, and another only after it
-//! has written since: a client that never reads gets one.
+//! both). The backoff keeps it rare: a client that never reads has its queue
+//! read at 1, 2, 4, 8... seconds, ten times in its first 17 minutes, then
+//! once every 17 minutes.
 
 use std::time::{Duration, Instant};
 
@@ -61,20 +65,27 @@ pub struct Stalls {
 /// What the looks saw of one slot.
 #[derive(Debug, Clone, Copy)]
 struct Seen {
+    /// Which connection: when it was accepted (a slot is reused).
+    opened: Option<Instant>,
     /// The last look that saw it waiting.
     look: u64,
     /// The bytes it had written then.
     written: u64,
-    /// What it had written when it last read past the budget: it gets no
-    /// other such turn until it has written more, so a client that never
-    /// reads gets one.
-    granted_at: Option<u64>,
+    /// Turns past the budget since it last wrote.
+    streak: u32,
+    /// The first look at which it may have another.
+    next_turn: u64,
 }
+
+/// The most looks between two turns past the budget of a connection that
+/// writes nothing (2^10 s, 17 min): a client that never reads gets at most
+/// one turn a quarter of an hour once it has had ten.
+const MAX_BACKOFF: u32 = 10;
 
 impl Stalls {
     /// Nothing seen yet, for at most `connections` connections.
     pub fn new(connections: usize) -> Stalls {
-        let never = Seen { look: u64::MAX, written: 0, granted_at: None };
+        let never = Seen { opened: None, look: u64::MAX, written: 0, streak: 0, next_turn: 0 };
         Stalls { next_look: None, looks: 0, seen: vec![never; connections] }
     }
 
@@ -99,22 +110,31 @@ impl Stalls {
         false
     }
 
-    /// Whether slot `key`, waiting now with `written` bytes written, is
-    /// stalled: waiting at the last look too, with the same count, and not
-    /// given a turn past the budget since it last wrote. If so, that turn is
-    /// taken to be given.
-    fn stalled(&mut self, key: usize, written: u64) -> bool {
+    /// Whether the connection in slot `key`, accepted at `opened` and waiting
+    /// now with `written` bytes written, is stalled and due a turn past the
+    /// budget: waiting at the last look too with the same count, and its
+    /// backoff over. If so, the turn is taken to be given: while it goes on
+    /// writing nothing, the next comes after 2, 4, 8... looks.
+    fn stalled(&mut self, key: usize, opened: Instant, written: u64) -> bool {
         let Some(seen) = self.seen.get_mut(key) else { return false };
-        if seen.look != self.looks.wrapping_sub(1) {
-            seen.granted_at = None; // not waiting at the last look: a new stall
+        if seen.opened != Some(opened) {
+            let fresh =
+                Seen { opened: Some(opened), look: self.looks, written, streak: 0, next_turn: 0 };
+            *seen = fresh;
+            return false;
+        }
+        if seen.written != written {
+            // It wrote: a stall from now on is a new one.
+            (seen.streak, seen.next_turn) = (0, 0);
         }
         let stalled = seen.look == self.looks.wrapping_sub(1)
             && seen.written == written
-            && seen.granted_at != Some(written);
+            && self.looks >= seen.next_turn;
         seen.look = self.looks;
         seen.written = written;
         if stalled {
-            seen.granted_at = Some(written);
+            seen.streak += 1;
+            seen.next_turn = self.looks + (1 << seen.streak.min(MAX_BACKOFF));
         }
         stalled
     }
@@ -133,7 +153,7 @@ impl<S: Service> EventLoop<S> {
         for i in 0..self.budget.waiting() {
             let Some(key) = self.budget.waiting_key(i) else { break };
             let Some(entry) = self.connections.get(key) else { continue };
-            if !self.stalls.stalled(key, entry.handler.wire().written) {
+            if !self.stalls.stalled(key, entry.opened, entry.handler.wire().written) {
                 continue;
             }
             // A socket that cannot say is left to its idle timeout.
@@ -167,26 +187,45 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_stall_is_two_looks_with_the_same_count_and_gets_one_turn() {
+    fn a_stall_is_two_looks_with_the_same_count_and_its_turns_back_off() {
         let start = Instant::now();
+        let (one, other) = (start, start + LOOK_EVERY / 4);
         let mut s = Stalls::new(4);
-        let look = |s: &mut Stalls, n: u32| assert!(s.due(start + n * LOOK_EVERY, 1));
+        let mut looks = 0;
+        let mut look = |s: &mut Stalls| {
+            looks += 1;
+            assert!(s.due(start + looks * LOOK_EVERY, 1));
+        };
         assert!(!s.due(start, 1), "the first waiter starts the clock");
         assert!(!s.due(start + LOOK_EVERY / 2, 1));
-        look(&mut s, 1);
-        assert!(!s.stalled(2, 500), "first seen now");
-        look(&mut s, 2);
-        assert!(s.stalled(2, 500), "nothing written since");
-        look(&mut s, 3);
-        assert!(!s.stalled(2, 500), "one turn per stall");
-        look(&mut s, 4);
-        assert!(!s.stalled(2, 600), "it wrote");
-        look(&mut s, 5);
-        assert!(s.stalled(2, 600), "and stalled again");
-        look(&mut s, 7);
-        assert!(!s.stalled(2, 600), "not waiting at look 6: seen anew");
-        assert!(!s.stalled(9, 0), "beyond the table: never a panic");
-        assert!(!s.due(start + 9 * LOOK_EVERY, 0), "nobody waits: the clock stops");
+        look(&mut s);
+        assert!(!s.stalled(2, one, 500), "first seen now");
+        // Writing nothing, it gets turns at looks 2, 4, 8 and 16.
+        let mut turns = Vec::new();
+        for at in 2..=16 {
+            look(&mut s);
+            if s.stalled(2, one, 500) {
+                turns.push(at);
+            }
+        }
+        assert_eq!(turns, [2, 4, 8, 16]);
+        look(&mut s);
+        assert!(!s.stalled(2, one, 600), "it wrote");
+        look(&mut s);
+        assert!(s.stalled(2, one, 600), "stalled again: the backoff starts over");
+        look(&mut s);
+        assert!(!s.stalled(2, one, 600));
+        look(&mut s); // slot 2 got room and is not waiting
+        look(&mut s);
+        assert!(!s.stalled(2, one, 600), "waiting again: seen now");
+        look(&mut s);
+        assert!(s.stalled(2, one, 600));
+        look(&mut s);
+        assert!(!s.stalled(2, other, 600), "another connection in the slot: seen anew");
+        look(&mut s);
+        assert!(s.stalled(2, other, 600));
+        assert!(!s.stalled(9, one, 0), "beyond the table: never a panic");
+        assert!(!s.due(start + 99 * LOOK_EVERY, 0), "nobody waits: the clock stops");
         assert_eq!(s.next_look(), None);
     }
 
