@@ -36,7 +36,7 @@
 //! only `--max-pending` bounds the connection then. Those bytes were the
 //! kernel's already, and reading them frees the kernel's copy (a cgroup counts
 //! both). The backoff keeps it rare: a client that never reads has its queue
-//! read at 1, 2, 4, 8... seconds, ten times in its first 17 minutes, then
+//! read 2, 4, 8... seconds apart, ten times in its first 17 minutes, then
 //! once every 17 minutes.
 
 use std::time::{Duration, Instant};
