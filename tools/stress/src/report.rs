@@ -439,6 +439,11 @@ impl Summary {
         if let Some(tls) = &self.tls {
             tls.write(t, renewed);
         }
+        self.write_bytes(t);
+    }
+
+    /// The bytes each way, and their rates.
+    fn write_bytes(&self, t: &mut String) {
         let _ = writeln!(
             t,
             "sent:        {} = {:.3} Gbit/s",
