@@ -78,8 +78,8 @@ struct Seen {
 }
 
 /// The most looks between two turns past the budget of a connection that
-/// writes nothing (2^10 s, 17 min): a client that never reads gets at most
-/// one turn a quarter of an hour once it has had ten.
+/// writes nothing (2^10 s, 17 min): a client that never reads gets one turn
+/// every 17 minutes once it has had ten.
 const MAX_BACKOFF: u32 = 10;
 
 impl Stalls {
